@@ -17,3 +17,5 @@ else:
         }
     }
 DATABASES["default"].setdefault("TEST", {})
+# Parallel test runs on one server (several developers, CI) can keep their test databases apart.
+DATABASES["default"]["TEST"].setdefault("NAME", env_str("STOCKMATCH_TEST_DB_NAME", "") or None)
