@@ -1,7 +1,13 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class WarehouseConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "warehouse"
     verbose_name = "Warehouse intake"
+
+    def ready(self) -> None:
+        from .roles import sync_role_permissions
+
+        post_migrate.connect(sync_role_permissions, sender=self, dispatch_uid="stockmatch-role-permissions")

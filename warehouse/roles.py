@@ -14,3 +14,25 @@ def has_role(user: AbstractBaseUser | AnonymousUser | None, role: str) -> bool:
     if user.is_superuser:
         return True
     return user.groups.filter(name=role).exists()
+
+
+# Model permissions each role's group receives (app_label, model names or "*").
+ROLE_PERMISSIONS = {
+    CATALOG: {"catalog": "*", "matching": "*", "segmentation": "*", "warehouse": ("view",)},
+    WAREHOUSE: {"catalog": ("view",)},
+}
+
+
+def sync_role_permissions(**kwargs) -> None:
+    """post_migrate hook: give each role group its model permissions (idempotent)."""
+    from django.contrib.auth.models import Group, Permission
+
+    for role, grants in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        wanted = []
+        for app_label, actions in grants.items():
+            perms = Permission.objects.filter(content_type__app_label=app_label)
+            if actions != "*":
+                perms = [p for p in perms if p.codename.split("_", 1)[0] in actions]
+            wanted.extend(perms)
+        group.permissions.add(*wanted)
