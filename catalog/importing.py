@@ -40,6 +40,10 @@ class ImportReport:
     variants_updated: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
 
+    def add(self, other: ImportReport) -> None:
+        for name in ("products_created", "products_updated", "images_added", "variants_created", "variants_updated"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
     @property
     def changed(self) -> int:
         return (
@@ -80,11 +84,14 @@ def catalog_import(
     report = ImportReport()
     for line, row in read_rows(csv_path):
         report.rows += 1
+        row_report = ImportReport()
         try:
             with transaction.atomic():
-                _import_row(row, base_dir=csv_path.parent, report=report, is_synthetic=is_synthetic)
+                _import_row(row, base_dir=csv_path.parent, report=row_report, is_synthetic=is_synthetic)
         except (RowError, ImageRejected) as exc:
             report.errors.append((line, str(exc)))
+        else:
+            report.add(row_report)
         if on_row:
             on_row()
     return report
@@ -97,6 +104,13 @@ def _import_row(row: dict[str, str], *, base_dir: Path, report: ImportReport, is
     if len(sku) > 64:
         raise RowError("sku is longer than 64 characters")
     fields = _product_fields(row)
+    size = row.get("size", "")[:20]
+    stock = _parse_int(row["stock"], "stock") if row.get("stock") else None
+    image_path = None
+    if row.get("image"):
+        image_path = (base_dir / row["image"]).resolve()
+        if not image_path.is_file():
+            raise RowError(f"image not found: {row['image']}")
     product = Product.objects.select_for_update().filter(sku=sku).first()
     if product is None:
         if "category" not in fields:
@@ -112,22 +126,9 @@ def _import_row(row: dict[str, str], *, base_dir: Path, report: ImportReport, is
             product.save(update_fields=[*changed, "updated_at"])
             report.products_updated += 1
 
-    image_name = row.get("image", "")
-    if image_name:
-        path = (base_dir / image_name).resolve()
-        if not path.is_file():
-            raise RowError(f"image not found: {image_name}")
-        role = ImageRole.ALTERNATE if product.images.exists() else ImageRole.PRIMARY
-        _, created = product_image_add(
-            product=product, data=path.read_bytes(), filename=path.name, role=role, is_synthetic=is_synthetic
-        )
-        report.images_added += int(created)
-
-    size = row.get("size", "")
     if size:
-        stock = _parse_int(row.get("stock", ""), "stock") if row.get("stock") else None
         variant, created = Variant.objects.get_or_create(
-            product=product, size=size[:20], defaults={"stock_quantity": stock or 0}
+            product=product, size=size, defaults={"stock_quantity": stock or 0}
         )
         if created:
             report.variants_created += 1
@@ -135,6 +136,14 @@ def _import_row(row: dict[str, str], *, base_dir: Path, report: ImportReport, is
             variant.stock_quantity = stock
             variant.save(update_fields=["stock_quantity"])
             report.variants_updated += 1
+
+    if image_path is not None:  # last: a photo file is only stored once the rest of the row is good
+        role = ImageRole.ALTERNATE if product.images.exists() else ImageRole.PRIMARY
+        _, created = product_image_add(
+            product=product, data=image_path.read_bytes(), filename=image_path.name, role=role,
+            is_synthetic=is_synthetic,
+        )
+        report.images_added += int(created)
 
 
 def _product_fields(row: dict[str, str]) -> dict:

@@ -1,6 +1,7 @@
 """Production profile: HTTPS only, secure cookies, a real secret. ``check --deploy`` is clean with it."""
 from django.core.exceptions import ImproperlyConfigured
 
+from .base import MIDDLEWARE as _BASE_MIDDLEWARE
 from .base import SECRET_KEY
 from .env import env_bool, env_int
 
@@ -11,6 +12,8 @@ if len(SECRET_KEY) < 50 or SECRET_KEY.startswith("dev-only"):
     )
 
 DEBUG = False
+# WhiteNoise serves the collected static files (admin CSS, intake JS) right after the security middleware.
+MIDDLEWARE = [_BASE_MIDDLEWARE[0], "whitenoise.middleware.WhiteNoiseMiddleware", *_BASE_MIDDLEWARE[1:]]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
 SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31_536_000)

@@ -1,0 +1,59 @@
+"""Start a real Celery worker process on the Redis of this machine, on the test database."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from celery import Celery
+from django.db import connection
+
+from tests.conftest import REPO_ROOT
+
+REDIS_URL = os.environ.get("STOCKMATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
+
+
+def worker_env() -> dict[str, str]:
+    """The environment of a worker that talks to the same (test) database as this process."""
+    env = {**os.environ, "CELERY_BROKER_URL": REDIS_URL, "CELERY_RESULT_BACKEND": REDIS_URL, "PYTHONPATH": str(REPO_ROOT)}
+    name = connection.settings_dict["NAME"]
+    if os.environ.get("DATABASE_URL"):
+        base, _, _ = os.environ["DATABASE_URL"].rpartition("/")
+        env["DATABASE_URL"] = f"{base}/{name}"
+    else:
+        env["STOCKMATCH_DB_NAME"] = name
+    return env
+
+
+def client_app() -> Celery:
+    app = Celery("stockmatch-test-client", broker=REDIS_URL, backend=REDIS_URL)
+    app.conf.task_default_queue = "celery"
+    return app
+
+
+@contextmanager
+def running_worker(log_path: Path, queues: str = "celery"):
+    """A worker process for the duration of the block; waits until it answers a ping."""
+    app = client_app()
+    app.control.purge()
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "warehouse", "worker", "--pool=solo", "--concurrency=1",
+             "--loglevel=INFO", "-Q", queues, "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            env=worker_env(), cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while not app.control.ping(timeout=1.0):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"Celery worker did not start; log:\n{log_path.read_text()}")
+            yield app, process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
