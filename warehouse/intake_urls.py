@@ -1,4 +1,14 @@
 """Phone intake pages (mounted under /intake/)."""
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import views
+
+app_name = "intake"
+
+urlpatterns = [
+    path("", views.capture, name="capture"),
+    path("today/", views.today, name="today"),
+    path("s/<int:snapshot_id>/", views.snapshot_page, name="snapshot"),
+    path("s/<int:snapshot_id>/fix/", views.fix_page, name="fix"),
+    path("s/<int:snapshot_id>/image/<str:kind>/", views.snapshot_image, name="image"),
+]

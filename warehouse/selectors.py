@@ -1,0 +1,132 @@
+"""Reads for warehouse intake: what a worker may see, with live catalogue data beside stored results."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, time, timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Prefetch, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from catalog.models import ImageRole, Product, ProductImage, Variant
+
+from .models import PENDING_STATUSES, Arrival, Snapshot, SnapshotStatus
+from .services import is_stale, undo_window
+
+
+def snapshot_queryset(*, user: AbstractBaseUser) -> QuerySet[Snapshot]:
+    """Snapshots ``user`` may see: their own (superusers see all)."""
+    qs = Snapshot.objects.select_related("product", "uploaded_by")
+    return qs if user.is_superuser else qs.filter(uploaded_by=user)
+
+
+def snapshot_get(*, user: AbstractBaseUser, snapshot_id: int) -> Snapshot:
+    snapshot = snapshot_queryset(user=user).filter(pk=snapshot_id).first()
+    if snapshot is None:
+        raise Http404("No such photo.")
+    return snapshot
+
+
+def snapshot_list(
+    *, user: AbstractBaseUser, statuses: Iterable[str] | None = None, since: datetime | None = None
+) -> QuerySet[Snapshot]:
+    """The items (group heads) ``user`` photographed, newest first, optionally by status and age."""
+    qs = snapshot_queryset(user=user).filter(group_head__isnull=True)
+    if statuses:
+        qs = qs.filter(status__in=list(statuses))
+    if since is not None:
+        qs = qs.filter(created_at__gte=since)
+    return qs.prefetch_related("group_photos")
+
+
+def start_of_today() -> datetime:
+    return timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
+
+
+def arrival_list(*, since: datetime | None = None, user: AbstractBaseUser | None = None) -> QuerySet[Arrival]:
+    """Arrivals since ``since`` (default: today), everyone's or one ``user``'s, newest first."""
+    qs = Arrival.objects.select_related("variant__product", "user", "snapshot").filter(
+        created_at__gte=since or start_of_today()
+    )
+    return qs.filter(user=user) if user is not None else qs
+
+
+def arrival_can_undo(arrival: Arrival, *, user: AbstractBaseUser, now: datetime | None = None) -> bool:
+    now = now or timezone.now()
+    return arrival.undone_at is None and arrival.user_id == user.pk and now - arrival.created_at <= undo_window()
+
+
+def arrival_undo_deadline(arrival: Arrival) -> datetime:
+    return arrival.created_at + undo_window()
+
+
+def snapshot_actions(snapshot: Snapshot, *, user: AbstractBaseUser) -> dict[str, bool]:
+    """What the worker can do next with this item; the pages show only these buttons."""
+    status = snapshot.status
+    own = snapshot.uploaded_by_id == user.pk or user.is_superuser
+    open_ = status in (SnapshotStatus.MATCHED, SnapshotStatus.FAILED)
+    return {
+        "confirm": own and (open_ or status == SnapshotStatus.CONFIRMED),
+        "mark_new": own and open_,
+        "fix": own and status in (SnapshotStatus.MATCHED, SnapshotStatus.FAILED, SnapshotStatus.RECEIVED),
+        "add_photo": own and status not in (SnapshotStatus.CONFIRMED, SnapshotStatus.NEW, SnapshotStatus.DISCARDED),
+        "retry": own and (
+            status in (SnapshotStatus.FAILED, SnapshotStatus.RECEIVED)
+            or (status == SnapshotStatus.PROCESSING and is_stale(snapshot))
+        ),
+        "discard": own and snapshot.can_become(SnapshotStatus.DISCARDED),
+        "reopen": own and status in (SnapshotStatus.NEW, SnapshotStatus.DISCARDED),
+    }
+
+
+def candidates_with_stock(snapshot: Snapshot, *, limit: int | None = None) -> list[dict]:
+    """The stored candidates in rank order, with each product's current photo, sizes and stock.
+
+    Scores come from the match; names, sizes and stock are read now, since they change.
+    """
+    stored = [c for c in (snapshot.candidates or []) if c.get("product_id")][:limit]
+    products = (
+        Product.objects.filter(pk__in=[c["product_id"] for c in stored])
+        .select_related("category")
+        .prefetch_related(
+            Prefetch("variants", queryset=Variant.objects.order_by("id")),
+            Prefetch("images", queryset=ProductImage.objects.exclude(role=ImageRole.SNAPSHOT).order_by("role", "id")),
+        )
+    )
+    by_id = {product.pk: product for product in products}
+    rows = []
+    for rank, candidate in enumerate(stored, start=1):
+        product = by_id.get(candidate["product_id"])
+        if product is None:
+            continue  # deleted since the match
+        image = product.primary_image
+        rows.append({
+            "rank": candidate.get("rank", rank),
+            "product_id": product.pk,
+            "sku": product.sku,
+            "name": product.name,
+            "score": candidate.get("score"),
+            "image_url": image.file.url if image else candidate.get("image_url") or "",
+            "category": str(product.category),
+            "category_kind": product.category.kind,
+            "gender": product.gender,
+            "status": product.status,
+            "sizes": [{"variant_id": v.pk, "size": v.size, "stock": v.stock_quantity} for v in product.variants.all()],
+        })
+    return rows
+
+
+def snapshots_waiting(*, user: AbstractBaseUser) -> QuerySet[Snapshot]:
+    """Items still with the machine, failed, or matched but not decided: the worker's to-do list."""
+    return snapshot_list(
+        user=user, statuses=[*PENDING_STATUSES, SnapshotStatus.FAILED, SnapshotStatus.MATCHED],
+        since=start_of_today() - timedelta(days=2),
+    )
+
+
+def training_pairs() -> QuerySet[Snapshot]:
+    """Confirmed snapshot ↔ product pairs (with their group photos): training signal for the matcher."""
+    return Snapshot.objects.filter(
+        status=SnapshotStatus.CONFIRMED, group_head__isnull=True, product__isnull=False
+    ).select_related("product").prefetch_related("group_photos")
