@@ -1,7 +1,36 @@
-"""Model registries and inference settings (embedders, segmenters)."""
+"""Model registries and inference settings (embedders, segmenters, matching)."""
 from .env import BASE_DIR, DATA_DIR, env_int, env_str
 
 STOCKMATCH_TORCH_THREADS = env_int("STOCKMATCH_TORCH_THREADS", 2)
 STOCKMATCH_MODELS_DIR = BASE_DIR / "models"  # committed, versioned weights shipped with the code
-STOCKMATCH_TRAINED_DIR = DATA_DIR / "models"  # weights trained on this installation
-EMBEDDER_NAME = env_str("STOCKMATCH_EMBEDDER", "efficientnet_lite0")
+STOCKMATCH_TRAINED_DIR = DATA_DIR / "models"  # weights trained on this installation, exported ONNX caches
+EMBEDDER_NAME = env_str("STOCKMATCH_EMBEDDER", "default")
+
+# Embedding backbones, resolved by name like Django's STORAGES. "RUNTIME": "onnx" (default, ~4x faster
+# on CPU; exported once per weights checksum into STOCKMATCH_TRAINED_DIR) or "torch".
+EMBEDDERS = {
+    "default": {
+        "BACKEND": "matching.embedders.EfficientNetLite0",
+        "OPTIONS": {"RUNTIME": env_str("STOCKMATCH_EMBED_RUNTIME", "onnx"), "BATCH_SIZE": 32},
+    },
+    "efficientnet_lite0_torch": {
+        "BACKEND": "matching.embedders.EfficientNetLite0",
+        "OPTIONS": {"RUNTIME": "torch", "BATCH_SIZE": 32},
+    },
+}
+
+MATCHING = {
+    # Used until `manage.py calibrate_matching` stores thresholds on the active EmbeddingModel.
+    "DEFAULT_THRESHOLD": 0.80,
+    "DEFAULT_MARGIN": 0.0,
+    # Catalogue embedding batch size (Celery task and embed_catalog).
+    "EMBED_BATCH_SIZE": env_int("STOCKMATCH_EMBED_BATCH_SIZE", 64),
+    # Filtered searches whose filter keeps at most this many images are answered exactly (B-tree + re-rank);
+    # wider filters use HNSW with iterative scans.
+    "EXACT_SEARCH_MAX_ROWS": env_int("STOCKMATCH_EXACT_SEARCH_MAX_ROWS", 8000),
+    "HNSW_EF_SEARCH": env_int("STOCKMATCH_HNSW_EF_SEARCH", 80),
+    # Long side of the working image handed to segmentation in match_image().
+    "WORKING_SIZE": env_int("STOCKMATCH_MATCH_WORKING_SIZE", 768),
+    # Embed new catalogue photos after commit (Celery; in-process when no broker is configured).
+    "AUTO_EMBED": True,
+}

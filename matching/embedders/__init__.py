@@ -1,0 +1,51 @@
+"""Embedding backbones behind a small registry resolved from ``settings.EMBEDDERS``.
+
+``get_embedder()`` returns the configured default; ``get_embedder("name")`` any other entry. Each
+entry names a backend class (``BACKEND``, imported with ``import_string``) and its ``OPTIONS``, like
+Django's ``STORAGES``. Instances are cached per name and load their weights lazily on first use.
+"""
+from __future__ import annotations
+
+import threading
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from .base import Embedder, Preprocessing
+from .efficientnet import EfficientNetLite0
+
+__all__ = ["EfficientNetLite0", "Embedder", "Preprocessing", "embedder_names", "get_embedder", "reset_embedders"]
+
+_instances: dict[str, Embedder] = {}
+_lock = threading.Lock()
+
+
+def embedder_names() -> list[str]:
+    return sorted(getattr(settings, "EMBEDDERS", {}))
+
+
+def get_embedder(name: str | None = None) -> Embedder:
+    """The embedder registered under ``name`` (default: ``settings.EMBEDDER_NAME`` or "default")."""
+    name = name or getattr(settings, "EMBEDDER_NAME", "default") or "default"
+    with _lock:
+        if name in _instances:
+            return _instances[name]
+        config = getattr(settings, "EMBEDDERS", {}).get(name)
+        if config is None:
+            raise ImproperlyConfigured(
+                f"Unknown embedder {name!r}; settings.EMBEDDERS defines: {', '.join(embedder_names()) or 'nothing'}."
+            )
+        try:
+            backend = import_string(config["BACKEND"])
+        except (ImportError, KeyError) as exc:
+            raise ImproperlyConfigured(f"Embedder {name!r} has no importable BACKEND: {exc}") from exc
+        instance = backend(name=name, **{key.lower(): value for key, value in config.get("OPTIONS", {}).items()})
+        _instances[name] = instance
+        return instance
+
+
+def reset_embedders() -> None:
+    """Forget cached instances (settings changed in tests or a new model was activated)."""
+    with _lock:
+        _instances.clear()

@@ -1,0 +1,109 @@
+"""The embedder interface: lazy, lock-guarded ``load()`` and a batched ``embed()``."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How the weights expect their input; travels with the weights checksum (timm's default_cfg)."""
+
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str = "bilinear"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def tensor(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """N×3×S×S float32: each image squashed to S×S (catalogue photos are squashed squares too)."""
+        size = self.input_size
+        batch = np.empty((len(images), size, size, 3), dtype=np.uint8)
+        for i, image in enumerate(images):
+            batch[i] = np.asarray(_resized(image, size), dtype=np.uint8)
+        array = batch.astype(np.float32) * (1.0 / 255.0)
+        array -= np.asarray(self.mean, dtype=np.float32)
+        array /= np.asarray(self.std, dtype=np.float32)
+        return np.ascontiguousarray(array.transpose(0, 3, 1, 2))
+
+
+def _resized(image: Image.Image, size: int) -> Image.Image:
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    if image.size == (size, size):
+        return image
+    # reducing_gap: cheap box reduction first, so a 12 MP photo costs milliseconds, not a full filter pass.
+    return image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+
+
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class Embedder:
+    """Turns photos into L2-normalised vectors. Subclasses implement ``_load`` and ``_forward``.
+
+    ``version`` names the weights (backbone + checksum): vectors from different versions are never
+    compared. The runtime (PyTorch, ONNX Runtime) is not part of it; both give the same vectors.
+    """
+
+    backbone: str = ""
+    dimension: int = 0
+    preprocessing: Preprocessing
+
+    def __init__(self, *, name: str, batch_size: int = 32, **options) -> None:
+        self.name = name
+        self.batch_size = int(batch_size)
+        self.options = options
+        self._loaded = False
+        self._load_lock = threading.Lock()
+
+    @property
+    def checksum(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def version(self) -> str:
+        return f"{self.backbone}@{self.checksum[:12]}"
+
+    def load(self) -> None:
+        if self._loaded:
+            return
+        with self._load_lock:
+            if not self._loaded:
+                self._load()
+                self._loaded = True
+
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """N×D float32, unit length, in input order; batched by ``batch_size``."""
+        self.load()
+        if not images:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        parts = []
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start : start + self.batch_size]
+            parts.append(self._forward(self.preprocessing.tensor(chunk)))
+        return l2_normalise(np.concatenate(parts, axis=0))
+
+    def embed_one(self, image: Image.Image) -> np.ndarray:
+        return self.embed([image])[0]
+
+    def describe(self) -> dict:
+        return {
+            "backbone": self.backbone, "checksum": self.checksum, "dimension": self.dimension,
+            "preprocessing": self.preprocessing.to_dict(), "runtime": getattr(self, "runtime", ""),
+        }
+
+    def _load(self) -> None:
+        raise NotImplementedError
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError

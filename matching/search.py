@@ -1,0 +1,262 @@
+"""The one module that speaks pgvector: vector columns, the HNSW index, nearest-neighbour SQL.
+
+Searches return products, not images: image hits are aggregated to their product (best image wins).
+
+Filtered search strategy (measured by ``manage.py benchmark``; see docs/matching.md): HNSW with a
+post-filter returns too few rows when the filter keeps a small share of the catalogue, and pgvector's
+iterative scans bring them back but lose recall. So a filtered query first counts (capped) the rows its
+filter keeps, through the B-tree indexes on ``(model, kind|category|gender)``:
+
+- at most ``MATCHING["EXACT_SEARCH_MAX_ROWS"]`` rows: an exact scan of just those rows (index scans of
+  the HNSW kind disabled for the statement), recall 1 by construction;
+- more: HNSW with ``hnsw.iterative_scan = relaxed_order``, over-fetching image hits and re-ranking them
+  exactly, widening the fetch until ``k`` distinct products are found.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+from pgvector.django import HnswIndex, VectorField
+
+from catalog.models import Category, Product, ProductImage, ProductStatus, Variant
+
+__all__ = [
+    "EMBEDDING_DIMENSION", "HnswIndex", "ProductHit", "SearchFilters", "VectorField", "embeddings_upsert",
+    "nearest_products", "similar_pairs", "similar_products",
+]
+
+EMBEDDING_DIMENSION = 1280
+MAX_K = 50
+SEARCHABLE_STATUSES = (ProductStatus.ACTIVE, ProductStatus.DRAFT)  # merged and retired never match
+TABLE = "matching_productembedding"
+
+
+@dataclass(frozen=True)
+class ProductHit:
+    product_id: int
+    image_id: int
+    score: float  # cosine similarity, higher is better
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    category_kind: str | None = None
+    category_id: int | None = None
+    gender: str | None = None
+    in_stock: bool = False
+    statuses: tuple[str, ...] = SEARCHABLE_STATUSES
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> SearchFilters:
+        data = data or {}
+        unknown = set(data) - {"category_kind", "category_id", "gender", "in_stock", "status"}
+        if unknown:
+            raise ValueError(f"Unknown filter(s): {', '.join(sorted(unknown))}.")
+        status = data.get("status")
+        statuses = SEARCHABLE_STATUSES if not status else ((status,) if isinstance(status, str) else tuple(status))
+        category_id = data.get("category_id")
+        return cls(
+            category_kind=data.get("category_kind") or None,
+            category_id=int(category_id) if category_id not in (None, "") else None,
+            gender=data.get("gender") or None,
+            in_stock=bool(data.get("in_stock", False)),
+            statuses=statuses,
+        )
+
+    @property
+    def selective(self) -> bool:
+        """Whether the filter may keep a small share of rows (worth counting before choosing a plan)."""
+        return bool(self.category_kind or self.category_id or self.gender or self.in_stock)
+
+    def sql(self, model_id: int, exclude_product_ids: Sequence[int] = ()) -> tuple[str, list]:
+        clauses, params = ["model_id = %s"], [model_id]
+        if self.category_kind:
+            clauses.append("category_kind = %s")
+            params.append(self.category_kind)
+        if self.category_id:
+            clauses.append("category_id = %s")
+            params.append(self.category_id)
+        if self.gender:
+            clauses.append("gender = %s")
+            params.append(self.gender)
+        if self.in_stock:
+            clauses.append("in_stock")
+        clauses.append("status = ANY(%s)")
+        params.append(list(self.statuses))
+        if exclude_product_ids:
+            clauses.append("NOT (product_id = ANY(%s))")
+            params.append(list(exclude_product_ids))
+        return " AND ".join(clauses), params
+
+
+def vector_literal(vector: np.ndarray | Sequence[float]) -> str:
+    array = np.asarray(vector, dtype=np.float32).ravel()
+    if array.shape[0] != EMBEDDING_DIMENSION:
+        if array.shape[0] > EMBEDDING_DIMENSION:
+            raise ValueError(f"Vectors have at most {EMBEDDING_DIMENSION} dimensions, got {array.shape[0]}.")
+        # A smaller embedder (e.g. a 256-d projection) is zero-padded: cosine similarity is unchanged.
+        array = np.pad(array, (0, EMBEDDING_DIMENSION - array.shape[0]))
+    return "[" + ",".join(np.char.mod("%.7g", array)) + "]"
+
+
+def _setting(name: str, default):
+    return getattr(settings, "MATCHING", {}).get(name, default)
+
+
+def nearest_products(
+    vector: np.ndarray, *, model_id: int, k: int = 10, filters: SearchFilters | dict | None = None,
+    exclude_product_ids: Sequence[int] = (), strategy: str = "auto", ef_search: int | None = None,
+) -> list[ProductHit]:
+    """The ``k`` products nearest to ``vector`` under ``filters``, best first (one hit per product).
+
+    ``strategy``: "auto" (see module docstring), "hnsw" or "exact" (ground truth for benchmarks).
+    """
+    if not 1 <= k <= MAX_K:
+        raise ValueError(f"k must be between 1 and {MAX_K}.")
+    if not isinstance(filters, SearchFilters):
+        filters = SearchFilters.from_dict(filters)
+    where, params = filters.sql(model_id, exclude_product_ids)
+    query = vector_literal(vector)
+    if strategy == "auto":
+        strategy = "hnsw"
+        if filters.selective:
+            cap = int(_setting("EXACT_SEARCH_MAX_ROWS", 8000))
+            if _count_capped(where, params, cap) <= cap:
+                strategy = "exact"
+    if strategy == "exact":
+        return _exact(query, where, params, k)
+    if strategy != "hnsw":
+        raise ValueError(f"Unknown search strategy {strategy!r}: use auto, hnsw or exact.")
+    return _hnsw(query, where, params, k, ef_search or int(_setting("HNSW_EF_SEARCH", 80)))
+
+
+def _count_capped(where: str, params: list, cap: int) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM (SELECT 1 FROM {TABLE} WHERE {where} LIMIT %s) AS kept", [*params, cap + 1])
+        return int(cursor.fetchone()[0])
+
+
+def _exact(query: str, where: str, params: list, k: int) -> list[ProductHit]:
+    sql = (
+        f"SELECT product_id, image_id, distance FROM ("
+        f" SELECT DISTINCT ON (product_id) product_id, image_id, vector <=> %s::vector AS distance"
+        f" FROM {TABLE} WHERE {where} ORDER BY product_id, distance, image_id"
+        f") AS best ORDER BY distance, product_id LIMIT %s"
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_indexscan = off")  # B-tree bitmap scans stay; HNSW ordering is off
+        cursor.execute(sql, [query, *params, k])
+        rows = cursor.fetchall()
+    return [ProductHit(product_id=p, image_id=i, score=1.0 - float(d)) for p, i, d in rows]
+
+
+def _hnsw(query: str, where: str, params: list, k: int, ef_search: int) -> list[ProductHit]:
+    fetch = max(k * 3, 20)
+    limit = max(1000, k * 40)
+    while True:
+        sql = (
+            f"WITH hits AS MATERIALIZED ("
+            f" SELECT product_id, image_id, vector <=> %s::vector AS distance FROM {TABLE}"
+            f" WHERE {where} ORDER BY vector <=> %s::vector LIMIT %s"
+            f") SELECT product_id, image_id, distance FROM hits ORDER BY distance, image_id"
+        )
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(ef_search, fetch))])
+            cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            cursor.execute(sql, [query, *params, query, fetch])
+            rows = cursor.fetchall()
+        hits = _best_per_product(rows, k)
+        if len(hits) >= k or len(rows) < fetch or fetch >= limit:
+            return hits
+        fetch = min(fetch * 4, limit)
+
+
+def _best_per_product(rows: Iterable[tuple[int, int, float]], k: int) -> list[ProductHit]:
+    seen: dict[int, ProductHit] = {}
+    for product_id, image_id, distance in rows:
+        if product_id not in seen:
+            seen[product_id] = ProductHit(product_id=product_id, image_id=image_id, score=1.0 - float(distance))
+            if len(seen) == k:
+                break
+    return list(seen.values())
+
+
+def similar_products(product_id: int, *, model_id: int, k: int = 10, filters: dict | None = None) -> list[ProductHit]:
+    """The products nearest to any image of ``product_id`` (itself excluded), best first."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT vector::text FROM {TABLE} WHERE model_id = %s AND product_id = %s", [model_id, product_id])
+        vectors = [np.asarray(_parse(text), dtype=np.float32) for (text,) in cursor.fetchall()]
+    best: dict[int, ProductHit] = {}
+    for vector in vectors:
+        for hit in nearest_products(vector, model_id=model_id, k=k, filters=filters, exclude_product_ids=[product_id]):
+            if hit.product_id not in best or hit.score > best[hit.product_id].score:
+                best[hit.product_id] = hit
+    return sorted(best.values(), key=lambda hit: -hit.score)[:k]
+
+
+def similar_pairs(*, model_id: int, min_similarity: float, neighbours: int = 10) -> list[tuple[int, int, float]]:
+    """All product pairs whose best image pair is at least ``min_similarity`` alike, in one pass.
+
+    Each image asks the HNSW index for its ``neighbours`` nearest images (a LATERAL join), so a pair is
+    found when either side ranks the other among its neighbours. Returns (product_a, product_b, similarity)
+    with a < b, most similar first. Duplicate-hunting for catalogue cleanup.
+    """
+    sql = (
+        f"SELECT LEAST(a.product_id, n.product_id), GREATEST(a.product_id, n.product_id), max(1 - n.distance)"
+        f" FROM {TABLE} AS a CROSS JOIN LATERAL ("
+        f"  SELECT b.product_id, b.vector <=> a.vector AS distance FROM {TABLE} AS b"
+        f"  WHERE b.model_id = a.model_id ORDER BY b.vector <=> a.vector LIMIT %s"
+        f" ) AS n"
+        f" WHERE a.model_id = %s AND n.product_id <> a.product_id AND n.distance <= %s"
+        f" GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2"
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(40, neighbours * 2))])
+        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        cursor.execute(sql, [neighbours + 1, model_id, 1.0 - float(min_similarity)])
+        return [(int(a), int(b), float(s)) for a, b, s in cursor.fetchall()]
+
+
+def _parse(text: str) -> list[float]:
+    return [float(x) for x in text.strip("[]").split(",")]
+
+
+def embeddings_upsert(*, model_id: int, image_ids: Sequence[int], vectors: np.ndarray) -> int:
+    """Store one vector per image for ``model_id`` (replacing an older one), with the filter columns."""
+    if len(image_ids) != len(vectors):
+        raise ValueError("one vector per image")
+    if not len(image_ids):
+        return 0
+    image_t, product_t = ProductImage._meta.db_table, Product._meta.db_table
+    category_t, variant_t = Category._meta.db_table, Variant._meta.db_table
+    sql = (
+        f"INSERT INTO {TABLE} (image_id, model_id, product_id, image_sha256, category_id, category_kind, gender,"
+        f" status, in_stock, vector, created_at)"
+        f" SELECT i.id, %s, p.id, i.sha256, p.category_id, c.kind, p.gender, p.status,"
+        f" EXISTS (SELECT 1 FROM {variant_t} v WHERE v.product_id = p.id AND v.stock_quantity > 0),"
+        f" data.vector::vector, now()"
+        f" FROM unnest(%s::bigint[], %s::text[]) AS data(image_id, vector)"
+        f" JOIN {image_t} i ON i.id = data.image_id JOIN {product_t} p ON p.id = i.product_id"
+        f" JOIN {category_t} c ON c.id = p.category_id"
+        f" ON CONFLICT (image_id, model_id) DO UPDATE SET vector = EXCLUDED.vector,"
+        f" image_sha256 = EXCLUDED.image_sha256, product_id = EXCLUDED.product_id, category_id = EXCLUDED.category_id,"
+        f" category_kind = EXCLUDED.category_kind, gender = EXCLUDED.gender, status = EXCLUDED.status,"
+        f" in_stock = EXCLUDED.in_stock"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [model_id, [int(i) for i in image_ids], [vector_literal(v) for v in vectors]])
+        return cursor.rowcount
+
+
+def embedding_vectors(*, model_id: int, image_ids: Sequence[int]) -> dict[int, np.ndarray]:
+    """Stored vectors by image id (for tests, calibration and product-to-product work)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT image_id, vector::text FROM {TABLE} WHERE model_id = %s AND image_id = ANY(%s)",
+            [model_id, list(image_ids)],
+        )
+        return {int(i): np.asarray(_parse(t), dtype=np.float32) for i, t in cursor.fetchall()}

@@ -1,0 +1,439 @@
+"""Matching services: model versions, catalogue embedding, and ``match_image`` (docs/CONTRACTS.md)."""
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from PIL import Image
+
+from catalog.imaging import load_image
+from catalog.models import Product, ProductImage
+
+from . import search
+from .embedders import Embedder, get_embedder
+from .embedders.base import l2_normalise
+from .models import EmbeddingModel, ModelState, ProductEmbedding
+from .preprocess import canonical_crop, scale_hints, studio_mask, working_copy
+
+logger = logging.getLogger(__name__)
+
+NOT_IN_CATALOGUE = "likely not in catalogue"
+
+
+def matching_setting(name: str, default: Any) -> Any:
+    return getattr(settings, "MATCHING", {}).get(name, default)
+
+
+# -- model versions ----------------------------------------------------------------------------------
+
+def embedding_model_for(*, embedder_name: str | None = None) -> EmbeddingModel:
+    """The version row for a configured embedder (created in state "building" on first sight)."""
+    embedder = get_embedder(embedder_name)
+    model, _ = EmbeddingModel.objects.get_or_create(
+        name=embedder.version,
+        defaults={
+            "embedder": embedder.name, "backbone": embedder.backbone, "weights_checksum": embedder.checksum,
+            "dimension": embedder.dimension, "preprocessing": embedder.preprocessing.to_dict(),
+        },
+    )
+    return model
+
+
+def embedding_model_active() -> EmbeddingModel:
+    """The version searches use. A fresh installation activates the configured default at once."""
+    model = EmbeddingModel.objects.filter(active=True).first()
+    if model is not None:
+        return model
+    with transaction.atomic():
+        model = embedding_model_for()
+        locked = EmbeddingModel.objects.select_for_update().get(pk=model.pk)
+        if not EmbeddingModel.objects.filter(active=True).exists():
+            locked.active, locked.state, locked.activated_at = True, ModelState.READY, timezone.now()
+            locked.save(update_fields=["active", "state", "activated_at"])
+        return EmbeddingModel.objects.get(active=True)
+
+
+def embedder_for(model: EmbeddingModel) -> Embedder:
+    embedder = get_embedder(model.embedder)
+    if embedder.version != model.name:
+        raise RuntimeError(
+            f"Embedder {model.embedder!r} now loads {embedder.version}, but model {model.name} needs its own "
+            f"weights. Restore them or activate the new version (admin → Embedding models)."
+        )
+    return embedder
+
+
+def models_to_embed_into() -> list[EmbeddingModel]:
+    """The active version and any version being built: new catalogue photos go into both."""
+    active = embedding_model_active()
+    building = list(EmbeddingModel.objects.filter(state=ModelState.BUILDING).exclude(pk=active.pk))
+    return [active, *building]
+
+
+@transaction.atomic
+def embedding_model_activate(*, embedder_name: str) -> EmbeddingModel:
+    """Start switching to ``embedder_name``: embed the catalogue in the background, then switch.
+
+    The current version keeps serving until every image has a vector from the new one.
+    """
+    model = embedding_model_for(embedder_name=embedder_name)
+    if model.active:
+        return model
+    model.state = ModelState.BUILDING
+    model.progress = {"done": 0, "total": ProductImage.objects.count(), "updated": timezone.now().isoformat()}
+    model.save(update_fields=["state", "progress"])
+    from .tasks import build_embedding_model
+
+    transaction.on_commit(lambda: build_embedding_model.delay(model.pk))
+    return model
+
+
+@transaction.atomic
+def embedding_model_switch(*, model_id: int) -> EmbeddingModel:
+    """Make ``model_id`` the active version in one transaction; the old one is retired."""
+    model = EmbeddingModel.objects.select_for_update().get(pk=model_id)
+    EmbeddingModel.objects.filter(active=True).exclude(pk=model.pk).update(active=False, state=ModelState.RETIRED)
+    model.active, model.state, model.activated_at = True, ModelState.READY, timezone.now()
+    model.save(update_fields=["active", "state", "activated_at"])
+    return model
+
+
+def embedding_model_build(*, model_id: int, progress: Callable[[int, int], None] | None = None) -> EmbeddingModel:
+    """Embed every catalogue image missing from ``model_id`` (resumable), then switch to it."""
+    model = EmbeddingModel.objects.get(pk=model_id)
+    if model.state == ModelState.RETIRED and not model.active:
+        model.state = ModelState.BUILDING
+        model.save(update_fields=["state"])
+
+    def report(done: int, total: int) -> None:
+        EmbeddingModel.objects.filter(pk=model_id).update(
+            progress={"done": done, "total": total, "updated": timezone.now().isoformat()}
+        )
+        if progress:
+            progress(done, total)
+
+    catalog_embed(model=model, progress=report)
+    if catalog_missing_ids(model=model):
+        return EmbeddingModel.objects.get(pk=model_id)  # images arrived meanwhile: the next run finishes
+    return embedding_model_switch(model_id=model_id)
+
+
+# -- catalogue embedding ---------------------------------------------------------------------------
+
+def catalog_missing_ids(*, model: EmbeddingModel) -> list[int]:
+    """Images with no vector for ``model``, or whose file changed since it was computed."""
+    done = ProductEmbedding.objects.filter(model=model).values_list("image_id", "image_sha256")
+    done_map = dict(done)
+    return [
+        image_id for image_id, sha in ProductImage.objects.values_list("id", "sha256").order_by("id")
+        if done_map.get(image_id) != sha
+    ]
+
+
+def catalog_view(image: Image.Image) -> Image.Image:
+    """What the embedder sees of a catalogue photo: studio background removed when it is plain white."""
+    return canonical_crop(image, studio_mask(image))
+
+
+def _open_catalog_image(image: ProductImage) -> Image.Image:
+    with image.file.open("rb") as handle:
+        return load_image(handle.read()).image
+
+
+def images_embed(*, image_ids: Sequence[int], models: Iterable[EmbeddingModel] | None = None) -> int:
+    """Embed ``image_ids`` into each model (default: active + building ones). Returns vectors written."""
+    models = list(models) if models is not None else models_to_embed_into()
+    images = list(ProductImage.objects.filter(pk__in=list(image_ids)).order_by("id"))
+    if not images or not models:
+        return 0
+    views, kept = [], []
+    for image in images:
+        try:
+            views.append(catalog_view(_open_catalog_image(image)))
+            kept.append(image.pk)
+        except (OSError, ValueError) as exc:  # missing or unreadable file: skip it, others still go in
+            logger.warning("cannot embed product image %s: %s", image.pk, exc)
+    written = 0
+    for model in models:
+        vectors = embedder_for(model).embed(views)
+        written += search.embeddings_upsert(model_id=model.pk, image_ids=kept, vectors=vectors)
+    return written
+
+
+def catalog_embed(
+    *, model: EmbeddingModel, batch_size: int | None = None, progress: Callable[[int, int], None] | None = None
+) -> int:
+    """Embed every image missing for ``model`` in batches; safe to interrupt and run again."""
+    batch_size = batch_size or int(matching_setting("EMBED_BATCH_SIZE", 64))
+    missing = catalog_missing_ids(model=model)
+    total, done = len(missing), 0
+    for start in range(0, total, batch_size):
+        chunk = missing[start : start + batch_size]
+        images_embed(image_ids=chunk, models=[model])
+        done += len(chunk)
+        if progress:
+            progress(done, total)
+    return done
+
+
+_pending = threading.local()
+
+
+def images_embed_after_commit(image_ids: Iterable[int]) -> None:
+    """Queue images for embedding once the current transaction commits, batched per transaction.
+
+    Every call registers a callback; the first one to run takes everything pending, so an import that
+    adds 500 photos in one transaction sends a few batch tasks, not 500 single ones.
+    """
+    pending: set[int] = getattr(_pending, "ids", None) or set()
+    pending.update(int(i) for i in image_ids)
+    _pending.ids = pending
+    transaction.on_commit(_flush_pending)
+
+
+def _flush_pending() -> None:
+    ids = sorted(getattr(_pending, "ids", None) or ())
+    _pending.ids = set()
+    if not ids:
+        return
+    from .tasks import embed_product_images
+
+    batch = int(matching_setting("EMBED_BATCH_SIZE", 64))
+    for start in range(0, len(ids), batch):
+        try:
+            embed_product_images.delay(ids[start : start + batch])
+        except Exception:  # noqa: BLE001 - a saved photo stays saved; `manage.py embed_catalog` catches up
+            logger.exception("embedding product images %s failed", ids[start : start + batch])
+
+
+def images_needing_embedding(*, image_ids: Sequence[int]) -> list[int]:
+    """Those of ``image_ids`` lacking an up-to-date vector in some target model version."""
+    models = models_to_embed_into()
+    images = dict(ProductImage.objects.filter(pk__in=list(image_ids)).values_list("id", "sha256"))
+    done = set(
+        ProductEmbedding.objects.filter(model__in=models, image_id__in=list(images))
+        .values_list("model_id", "image_id", "image_sha256")
+    )
+    return sorted(i for i, sha in images.items() if any((m.pk, i, sha) not in done for m in models))
+
+
+# -- matching ----------------------------------------------------------------------------------------
+
+@dataclass
+class Candidate:
+    product_id: int
+    sku: str
+    name: str
+    score: float
+    image_id: int
+    image_url: str
+    category_kind: str
+    gender: str
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class WholePhoto:
+    """The ``segmentation.CutOut`` shape, for when segmentation is off or not installed."""
+
+    mask: np.ndarray
+    cutout: Image.Image
+    bbox: tuple[int, int, int, int] | None
+    method: str = "none"
+    model_version: str | None = None
+    ms: float = 0.0
+    status: str = "empty"
+    kind: str | None = None
+
+
+@dataclass
+class MatchResult:
+    candidates: list[Candidate]
+    decision: dict
+    timings: dict[str, float]
+    cutouts: list[Any] = field(default_factory=list)
+    model_version: str = ""
+
+
+def _segmentation() -> tuple[Callable | None, Callable | None]:
+    """``(cut_out, cut_out_garments)`` when the segmentation app provides them, else ``(None, None)``."""
+    try:
+        import segmentation
+    except ImportError:
+        return None, None
+    return getattr(segmentation, "cut_out", None), getattr(segmentation, "cut_out_garments", None)
+
+
+def segmentation_available() -> bool:
+    return _segmentation()[0] is not None
+
+
+def _as_pil(image: Any) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image
+    if isinstance(image, np.ndarray):
+        return Image.fromarray(image.astype(np.uint8))
+    if isinstance(image, bytes | bytearray | io.IOBase):
+        return load_image(image).image
+    raise TypeError(f"match_image takes PIL images, RGB arrays or bytes, not {type(image).__name__}")
+
+
+def _whole_photo(image: Image.Image) -> WholePhoto:
+    return WholePhoto(
+        mask=np.full((image.height, image.width), 255, np.uint8), cutout=canonical_crop(image, None),
+        bbox=(0, 0, image.width, image.height),
+    )
+
+
+def _view_of(image: Image.Image, cut: Any) -> Image.Image:
+    if getattr(cut, "status", "empty") != "ok" or getattr(cut, "mask", None) is None:
+        return canonical_crop(image, None)
+    return canonical_crop(image, np.asarray(cut.mask))
+
+
+def _cut(image: Image.Image, hints: dict | None, segment: bool | str) -> Any:
+    cut_out, _ = _segmentation()
+    if not segment or cut_out is None:
+        return _whole_photo(image)
+    method = segment if isinstance(segment, str) else "auto"
+    return cut_out(image, hints=hints, method=method)
+
+
+def match_image(
+    images: Any, *, hints: dict | None = None, filters: dict | None = None, k: int = 10, segment: bool | str = True,
+) -> MatchResult:
+    """Find the catalogue products shown in ``images`` (several photos of one item make one query).
+
+    Each photo is cut out (``segmentation.cut_out``; the whole photo when segmentation is off or not
+    installed), embedded, and the unit vectors are averaged into one query. ``segment`` may also name
+    a segmentation method. The decision says "in catalogue" only when the best score clears the active
+    model's calibrated threshold for its category kind and beats the next product by the margin.
+    """
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    parsed_filters = search.SearchFilters.from_dict(filters)
+    photos = images if isinstance(images, list | tuple) else [images]
+    if not photos:
+        raise ValueError("match_image needs at least one photo.")
+
+    tick = time.perf_counter()
+    working, scales = [], []
+    for photo in photos:
+        copy, scale = working_copy(_as_pil(photo), int(matching_setting("WORKING_SIZE", 768)))
+        working.append(copy)
+        scales.append(scale)
+    timings["decode"] = _ms(tick)
+
+    tick = time.perf_counter()
+    cutouts = [_cut(img, scale_hints(hints, scales[0]) if i == 0 else None, segment) for i, img in enumerate(working)]
+    views = [_view_of(img, cut) for img, cut in zip(working, cutouts, strict=True)]
+    timings["segment"] = _ms(tick)
+
+    model = embedding_model_active()
+    tick = time.perf_counter()
+    vectors = embedder_for(model).embed(views)
+    query = l2_normalise(vectors.mean(axis=0))
+    timings["embed"] = _ms(tick)
+
+    tick = time.perf_counter()
+    hits = search.nearest_products(query, model_id=model.pk, k=k, filters=parsed_filters)
+    candidates = candidates_for(hits)
+    timings["search"] = _ms(tick)
+
+    decision = decide(candidates, model=model, kind=parsed_filters.category_kind)
+    timings["total"] = _ms(started)
+    return MatchResult(candidates=candidates, decision=decision, timings=timings, cutouts=cutouts,
+                       model_version=model.name)
+
+
+def match_garments(image: Any, *, filters: dict | None = None, k: int = 10, segment: bool = True) -> MatchResult:
+    """Match every garment in one photo (a person in a top and trousers) and merge the lists by score."""
+    started = time.perf_counter()
+    _, cut_out_garments = _segmentation()
+    if not segment or cut_out_garments is None:
+        return match_image(image, filters=filters, k=k, segment=segment)
+    picture, _ = working_copy(_as_pil(image), int(matching_setting("WORKING_SIZE", 768)))
+    tick = time.perf_counter()
+    garments = [cut for cut in cut_out_garments(picture) if getattr(cut, "status", "ok") == "ok"]
+    segment_ms = _ms(tick)
+    if not garments:
+        return match_image(picture, filters=filters, k=k, segment=segment)
+    model = embedding_model_active()
+    tick = time.perf_counter()
+    vectors = embedder_for(model).embed([_view_of(picture, cut) for cut in garments])
+    embed_ms = _ms(tick)
+    tick = time.perf_counter()
+    best: dict[int, search.ProductHit] = {}
+    for vector in vectors:
+        for hit in search.nearest_products(vector, model_id=model.pk, k=k, filters=filters):
+            if hit.product_id not in best or hit.score > best[hit.product_id].score:
+                best[hit.product_id] = hit
+    candidates = candidates_for(sorted(best.values(), key=lambda hit: -hit.score)[:k])
+    search_ms = _ms(tick)
+    decision = decide(candidates, model=model, kind=(filters or {}).get("category_kind"))
+    timings = {"decode": 0.0, "segment": segment_ms, "embed": embed_ms, "search": search_ms, "total": _ms(started)}
+    return MatchResult(candidates=candidates, decision=decision, timings=timings, cutouts=garments,
+                       model_version=model.name)
+
+
+def candidates_for(hits: Sequence[search.ProductHit]) -> list[Candidate]:
+    products = Product.objects.select_related("category").in_bulk([hit.product_id for hit in hits])
+    images = ProductImage.objects.in_bulk([hit.image_id for hit in hits])
+    candidates = []
+    for hit in hits:
+        product, image = products.get(hit.product_id), images.get(hit.image_id)
+        if product is None:
+            continue  # deleted between search and lookup
+        candidates.append(Candidate(
+            product_id=product.pk, sku=product.sku, name=product.name, score=round(hit.score, 6),
+            image_id=hit.image_id, image_url=image.file.url if image and image.file else "",
+            category_kind=product.category.kind, gender=product.gender,
+        ))
+    return candidates
+
+
+def decide(candidates: Sequence[Candidate], *, model: EmbeddingModel, kind: str | None = None) -> dict:
+    """The verdict for a ranked candidate list under ``model``'s calibrated threshold and margin."""
+    defaults = {
+        "default_score": float(matching_setting("DEFAULT_THRESHOLD", 0.8)),
+        "default_margin": float(matching_setting("DEFAULT_MARGIN", 0.0)),
+    }
+    if not candidates:
+        threshold, margin_needed = model.threshold_for(kind, **defaults)
+        return {"in_catalogue": False, "sku": None, "product_id": None, "score": 0.0, "margin": 0.0,
+                "threshold": threshold, "margin_threshold": margin_needed, "label": NOT_IN_CATALOGUE}
+    top = candidates[0]
+    threshold, margin_needed = model.threshold_for(kind or top.category_kind, **defaults)
+    margin = top.score - (candidates[1].score if len(candidates) > 1 else 0.0)
+    accepted = top.score >= threshold and margin >= margin_needed
+    return {
+        "in_catalogue": accepted, "sku": top.sku if accepted else None,
+        "product_id": top.product_id if accepted else None, "score": round(top.score, 6),
+        "margin": round(margin, 6), "threshold": threshold, "margin_threshold": margin_needed,
+        "label": f"in catalogue: SKU {top.sku}" if accepted else NOT_IN_CATALOGUE,
+    }
+
+
+def similar_products(*, product_id: int, k: int = 10) -> list[Candidate]:
+    model = embedding_model_active()
+    return candidates_for(search.similar_products(product_id, model_id=model.pk, k=k))
+
+
+def duplicate_pairs(*, min_similarity: float = 0.95) -> list[tuple[int, int, float]]:
+    """Product pairs that look alike enough to be the same item (catalogue cleanup)."""
+    return search.similar_pairs(model_id=embedding_model_active().pk, min_similarity=min_similarity)
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 2)

@@ -1,0 +1,27 @@
+"""Celery tasks: thin wrappers that take ids and call services."""
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def embed_product_images(image_ids: list[int]) -> int:
+    """Embed catalogue images into the active (and any building) model version; skips finished work."""
+    from .services import images_needing_embedding, images_embed
+
+    todo = images_needing_embedding(image_ids=image_ids)
+    if not todo:
+        return 0
+    return images_embed(image_ids=todo)
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5, soft_time_limit=None, time_limit=None)
+def build_embedding_model(model_id: int) -> str:
+    """Re-embed the catalogue for a new model version, then switch to it (resumable)."""
+    from .models import EmbeddingModel
+    from .services import embedding_model_build
+
+    model = EmbeddingModel.objects.filter(pk=model_id).first()
+    if model is None or model.active:
+        return "nothing to do"
+    return embedding_model_build(model_id=model_id).state
