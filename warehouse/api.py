@@ -336,6 +336,8 @@ class SnapshotConfirmApi(IntakeAPIView):
         size = serializers.CharField(required=False, allow_blank=True, max_length=20)
         quantity = serializers.IntegerField(min_value=1)
         bin_location = serializers.CharField(required=False, allow_blank=True, max_length=50, default="")
+        idempotency_key = serializers.CharField(required=False, allow_blank=True, max_length=100, default="",
+                                                help_text="A fresh UUID per booking; a resend books nothing twice.")
 
         def validate(self, attrs: dict) -> dict:
             if not attrs.get("variant_id") and not (attrs.get("product_id") and attrs.get("size")):
@@ -354,6 +356,7 @@ class SnapshotConfirmApi(IntakeAPIView):
         arrival = services.snapshot_confirm(
             snapshot=snapshot, user=request.user, variant=variant, product=product, size=data.get("size", ""),
             quantity=data["quantity"], bin_location=data["bin_location"],
+            idempotency_key=request.headers.get("Idempotency-Key") or data["idempotency_key"],
         )
         arrival = selectors.arrival_list(since=arrival.created_at).get(pk=arrival.pk)
         return Response(ArrivalOutputSerializer(arrival, context={"request": request}).data, status=201)

@@ -615,13 +615,14 @@ def _variant_for(*, product: Product, size: str) -> Variant:
 
 
 def _arrival_create(*, variant: Variant, quantity: int, bin_location: str, user: AbstractBaseUser,
-                    snapshot: Snapshot | None) -> Arrival:
+                    snapshot: Snapshot | None, idempotency_key: str = "") -> Arrival:
     if not isinstance(quantity, int) or quantity < 1:
         raise IntakeError("The quantity must be at least 1.", code="invalid_quantity")
     if quantity > max_arrival_quantity():
         raise IntakeError(f"At most {max_arrival_quantity()} pieces in one arrival.", code="invalid_quantity")
     arrival = Arrival.objects.create(
-        variant=variant, quantity=quantity, bin_location=clean_bin(bin_location), user=user, snapshot=snapshot
+        variant=variant, quantity=quantity, bin_location=clean_bin(bin_location), user=user, snapshot=snapshot,
+        idempotency_key=idempotency_key,
     )
     variant_adjust_stock(variant_id=variant.pk, delta=quantity)
     return arrival
@@ -629,15 +630,43 @@ def _arrival_create(*, variant: Variant, quantity: int, bin_location: str, user:
 
 def snapshot_confirm(
     *, snapshot: Snapshot, user: AbstractBaseUser, quantity: int, variant: Variant | None = None,
-    product: Product | None = None, size: str = "", bin_location: str = "",
+    product: Product | None = None, size: str = "", bin_location: str = "", idempotency_key: str = "",
 ) -> Arrival:
     """Book ``quantity`` pieces of the confirmed product (``variant``, or ``product`` + ``size``) as arrived.
 
     The snapshot keeps the product as its confirmed match. Confirming again adds another size of the
-    same item; a different product needs the earlier arrivals undone first.
+    same item; a different product needs the earlier arrivals undone first. A resent request with the
+    same ``idempotency_key`` returns the first arrival instead of booking the pieces twice.
     """
     if variant is None and product is None:
         raise IntakeError("Pick the product and size.", code="product_required")
+    key = (idempotency_key or "").strip()
+    if key and not IDEMPOTENCY_KEY_RE.match(key):
+        raise IntakeError("The idempotency key must be 8–100 letters, digits or . _ : -.", code="invalid_key")
+    try:
+        return _confirm(snapshot=snapshot, user=user, quantity=quantity, variant=variant, product=product,
+                        size=size, bin_location=bin_location, key=key)
+    except IntegrityError:
+        existing = _existing_arrival(user=user, key=key, snapshot=snapshot)
+        if existing is None:
+            raise
+        return existing
+
+
+def _existing_arrival(*, user: AbstractBaseUser, key: str, snapshot: Snapshot) -> Arrival | None:
+    if not key:
+        return None
+    existing = Arrival.objects.filter(user=user, idempotency_key=key).first()
+    if existing is not None and existing.snapshot_id != (snapshot.group_head_id or snapshot.pk):
+        raise IntakeError("This idempotency key was already used for another item.", code="key_reused")
+    return existing
+
+
+def _confirm(*, snapshot: Snapshot, user: AbstractBaseUser, quantity: int, variant: Variant | None,
+             product: Product | None, size: str, bin_location: str, key: str) -> Arrival:
+    existing = _existing_arrival(user=user, key=key, snapshot=snapshot)
+    if existing is not None:
+        return existing
     with transaction.atomic():
         head = _locked_head(snapshot)
         if head.uploaded_by_id != user.pk and not user.is_superuser:
@@ -662,7 +691,7 @@ def snapshot_confirm(
         head.decided_at = timezone.now()
         _save(head, "product", "decided_at")
         return _arrival_create(variant=variant, quantity=quantity, bin_location=bin_location, user=user,
-                               snapshot=head)
+                               snapshot=head, idempotency_key=key)
 
 
 def arrival_undo(*, arrival: Arrival, user: AbstractBaseUser) -> Arrival:

@@ -6,6 +6,7 @@ from functools import wraps
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
+from django.middleware.csrf import get_token
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -27,6 +28,7 @@ def warehouse_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpR
             return redirect_to_login(request.get_full_path())
         if not has_role(request.user, WAREHOUSE):
             return render(request, "warehouse/forbidden.html", status=403)
+        get_token(request)  # the pages' JavaScript sends it back as X-CSRFToken
         return view(request, *args, **kwargs)
 
     return wrapper

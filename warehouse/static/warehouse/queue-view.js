@@ -1,0 +1,34 @@
+/* Shows the upload queue as a list with progress, retry and remove. Used on the capture and item pages. */
+"use strict";
+
+function renderQueue(listEl, sectionEl, entries, progress) {
+  const template = document.getElementById("queue-item");
+  sectionEl.classList.toggle("hidden", entries.length === 0);
+  const keep = new Set(entries.map((e) => e.key));
+  for (const li of [...listEl.children]) if (!keep.has(li.dataset.key)) li.remove();
+  for (const entry of entries) {
+    let li = listEl.querySelector(`li[data-key="${entry.key}"]`);
+    if (!li) {
+      li = template.content.firstElementChild.cloneNode(true);
+      li.dataset.key = entry.key;
+      li.querySelector("img").src = URL.createObjectURL(entry.blob);
+      li.querySelector(".q-retry").addEventListener("click", () => UploadQueue.retry(entry.key));
+      li.querySelector(".q-remove").addEventListener("click", () => {
+        if (confirm("Remove this photo from the phone? It has not been uploaded.")) UploadQueue.discard(entry.key);
+      });
+      listEl.append(li);
+    }
+    const fraction = progress.get(entry.key);
+    const states = {
+      waiting: navigator.onLine ? "Waiting to upload" : "Waiting for signal",
+      uploading: fraction === undefined ? "Uploading…" : `Uploading ${Math.round(fraction * 100)}%`,
+      rejected: "Not accepted",
+      signin: "Sign in again",
+    };
+    li.querySelector(".q-title").textContent = `${entry.label} · ${(entry.size / 1024 / 1024).toFixed(1)} MB`;
+    li.querySelector(".q-state").textContent = states[entry.state] + (entry.message ? ` — ${entry.message}` : "");
+    li.querySelector(".bar span").style.width = `${Math.round((fraction || 0) * 100)}%`;
+    li.querySelector(".q-retry").classList.toggle("hidden", entry.state === "uploading");
+    li.querySelector(".q-remove").classList.toggle("hidden", entry.state === "uploading");
+  }
+}
