@@ -260,3 +260,60 @@ def embedding_vectors(*, model_id: int, image_ids: Sequence[int]) -> dict[int, n
             [model_id, list(image_ids)],
         )
         return {int(i): np.asarray(_parse(t), dtype=np.float32) for i, t in cursor.fetchall()}
+
+
+def embeddings_bulk_load(*, model_id: int, image_ids: Sequence[int], vectors: np.ndarray) -> int:
+    """Fast path for large loads (benchmarks, migrations between servers): binary COPY, then the upsert join.
+
+    Drop the HNSW index first (``vector_index_drop``) and rebuild it afterwards: building once is much
+    faster than inserting 100k vectors into a live graph.
+    """
+    from pgvector.psycopg import register_vector
+
+    connection.ensure_connection()
+    raw = connection.connection
+    register_vector(raw)
+    image_t, product_t, category_t, variant_t = (
+        ProductImage._meta.db_table, Product._meta.db_table, Category._meta.db_table, Variant._meta.db_table,
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMP TABLE matching_staging (image_id bigint, vector vector({EMBEDDING_DIMENSION}))"
+                       " ON COMMIT DROP")
+        with raw.cursor().copy("COPY matching_staging (image_id, vector) FROM STDIN WITH (FORMAT BINARY)") as copy:
+            copy.set_types(["int8", "vector"])
+            for image_id, vector in zip(image_ids, vectors, strict=True):
+                copy.write_row((int(image_id), np.asarray(vector, dtype=np.float32)))
+        cursor.execute(
+            f"INSERT INTO {TABLE} (image_id, model_id, product_id, image_sha256, category_id, category_kind, gender,"
+            f" status, in_stock, vector, created_at)"
+            f" SELECT i.id, %s, p.id, i.sha256, p.category_id, c.kind, p.gender, p.status,"
+            f" EXISTS (SELECT 1 FROM {variant_t} v WHERE v.product_id = p.id AND v.stock_quantity > 0), s.vector, now()"
+            f" FROM matching_staging s JOIN {image_t} i ON i.id = s.image_id JOIN {product_t} p ON p.id = i.product_id"
+            f" JOIN {category_t} c ON c.id = p.category_id"
+            f" ON CONFLICT (image_id, model_id) DO UPDATE SET vector = EXCLUDED.vector",
+            [model_id],
+        )
+        return cursor.rowcount
+
+
+def _vector_index():
+    from .models import ProductEmbedding
+
+    return ProductEmbedding, next(index for index in ProductEmbedding._meta.indexes if isinstance(index, HnswIndex))
+
+
+def vector_index_drop() -> None:
+    model, index = _vector_index()
+    with connection.schema_editor() as editor:
+        editor.remove_index(model, index)
+
+
+def vector_index_build(*, maintenance_work_mem: str = "1GB") -> None:
+    """(Re)create the HNSW index exactly as the migration defines it."""
+    model, index = _vector_index()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('maintenance_work_mem', %s, false)", [maintenance_work_mem])
+    with connection.schema_editor() as editor:
+        editor.add_index(model, index)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {TABLE}")

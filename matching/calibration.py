@@ -1,0 +1,117 @@
+"""Fitting the "in catalogue" decision: a score threshold and a margin over the next product.
+
+A query is accepted when its top score ≥ ``score`` and top − second ≥ ``margin``. An accepted query is
+right when the top product is the one confirmed. Among all (score, margin) points we keep the one with
+the best recall whose precision reaches the target; when none does, the best F1. Per category kind
+where a kind has enough queries of both sorts, the model-wide point otherwise.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from django.utils import timezone
+
+from .models import EmbeddingModel
+
+MARGINS = (0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08)
+MIN_PER_KIND = 30  # queries of a kind needed before it gets its own threshold
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One calibration query: its best candidate's score and margin, and what the truth was."""
+
+    score: float
+    margin: float
+    correct: bool  # the top candidate is the confirmed product
+    in_catalogue: bool
+    kind: str | None = None
+
+
+def operating_point(pairs: Sequence[Pair], *, target_precision: float) -> dict:
+    scores = np.asarray([p.score for p in pairs], dtype=np.float64)
+    margins = np.asarray([p.margin for p in pairs], dtype=np.float64)
+    correct = np.asarray([p.correct and p.in_catalogue for p in pairs])
+    positives = max(1, sum(p.in_catalogue for p in pairs))
+    candidates = np.unique(np.concatenate([scores, [scores.max() + 1e-6 if len(scores) else 1.0]]))
+    best: dict | None = None
+    best_f1: dict | None = None
+    for margin in MARGINS:
+        for threshold in candidates:
+            accepted = (scores >= threshold) & (margins >= margin)
+            n_accepted = int(accepted.sum())
+            true_pos = int((accepted & correct).sum())
+            precision = true_pos / n_accepted if n_accepted else 1.0
+            recall = true_pos / positives
+            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+            point = {"score": round(float(threshold), 6), "margin": margin, "precision": round(precision, 4),
+                     "recall": round(recall, 4), "f1": round(f1, 4), "accepted": n_accepted}
+            if precision >= target_precision and (best is None or (recall, -threshold) > (best["recall"], -best["score"])):
+                best = point
+            if best_f1 is None or f1 > best_f1["f1"]:
+                best_f1 = point
+    chosen = best or best_f1 or {"score": 1.0, "margin": 0.0, "precision": 1.0, "recall": 0.0, "f1": 0.0, "accepted": 0}
+    chosen["meets_target"] = best is not None
+    return chosen
+
+
+def calibrate(pairs: Sequence[Pair], *, target_precision: float = 0.95) -> tuple[dict, dict]:
+    """(thresholds, metrics) for a model from its calibration pairs."""
+    if not pairs:
+        raise ValueError("No calibration pairs.")
+    overall = operating_point(pairs, target_precision=target_precision)
+    thresholds: dict = {"default": {"score": overall["score"], "margin": overall["margin"]}, "per_kind": {}}
+    per_kind_metrics = {}
+    for kind in sorted({p.kind for p in pairs if p.kind}):
+        subset = [p for p in pairs if p.kind == kind]
+        if len(subset) < MIN_PER_KIND or all(p.in_catalogue for p in subset) or not any(p.in_catalogue for p in subset):
+            continue
+        point = operating_point(subset, target_precision=target_precision)
+        thresholds["per_kind"][kind] = {"score": point["score"], "margin": point["margin"]}
+        per_kind_metrics[kind] = point | {"n": len(subset)}
+    metrics = {
+        "expected_precision": overall["precision"], "expected_recall": overall["recall"], "f1": overall["f1"],
+        "meets_target": overall["meets_target"], "target_precision": target_precision, "n_pairs": len(pairs),
+        "n_in_catalogue": sum(p.in_catalogue for p in pairs), "per_kind": per_kind_metrics,
+        "fitted_at": timezone.now().isoformat(),
+    }
+    return thresholds, metrics
+
+
+def model_calibration_store(*, model: EmbeddingModel, thresholds: dict, metrics: dict, source: str) -> EmbeddingModel:
+    model.thresholds = thresholds
+    model.metrics = {**(model.metrics or {}), "calibration": {**metrics, "source": source}}
+    model.save(update_fields=["thresholds", "metrics"])
+    return model
+
+
+def pairs_from_snapshots(model: EmbeddingModel) -> list[Pair]:
+    """Confirmed (and "not in catalogue") snapshots matched by ``model``, as calibration pairs.
+
+    Uses what the matcher said at the time (stored candidates and decision), so a snapshot photo later
+    added to the catalogue does not make its own match look perfect.
+    """
+    try:
+        from warehouse.models import Snapshot
+    except ImportError:
+        return []
+    fields = {f.name for f in Snapshot._meta.get_fields()}
+    if not {"status", "candidates", "product", "model_version"} <= fields:
+        return []
+    pairs = []
+    rows = Snapshot.objects.filter(status__in=["confirmed", "new"], model_version=model.name)
+    for snapshot in rows.only("status", "candidates", "product_id", "decision"):
+        candidates = snapshot.candidates or []
+        if not candidates:
+            continue
+        top = candidates[0]
+        second = candidates[1]["score"] if len(candidates) > 1 else 0.0
+        in_catalogue = snapshot.status == "confirmed" and snapshot.product_id is not None
+        pairs.append(Pair(
+            score=float(top["score"]), margin=float(top["score"]) - float(second),
+            correct=in_catalogue and top.get("product_id") == snapshot.product_id, in_catalogue=in_catalogue,
+            kind=top.get("category_kind"),
+        ))
+    return pairs

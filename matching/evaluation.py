@@ -1,0 +1,175 @@
+"""Retrieval evaluation on data the project has never seen (DESIGN §5: ``evaluate_matching``).
+
+The catalogue CSV is imported through the catalogue services into whatever database is current (the
+commands use a throwaway one), embedded through the real after-commit path, and every query photo is
+matched through ``match_image`` / ``match_garments``. Per-query records feed both the summary and
+threshold calibration.
+"""
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.core.management.base import CommandError
+from django.db import transaction
+
+from catalog.imaging import ImageRejected, load_image
+from catalog.models import CategoryKind, Product
+from catalog.services import category_for_text, category_get_or_create, gender_for_text, product_create, product_image_add
+
+from . import services
+from .models import EmbeddingModel, ProductEmbedding
+
+IMPORT_CHUNK = 64
+
+
+@dataclass
+class QueryRecord:
+    image: str
+    sku: str | None  # None: not in the catalogue
+    rank: int | None  # 1-based rank of the right SKU among the candidates, None when absent
+    top_sku: str | None
+    top_score: float
+    margin: float
+    kind: str | None  # category kind of the top candidate
+    ms: float
+    accepted: bool  # the decision said "in catalogue"
+
+
+def read_csv(path: Path, required: list[str]) -> list[dict]:
+    if not path.exists():
+        raise CommandError(f"{path} does not exist.")
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        missing = [column for column in required if column not in (reader.fieldnames or [])]
+        if missing:
+            raise CommandError(f"{path} lacks column(s) {', '.join(missing)}; expected {','.join(required)}.")
+        return [{key: (value or "").strip() for key, value in row.items() if key} for row in reader]
+
+
+def catalogue_import(catalog_csv: Path, *, progress: Callable[[int], None] | None = None) -> dict:
+    """Create one product per SKU and its images; embedding runs after each chunk commits."""
+    rows = read_csv(catalog_csv, ["sku", "image"])
+    by_sku: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["sku"]:
+            by_sku.setdefault(row["sku"], []).append(row)
+    started = time.perf_counter()
+    images = 0
+    skus = list(by_sku)
+    for start in range(0, len(skus), IMPORT_CHUNK):
+        with transaction.atomic():
+            for sku in skus[start : start + IMPORT_CHUNK]:
+                images += _import_sku(sku, by_sku[sku], catalog_csv.parent)
+        if progress:
+            progress(images)
+    model = services.embedding_model_active()
+    services.catalog_embed(model=model)  # anything the after-commit path could not do
+    seconds = time.perf_counter() - started
+    return {"skus": len(skus), "images": images, "seconds": seconds,
+            "embedded": ProductEmbedding.objects.filter(model=model).count()}
+
+
+def _import_sku(sku: str, rows: list[dict], root: Path) -> int:
+    first = rows[0]
+    category = category_for_text(first.get("category", "")) or category_get_or_create(
+        name=first.get("category") or "Uncategorised", kind=CategoryKind.ACCESSORY
+    )
+    product = Product.objects.filter(sku=sku).first() or product_create(
+        sku=sku, name=first.get("name") or sku, category=category,
+        gender=gender_for_text(first.get("gender", "")) or "unisex",
+    )
+    added = 0
+    for n, row in enumerate(rows):
+        path = root / row["image"]
+        try:
+            _, created = product_image_add(product=product, data=path.read_bytes(), filename=path.name,
+                                           role="primary" if n == 0 else "alternate")
+        except (OSError, ImageRejected):
+            continue
+        added += int(created)
+    return added
+
+
+def run_queries(queries_csv: Path, *, segment: bool, garments: bool = True, k: int = 10,
+                progress: Callable[[int], None] | None = None) -> list[QueryRecord]:
+    rows = read_csv(queries_csv, ["image", "sku"])
+    records = []
+    for n, row in enumerate(rows):
+        path = queries_csv.parent / row["image"]
+        started = time.perf_counter()
+        try:
+            image = load_image(path.read_bytes()).image
+        except (OSError, ImageRejected):
+            continue
+        if garments and segment:
+            result = services.match_garments(image, k=k, segment=True)
+        else:
+            result = services.match_image(image, k=k, segment=segment)
+        ms = (time.perf_counter() - started) * 1000
+        skus = [candidate.sku for candidate in result.candidates]
+        wanted = row["sku"] or None
+        records.append(QueryRecord(
+            image=row["image"], sku=wanted, rank=skus.index(wanted) + 1 if wanted in skus else None,
+            top_sku=skus[0] if skus else None, top_score=float(result.decision["score"]),
+            margin=float(result.decision["margin"]), ms=ms, accepted=bool(result.decision["in_catalogue"]),
+            kind=result.candidates[0].category_kind if result.candidates else None,
+        ))
+        if progress:
+            progress(n + 1)
+    return records
+
+
+def auroc(positive: list[float], negative: list[float]) -> float | None:
+    """Probability that a random in-catalogue query outscores a random unknown one (ties count half)."""
+    if not positive or not negative:
+        return None
+    pos, neg = np.asarray(positive)[:, None], np.asarray(negative)[None, :]
+    return float((pos > neg).mean() + 0.5 * (pos == neg).mean())
+
+
+def summarise(records: list[QueryRecord], *, ingest: dict, model: EmbeddingModel, segment: bool) -> dict:
+    known = [r for r in records if r.sku]
+    unknown = [r for r in records if not r.sku]
+    ranks = [r.rank for r in known]
+    ms = np.asarray([r.ms for r in records]) if records else np.zeros(1)
+
+    def recall(at: int) -> float | None:
+        return round(float(np.mean([bool(rank and rank <= at) for rank in ranks])), 4) if ranks else None
+
+    decided_right = [(r.accepted and r.top_sku == r.sku) if r.sku else not r.accepted for r in records]
+    segmentation = "none"
+    if segment:
+        segmentation = "cut_out" if services.segmentation_available() else "unavailable (whole photo)"
+    return {
+        "n_queries": len(records), "n_in_catalogue": len(known), "n_not_in_catalogue": len(unknown),
+        "recall@1": recall(1), "recall@5": recall(5), "recall@10": recall(10),
+        "mrr": round(float(np.mean([1.0 / rank if rank else 0.0 for rank in ranks])), 4) if ranks else None,
+        "open_set": _round(auroc([r.top_score for r in known], [r.top_score for r in unknown])),
+        "decision_accuracy": round(float(np.mean(decided_right)), 4) if records else None,
+        "ingest_images_per_s": round(ingest["images"] / ingest["seconds"], 2) if ingest["seconds"] else None,
+        "match_ms_p50": round(float(np.percentile(ms, 50)), 1), "match_ms_p95": round(float(np.percentile(ms, 95)), 1),
+        "catalog_skus": ingest["skus"], "catalog_images": ingest["images"],
+        "segmentation": segmentation,
+        "model_versions": {"embedder": model.name, "segmenter": _segmenter_version()},
+    }
+
+
+def _segmenter_version() -> str | None:
+    try:
+        from segmentation.models import SegmenterModel  # provided by the segmentation app when it has one
+    except ImportError:
+        return None
+    try:
+        active = SegmenterModel.objects.filter(active=True).first()
+    except Exception:  # noqa: BLE001 - a schema this code does not know; the version is informative only
+        return None
+    return str(active) if active else None
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)

@@ -1,0 +1,76 @@
+"""``manage.py calibrate_matching [--model VERSION]``: fit the "in catalogue" threshold(s) of a model version.
+
+Uses confirmed intake snapshots matched by that version when there are enough of them; otherwise an
+evaluation set (``--catalog``/``--queries``, default ``var/eval`` from ``bench/build_eval_set.py``) run
+in a throwaway database. Stores thresholds and expected precision/recall on the ``EmbeddingModel``.
+"""
+from __future__ import annotations
+
+import sys
+
+import json
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from matching import calibration, evaluation, services
+from matching.models import EmbeddingModel
+from matching.throwaway import throwaway_database
+
+MIN_SNAPSHOT_PAIRS = 40
+
+
+class Command(BaseCommand):
+    help = "Fit and store the decision threshold(s) of an embedding model version."
+
+    def add_arguments(self, parser) -> None:
+        default = Path(settings.BASE_DIR) / "var" / "eval"
+        parser.add_argument("--model", help="EmbeddingModel name (default: the active one).")
+        parser.add_argument("--catalog", type=Path, default=default / "catalog.csv")
+        parser.add_argument("--queries", type=Path, default=default / "queries.csv")
+        parser.add_argument("--target-precision", type=float, default=0.95)
+        parser.add_argument("--no-segmentation", action="store_true")
+        parser.add_argument("--source", choices=["auto", "snapshots", "evaluation"], default="auto")
+
+    def handle(self, *args, **options) -> None:
+        model = self._model(options["model"])
+        pairs = calibration.pairs_from_snapshots(model) if options["source"] != "evaluation" else []
+        source = f"{len(pairs)} intake snapshots"
+        if options["source"] == "snapshots" and not pairs:
+            raise CommandError(f"No decided snapshots were matched by {model.name}.")
+        if options["source"] == "evaluation" or (options["source"] == "auto" and len(pairs) < MIN_SNAPSHOT_PAIRS):
+            pairs, source = self._evaluation_pairs(model, options), f"evaluation set {options['queries']}"
+        thresholds, metrics = calibration.calibrate(pairs, target_precision=options["target_precision"])
+        model = EmbeddingModel.objects.get(pk=model.pk)
+        calibration.model_calibration_store(model=model, thresholds=thresholds, metrics=metrics, source=source)
+        self.stdout.write(json.dumps({"model": model.name, "source": source, "thresholds": thresholds,
+                                      "metrics": metrics}, indent=2))
+
+    def _model(self, name: str | None) -> EmbeddingModel:
+        if not name:
+            return services.embedding_model_active()
+        model = EmbeddingModel.objects.filter(name=name).first()
+        if model is None:
+            known = ", ".join(EmbeddingModel.objects.values_list("name", flat=True)) or "none"
+            raise CommandError(f"No embedding model {name!r}; known: {known}.")
+        return model
+
+    def _evaluation_pairs(self, model: EmbeddingModel, options) -> list[calibration.Pair]:
+        catalog, queries = options["catalog"].resolve(), options["queries"].resolve()
+        evaluation.read_csv(catalog, ["sku", "image"])
+        evaluation.read_csv(queries, ["image", "sku"])
+        quiet = options["verbosity"] < 1
+        with throwaway_database("calib"):
+            stand_in = services.embedding_model_for(embedder_name=model.embedder)
+            services.embedding_model_switch(model_id=stand_in.pk)
+            evaluation.catalogue_import(catalog)
+            with tqdm(desc="queries", unit="q", disable=quiet, file=sys.stderr) as bar:
+                records = evaluation.run_queries(queries, segment=not options["no_segmentation"],
+                                                 progress=lambda n: bar.update(n - bar.n))
+        return [
+            calibration.Pair(score=r.top_score, margin=r.margin, correct=bool(r.sku) and r.top_sku == r.sku,
+                             in_catalogue=bool(r.sku), kind=r.kind)
+            for r in records
+        ]

@@ -1,0 +1,48 @@
+"""``manage.py evaluate_matching --catalog CATALOG.csv --queries QUERIES.csv [--json OUT.json]`` (DESIGN §5)."""
+from __future__ import annotations
+
+import sys
+
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand
+from tqdm import tqdm
+
+from matching import evaluation, services
+from matching.throwaway import throwaway_database
+
+
+class Command(BaseCommand):
+    help = "Import a catalogue into a throwaway database, match query photos against it, print retrieval metrics."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--catalog", type=Path, required=True, help="CSV: sku,image,category,gender,name")
+        parser.add_argument("--queries", type=Path, required=True, help="CSV: image,sku (empty sku: not in catalogue)")
+        parser.add_argument("--json", type=Path, help="Also write the JSON object here.")
+        parser.add_argument("--no-segmentation", action="store_true", help="Match whole photos (no cut-out).")
+        parser.add_argument("--single-garment", action="store_true",
+                            help="One cut-out per photo instead of every garment found.")
+        parser.add_argument("--k", type=int, default=10)
+
+    def handle(self, *args, **options) -> None:
+        catalog, queries = options["catalog"].resolve(), options["queries"].resolve()
+        evaluation.read_csv(catalog, ["sku", "image"])
+        evaluation.read_csv(queries, ["image", "sku"])
+        segment = not options["no_segmentation"]
+        quiet = options["verbosity"] < 1
+        with throwaway_database("eval"):
+            with tqdm(desc="catalogue", unit="img", disable=quiet, file=sys.stderr) as bar:
+                ingest = evaluation.catalogue_import(catalog, progress=lambda n: bar.update(n - bar.n))
+            with tqdm(desc="queries", unit="q", disable=quiet, file=sys.stderr) as bar:
+                records = evaluation.run_queries(
+                    queries, segment=segment, garments=not options["single_garment"], k=options["k"],
+                    progress=lambda n: bar.update(n - bar.n),
+                )
+            summary = evaluation.summarise(records, ingest=ingest, model=services.embedding_model_active(),
+                                           segment=segment)
+        text = json.dumps(summary, indent=2)
+        if options["json"]:
+            options["json"].parent.mkdir(parents=True, exist_ok=True)
+            options["json"].write_text(text + "\n")
+        self.stdout.write(text)

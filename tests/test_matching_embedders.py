@@ -1,0 +1,92 @@
+"""The embedding backbone: registry, preprocessing checked by ImageNet predictions, ONNX = PyTorch."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+
+import numpy as np
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from PIL import Image
+
+from matching.embedders import get_embedder
+from matching.embedders.base import Preprocessing
+
+# Article types of the catalogue photos and the ImageNet classes that name what they show.
+EXPECTED_CLASSES = {
+    "Sandals": {"sandal"}, "Flip Flops": {"sandal"}, "Sports Shoes": {"running shoe"},
+    "Casual Shoes": {"running shoe", "loafer", "sandal", "clog"}, "Tshirts": {"jersey", "sweatshirt"},
+    "Jeans": {"jean"}, "Backpacks": {"backpack"}, "Handbags": {"purse", "mailbag", "backpack", "wallet"},
+    "Sunglasses": {"sunglasses", "sunglass"}, "Belts": {"buckle"},
+    "Watches": {"analog clock", "digital watch", "stopwatch", "wall clock", "digital clock", "magnetic compass"},
+}
+PER_TYPE = 3
+
+
+def catalogue_photos(shared_data, per_type: int = PER_TYPE) -> list[tuple[str, Image.Image]]:
+    chosen: dict[str, list] = {}
+    with open(shared_data / "catalog-photos" / "labels.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            kind = row["article_type"]
+            if kind in EXPECTED_CLASSES and len(chosen.setdefault(kind, [])) < per_type:
+                image = Image.open(shared_data / "catalog-photos" / row["image"]).convert("RGB")
+                chosen[kind].append((kind, image))
+    return [item for items in chosen.values() for item in items]
+
+
+def top5_hit_rate(embedder, photos) -> float:
+    from torchvision.models import ResNet50_Weights  # the ImageNet class names ship with torchvision
+
+    names = [name.lower() for name in ResNet50_Weights.IMAGENET1K_V1.meta["categories"]]
+    logits = embedder.imagenet_logits([image for _, image in photos])
+    hits = [bool({names[i] for i in np.argsort(-row)[:5]} & EXPECTED_CLASSES[kind])
+            for (kind, _), row in zip(photos, logits, strict=True)]
+    return float(np.mean(hits))
+
+
+@pytest.mark.slow
+def test_imagenet_predictions_confirm_the_preprocessing(shared_data):
+    # given real catalogue photos of items ImageNet has classes for
+    embedder = get_embedder("efficientnet_lite0_torch")
+    photos = catalogue_photos(shared_data)
+    assert len(photos) == PER_TYPE * len(EXPECTED_CLASSES)
+    # when classifying them with the shipped preprocessing (TF-Lite: mean = std = 0.5)
+    shipped = top5_hit_rate(embedder, photos)
+    # and with the usual torchvision ImageNet statistics instead
+    imagenet_stats = dataclasses.replace(
+        embedder.preprocessing, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)
+    )
+    other = get_embedder("efficientnet_lite0_torch")
+    original = other.preprocessing
+    try:
+        other.preprocessing = imagenet_stats
+        alternative = top5_hit_rate(other, photos)
+    finally:
+        other.preprocessing = original
+    # then the shipped one names the right class in the top 5 for most photos, at least as often
+    assert shipped >= 0.85, shipped
+    assert shipped >= alternative
+
+
+def test_preprocessing_travels_with_the_weights():
+    embedder = get_embedder()
+    assert embedder.preprocessing == Preprocessing(input_size=224, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    assert len(embedder.checksum) == 64
+    assert embedder.version.startswith("efficientnet-lite0@") and embedder.checksum.startswith("57934424")
+    assert embedder.describe()["dimension"] == 1280
+
+
+def test_onnx_runtime_matches_pytorch_and_vectors_are_unit_length(shared_data):
+    photos = [image for _, image in catalogue_photos(shared_data, per_type=1)][:6]
+    onnx, torch_ = get_embedder("default"), get_embedder("efficientnet_lite0_torch")
+    a, b = onnx.embed(photos), torch_.embed(photos)
+    assert onnx.runtime == "onnx" and onnx.onnx_path().exists()  # exported once, cached by weights checksum
+    assert a.shape == (6, 1280) and a.dtype == np.float32
+    assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    assert np.abs(a - b).max() < 1e-4
+    assert onnx.version == torch_.version  # same weights, same vectors: one model version
+
+
+def test_unknown_embedder_lists_the_valid_names():
+    with pytest.raises(ImproperlyConfigured, match="default"):
+        get_embedder("no-such-embedder")
