@@ -1,0 +1,51 @@
+"""Our segmentation classes and the mapping from the Clothing Co-Parsing (CCP) label set."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+CLASSES: tuple[str, ...] = ("background", "topwear", "bottomwear", "full-body", "footwear", "other")
+BACKGROUND = 0
+CLASS_INDEX = {name: i for i, name in enumerate(CLASSES)}
+GARMENT_KINDS = ("topwear", "bottomwear", "full-body", "footwear")
+
+_CCP_KIND = {
+    "topwear": "blazer blouse bra cape cardigan coat hoodie jacket jumper shirt sweater sweatshirt t-shirt top vest",
+    "bottomwear": "jeans leggings pants shorts skirt tights",
+    "full-body": "bodysuit dress romper suit swimwear",
+    "footwear": "boots clogs flats heels loafers pumps sandals shoes sneakers wedges socks",
+}
+CCP_NAME_TO_KIND = {name: kind for kind, names in _CCP_KIND.items() for name in names.split()}
+
+
+def ccp_lookup(label_list_csv: Path) -> np.ndarray:
+    """Lookup table CCP label value -> our class index. Items not in the masks (skin, hair, null) are background;
+    worn items we do not sell as garments (bags, belts, jewellery, hats) are 'other'."""
+    table = np.zeros(256, dtype=np.uint8)
+    with open(label_list_csv, newline="") as fh:
+        for row in csv.DictReader(fh):
+            value = int(row["label_value"])
+            if row["in_masks"].strip() != "1":
+                table[value] = BACKGROUND
+                continue
+            table[value] = CLASS_INDEX[CCP_NAME_TO_KIND.get(row["name"].strip().lower(), "other")]
+    return table
+
+
+def catalog_kind(master: str, sub: str, article: str = "") -> str | None:
+    """Class for a catalogue product row (Fashion Product Images labels); None for things that are not worn."""
+    master, sub, article = master.strip().lower(), sub.strip().lower(), article.strip().lower()
+    if sub == "topwear":
+        return "topwear"
+    if sub == "bottomwear":
+        return "bottomwear"
+    if sub in {"dress", "loungewear and nightwear", "saree", "apparel set"}:
+        return "full-body"
+    if master == "footwear" or sub in {"socks", "shoes", "sandal", "flip flops"}:
+        return "footwear"
+    if master in {"accessories", "apparel"}:
+        return "other"
+    return None

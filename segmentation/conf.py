@@ -1,0 +1,74 @@
+"""Segmentation settings, read from Django settings with safe defaults (``STOCKMATCH_SEG_*``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+
+
+def _get(name: str, default):
+    return getattr(settings, f"STOCKMATCH_SEG_{name}", default)
+
+
+def working_size() -> int:
+    """Long side, in pixels, at which the network and GrabCut run."""
+    return int(_get("WORKING_SIZE", 160))
+
+
+def grabcut_size() -> int:
+    """Long side at which GrabCut runs (its cost grows fast with pixels: DESIGN §7)."""
+    return int(_get("GRABCUT_SIZE", 128))
+
+
+def refine_size() -> int:
+    """Long side cap for the edge-aware refinement; larger photos get the mask upscaled from here."""
+    return int(_get("REFINE_SIZE", 512))
+
+
+def grabcut_iterations() -> int:
+    return int(_get("GRABCUT_ITERATIONS", 3))
+
+
+def cutout_size() -> int:
+    return int(_get("CUTOUT_SIZE", 256))
+
+
+def cutout_margin() -> float:
+    return float(_get("CUTOUT_MARGIN", 0.08))
+
+
+def stroke_thickness() -> int:
+    """Stroke width in working-size pixels."""
+    return int(_get("STROKE_THICKNESS", 3))
+
+
+def min_area_fraction() -> float:
+    """Masks smaller than this fraction of the photo count as 'nothing found'."""
+    return float(_get("MIN_AREA_FRACTION", 0.002))
+
+
+def torch_threads() -> int:
+    return int(getattr(settings, "STOCKMATCH_TORCH_THREADS", 2))
+
+
+def shipped_dir() -> Path:
+    base = getattr(settings, "STOCKMATCH_MODELS_DIR", Path(settings.BASE_DIR) / "models")
+    return Path(_get("SHIPPED_DIR", Path(base) / "segmenter"))
+
+
+def trained_dir() -> Path:
+    base = getattr(settings, "STOCKMATCH_TRAINED_DIR", Path(settings.BASE_DIR) / "var" / "models")
+    return Path(_get("TRAINED_DIR", Path(base) / "segmenter"))
+
+
+def work_dir() -> Path:
+    """Checkpoints and caches for training (never needed at run time)."""
+    from warehouse.settings.env import DATA_DIR
+
+    return Path(_get("WORK_DIR", Path(DATA_DIR) / "segmentation"))
+
+
+def default_data_dir() -> Path | None:
+    candidate = Path(_get("DATA_SOURCE_DIR", Path(settings.BASE_DIR).parent / "shared" / "data"))
+    return candidate if candidate.exists() else None

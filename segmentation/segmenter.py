@@ -1,0 +1,122 @@
+"""The runtime segmenter: one object owns the network, loaded lazily under a lock.
+
+Resolution order: the active ``SegmenterModel`` row (file present, checksum matching), else the weights
+shipped in ``models/segmenter/``. When neither loads, ``get_segmenter()`` returns None and callers fall back
+to GrabCut alone."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import conf
+from .weights import WeightsError, load_network
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SegmenterSpec:
+    version: str
+    weights_path: Path
+    sha256: str | None
+
+
+class Segmenter:
+    """A Tiramisu network ready for prediction at working size."""
+
+    def __init__(self, spec: SegmenterSpec) -> None:
+        self.spec = spec
+        self._lock = threading.Lock()
+        self._model = None
+        self.meta: dict = {}
+
+    @property
+    def version(self) -> str:
+        return self.spec.version
+
+    def load(self) -> Segmenter:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    import torch
+
+                    torch.set_num_threads(max(1, conf.torch_threads()))
+                    model, meta = load_network(self.spec.weights_path, self.spec.sha256)
+                    self.meta = meta
+                    self._model = model
+        return self
+
+    @property
+    def classes(self) -> list[str]:
+        self.load()
+        return list(self.meta.get("classes", []))
+
+    @property
+    def long_side(self) -> int:
+        self.load()
+        return int(self.meta.get("input", {}).get("long_side", conf.working_size()))
+
+    def predict(self, image: np.ndarray) -> np.ndarray:
+        """Class probabilities (C x H x W float32) for an RGB uint8 image at working size."""
+        import torch
+
+        from .inference import predict_probs
+
+        self.load()
+        with torch.inference_mode():
+            return predict_probs(self._model, image, int(self.meta["input"]["stride"]))
+
+
+_lock = threading.Lock()
+_cached: dict[str, Segmenter | None] = {}
+
+
+def _resolve() -> SegmenterSpec | None:
+    from django.db import DatabaseError
+
+    from .versions import resolve_path, shipped_sidecar
+
+    try:
+        from .models import SegmenterModel
+
+        row = SegmenterModel.objects.filter(active=True).first()
+    except DatabaseError as exc:  # no database (or not migrated): shipped weights still work
+        log.warning("segmenter versions unavailable (%s); using shipped weights", exc)
+        row = None
+    if row is not None:
+        path = resolve_path(row.weights_path)
+        if path.exists():
+            return SegmenterSpec(version=row.name, weights_path=path, sha256=row.weights_sha256)
+        log.warning("active segmenter %s has no weights at %s; using shipped weights", row.name, path)
+    sidecar = shipped_sidecar()
+    if sidecar is not None and Path(sidecar["weights_path"]).exists():
+        return SegmenterSpec(
+            version=sidecar["version"], weights_path=Path(sidecar["weights_path"]), sha256=sidecar["sha256"]
+        )
+    return None
+
+
+def get_segmenter() -> Segmenter | None:
+    """The segmenter serving now (loaded), or None when no network is available."""
+    with _lock:
+        if "current" not in _cached:
+            spec = _resolve()
+            segmenter = None
+            if spec is not None:
+                try:
+                    segmenter = Segmenter(spec).load()
+                except WeightsError as exc:
+                    log.error("segmenter %s unusable: %s", spec.version, exc)
+            _cached["current"] = segmenter
+        return _cached["current"]
+
+
+def reset_segmenter() -> None:
+    """Forget the loaded segmenter (after activating another version)."""
+    with _lock:
+        _cached.clear()

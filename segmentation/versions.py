@@ -1,0 +1,128 @@
+"""Segmenter versions: registering trained weights, the shipped weights, and choosing the active one."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+from . import conf
+from .models import SegmenterModel
+from .weights import sha256_file
+
+log = logging.getLogger(__name__)
+
+
+def shipped_sidecar() -> dict | None:
+    """The JSON sidecar of the weights committed under models/segmenter/ (the newest when several)."""
+    sidecars = sorted(conf.shipped_dir().glob("*.json"))
+    if not sidecars:
+        return None
+    data = json.loads(sidecars[-1].read_text())
+    data["weights_path"] = str(conf.shipped_dir() / data["weights_file"])
+    return data
+
+
+def _stored_path(path: Path) -> str:
+    """Paths under the project are stored relative to it, so a clone elsewhere still finds them."""
+    base = Path(settings.BASE_DIR).resolve()
+    try:
+        return str(Path(path).resolve().relative_to(base))
+    except ValueError:
+        return str(Path(path).resolve())
+
+
+def resolve_path(stored: str) -> Path:
+    path = Path(stored)
+    return path if path.is_absolute() else Path(settings.BASE_DIR) / path
+
+
+def shipped_register() -> SegmenterModel | None:
+    """Register the shipped weights as a version (idempotent, keyed by checksum); active when none is."""
+    sidecar = shipped_sidecar()
+    if sidecar is None or not Path(sidecar["weights_path"]).exists():
+        return None
+    with transaction.atomic():
+        row = SegmenterModel.objects.filter(weights_sha256=sidecar["sha256"]).first()
+        if row is None:
+            row = SegmenterModel.objects.create(
+                name=sidecar["version"],
+                architecture=sidecar["arch"],
+                config={k: sidecar.get(k) for k in ("config", "classes", "input")},
+                weights_path=_stored_path(Path(sidecar["weights_path"])),
+                weights_sha256=sidecar["sha256"],
+                metrics=sidecar.get("metrics", {}),
+                training_data=sidecar.get("training_data", {}),
+                active=not SegmenterModel.objects.filter(active=True).exists(),
+            )
+    return row
+
+
+def segmenter_register(
+    *, name: str, arch: str, weights_file: Path, model_config: dict, metrics: dict, training_data: dict, activate: bool
+) -> SegmenterModel:
+    """Copy trained weights into the trained-models folder and record the version; make it active when asked.
+
+    The caller decides ``activate`` (better than the active version on the same validation set, or forced)."""
+    target_dir = conf.trained_dir()
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / f"{name}.pt"
+    if Path(weights_file).resolve() != target.resolve():
+        shutil.copyfile(weights_file, target)
+    sha = sha256_file(target)
+    with transaction.atomic():
+        if activate:
+            SegmenterModel.objects.filter(active=True).update(active=False)
+        row, _ = SegmenterModel.objects.update_or_create(
+            name=name,
+            defaults={
+                "architecture": arch,
+                "config": model_config,
+                "weights_path": _stored_path(target),
+                "weights_sha256": sha,
+                "metrics": metrics,
+                "training_data": training_data,
+                "active": activate,
+            },
+        )
+    from .segmenter import reset_segmenter
+
+    transaction.on_commit(reset_segmenter)
+    return row
+
+
+def active_version() -> SegmenterModel | None:
+    return SegmenterModel.objects.filter(active=True).first()
+
+
+def shipped_write(weights_file: Path, *, version: str, metrics: dict, training_data: dict) -> dict:
+    """Write ``models/segmenter/<arch>.pt`` and its sidecar (arch, config, classes, input, sha256, metrics)."""
+    from .weights import load_network
+
+    _, meta = load_network(Path(weights_file))
+    target_dir = conf.shipped_dir()
+    target_dir.mkdir(parents=True, exist_ok=True)
+    for old in target_dir.glob("*.json"):  # one shipped version at a time
+        old.unlink()
+    target = target_dir / f"{meta['arch']}.pt"
+    if Path(weights_file).resolve() != target.resolve():
+        shutil.copyfile(weights_file, target)
+    sidecar = {
+        "version": version,
+        "arch": meta["arch"],
+        "weights_file": target.name,
+        "sha256": sha256_file(target),
+        "config": meta["config"],
+        "classes": meta["classes"],
+        "input": meta["input"],
+        "preprocessing": "RGB uint8 -> (x/255 - mean) / std; long side resized to input.long_side, "
+        "reflect-padded to a multiple of input.stride; softmax over classes",
+        "metrics": metrics,
+        "training_data": training_data,
+    }
+    (target_dir / f"{meta['arch']}.json").write_text(json.dumps(sidecar, indent=1, sort_keys=True) + "\n")
+    return sidecar

@@ -1,0 +1,41 @@
+"""Weights files: loading a network with its preprocessing, and checksums."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+
+class WeightsError(RuntimeError):
+    """A weights file that is missing, corrupt or does not match its recorded checksum."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_network(path: Path, expected_sha256: str | None = None):
+    """(model in eval mode, channels_last; metadata dict without the state dict)."""
+    import torch
+
+    from .nets import build_from_config
+
+    path = Path(path)
+    if not path.exists():
+        raise WeightsError(f"Segmenter weights not found: {path}")
+    if expected_sha256 and sha256_file(path) != expected_sha256:
+        raise WeightsError(f"Segmenter weights {path} do not match their SHA-256 {expected_sha256[:12]}…")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        model = build_from_config(payload["config"])
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, RuntimeError, OSError, ValueError, TypeError) as exc:
+        raise WeightsError(f"Cannot load segmenter weights {path}: {exc}") from exc
+    model.eval()
+    model = model.to(memory_format=torch.channels_last)
+    meta = {k: v for k, v in payload.items() if k != "state_dict"}
+    return model, meta
