@@ -63,10 +63,12 @@ class IntakeError(Exception):
 
     status_code = 400
 
-    def __init__(self, message: str, code: str = "invalid") -> None:
+    def __init__(self, message: str, code: str = "invalid", status_code: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        if status_code is not None:
+            self.status_code = status_code
 
 
 class TransitionError(IntakeError):
@@ -178,7 +180,7 @@ def _existing_upload(*, user: AbstractBaseUser, key: str, sha256: str) -> Snapsh
     if existing is not None and existing.original_sha256 != sha256:
         raise IntakeError(
             "This Idempotency-Key was already used for a different photo. Use a new key for a new photo.",
-            code="key_reused",
+            code="key_reused", status_code=409,
         )
     return existing
 
@@ -658,7 +660,7 @@ def _existing_arrival(*, user: AbstractBaseUser, key: str, snapshot: Snapshot) -
         return None
     existing = Arrival.objects.filter(user=user, idempotency_key=key).first()
     if existing is not None and existing.snapshot_id != (snapshot.group_head_id or snapshot.pk):
-        raise IntakeError("This idempotency key was already used for another item.", code="key_reused")
+        raise IntakeError("This idempotency key was already used for another item.", code="key_reused", status_code=409)
     return existing
 
 
