@@ -1,4 +1,5 @@
 """The intake API end to end on real photos, the real matcher and real Postgres (Celery eager)."""
+# ruff: noqa: F811 - pytest fixtures imported from tests/test_intake_fixtures.py are redefined as arguments
 from __future__ import annotations
 
 import re
