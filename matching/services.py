@@ -275,6 +275,18 @@ def _segmentation() -> tuple[Callable | None, Callable | None]:
     return getattr(segmentation, "cut_out", None), getattr(segmentation, "cut_out_garments", None)
 
 
+def match_input_errors() -> tuple[type[Exception], ...]:
+    """Exceptions that mean "the caller's input was wrong" (bad hints), as opposed to a failure."""
+    errors: list[type[Exception]] = [search.FilterError]
+    try:
+        from segmentation import HintError, SegmentationInputError
+
+        errors += [HintError, SegmentationInputError]
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
 def segmentation_available() -> bool:
     return _segmentation()[0] is not None
 

@@ -1,4 +1,8 @@
 """Matching API routes (mounted under /api/v1/)."""
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from .apis import MatchApi
+
+urlpatterns = [
+    path("match/", MatchApi.as_view(), name="match"),
+]

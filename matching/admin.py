@@ -1,0 +1,48 @@
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from .models import EmbeddingModel, ModelState
+from .services import embedding_model_activate
+
+
+@admin.register(EmbeddingModel)
+class EmbeddingModelAdmin(admin.ModelAdmin):
+    list_display = ["name", "active", "state", "progress_display", "vectors", "threshold_display", "created_at"]
+    list_filter = ["state", "active", "backbone"]
+    readonly_fields = [
+        "name", "embedder", "backbone", "weights_checksum", "dimension", "preprocessing", "metrics", "thresholds",
+        "active", "state", "progress", "progress_display", "created_at", "activated_at",
+    ]
+    actions = ["activate"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # versions are created from settings.EMBEDDERS by the services
+
+    @admin.display(description="re-embedding")
+    def progress_display(self, obj: EmbeddingModel) -> str:
+        progress = obj.progress or {}
+        if obj.state != ModelState.BUILDING or not progress.get("total"):
+            return "—"
+        done, total = int(progress.get("done", 0)), int(progress["total"])
+        return format_html("{} / {} ({}%)", done, total, round(100 * done / total))
+
+    @admin.display(description="vectors")
+    def vectors(self, obj: EmbeddingModel) -> int:
+        return obj.embeddings.count()
+
+    @admin.display(description="threshold")
+    def threshold_display(self, obj: EmbeddingModel) -> str:
+        default = (obj.thresholds or {}).get("default")
+        return f"{default['score']:.3f} (+{default['margin']:.3f})" if default else "not calibrated"
+
+    @admin.action(permissions=["change"], description="Activate: re-embed the catalogue, then switch")
+    def activate(self, request, queryset) -> None:
+        for model in queryset:
+            started = embedding_model_activate(embedder_name=model.embedder)
+            if started.active:
+                self.message_user(request, f"{started.name} is already active.", messages.INFO)
+            else:
+                self.message_user(
+                    request, f"{started.name}: re-embedding started; {started.name} serves once it is done. "
+                    f"The current version keeps serving meanwhile.", messages.SUCCESS,
+                )

@@ -1,0 +1,205 @@
+"""match_image, the decision, catalogue embedding after commit, version switching, calibration."""
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from django.db import transaction
+from PIL import Image, ImageOps
+
+from catalog.services import kind_for_text, product_image_add
+from matching import calibration, search, services
+from matching.embedders import reset_embedders
+from matching.models import EmbeddingModel, ModelState, ProductEmbedding
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+def studio_photos(shared_data, types: tuple[str, ...], per_type: int = 1) -> list[tuple[str, bytes]]:
+    found: dict[str, list] = {}
+    with open(shared_data / "catalog-photos" / "labels.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            kind = row["article_type"]
+            if kind in types and len(found.setdefault(kind, [])) < per_type:
+                found[kind].append((kind, (shared_data / "catalog-photos" / row["image"]).read_bytes()))
+    return [item for items in found.values() for item in items]
+
+
+def catalogue(shared_data, types=("Tshirts", "Jeans", "Sports Shoes", "Handbags", "Watches", "Dresses")):
+    """Products with one real studio photo each, embedded into the active model."""
+    products = []
+    for n, (kind, data) in enumerate(studio_photos(shared_data, types)):
+        category = factories.category(name=kind, kind=kind_for_text(kind) or "accessory", parent=None)
+        product = factories.product(sku=f"CAT-{n}", category_obj=category)
+        image, _ = product_image_add(product=product, data=data, filename=f"{n}.jpg", role="primary")
+        products.append((product, image, data))
+    services.images_embed(image_ids=[image.pk for _, image, _ in products])
+    return products
+
+
+def photo(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+def set_threshold(score: float, margin: float = 0.0, per_kind: dict | None = None) -> EmbeddingModel:
+    model = services.embedding_model_active()
+    model.thresholds = {"default": {"score": score, "margin": margin}, "per_kind": per_kind or {}}
+    model.save()
+    return model
+
+
+def test_match_finds_the_product_and_the_decision_follows_the_threshold(shared_data):
+    # given a small real catalogue
+    products = catalogue(shared_data)
+    target, _, data = products[2]
+    query = ImageOps.mirror(photo(data))  # the same item, another view
+    # when the calibrated threshold is below the score
+    set_threshold(0.5)
+    result = services.match_image(query, segment=False)
+    # then the item is found and declared in the catalogue
+    top = result.candidates[0]
+    assert top.sku == target.sku and 0.5 < top.score <= 1.0001
+    assert result.decision["in_catalogue"] is True
+    assert result.decision["label"] == f"in catalogue: SKU {target.sku}"
+    assert result.decision["margin"] == pytest.approx(top.score - result.candidates[1].score, abs=1e-5)
+    assert set(result.timings) >= {"decode", "segment", "embed", "search", "total"}
+    assert result.model_version == services.embedding_model_active().name
+    # when the threshold is above the score, or the margin demanded is larger than the lead
+    set_threshold(min(top.score + 0.01, 1.5))
+    assert services.match_image(query, segment=False).decision["label"] == "likely not in catalogue"
+    set_threshold(0.5, margin=result.decision["margin"] + 0.01)
+    refused = services.match_image(query, segment=False).decision
+    assert refused["in_catalogue"] is False and refused["sku"] is None
+    # and a per-kind threshold overrides the default for that kind only
+    set_threshold(0.99, per_kind={top.category_kind: {"score": 0.5, "margin": 0.0}})
+    assert services.match_image(query, segment=False).decision["in_catalogue"] is True
+
+
+def test_several_photos_make_one_query_and_filters_apply(shared_data):
+    products = catalogue(shared_data)
+    target, _, data = products[0]
+    views = [photo(data), ImageOps.mirror(photo(data)).rotate(5, fillcolor=(255, 255, 255))]
+    result = services.match_image(views, segment=False, k=3)
+    assert result.candidates[0].sku == target.sku
+    assert len(result.cutouts) == 2 and len(result.candidates) == 3
+    # filters restrict candidates to the kind asked for, even when the best match is elsewhere
+    other_kind = next(p for p, _, _ in products if p.category.kind != target.category.kind).category.kind
+    filtered = services.match_image(views, segment=False, filters={"category_kind": other_kind})
+    assert filtered.candidates and {c.category_kind for c in filtered.candidates} == {other_kind}
+
+
+def test_match_with_segmentation_on_a_phone_like_photo(shared_data):
+    # given a catalogue and a query where the garment lies on a real floor photo
+    products = catalogue(shared_data)
+    target, _, data = products[0]
+    floor = Image.open(next((shared_data / "phone-photos" / "images").glob("*.jpg"))).convert("RGB")
+    canvas = floor.crop((0, 0, floor.width, floor.height // 4)).resize((480, 640))
+    garment = photo(data).resize((300, 300))
+    canvas.paste(garment, (90, 170))
+    # when matching with segmentation on
+    result = services.match_image(canvas, segment=True)
+    # then a cut-out was made (or the whole photo used when segmentation is absent) and the item ranks high
+    assert len(result.cutouts) == 1 and result.cutouts[0].status in {"ok", "empty"}
+    assert target.sku in [c.sku for c in result.candidates[:3]]
+
+
+def test_new_photos_are_embedded_after_commit_in_one_batch(shared_data, django_capture_on_commit_callbacks):
+    model = services.embedding_model_active()
+    photos = studio_photos(shared_data, ("Tshirts", "Jeans", "Casual Shoes"))
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with transaction.atomic():
+            for n, (_, data) in enumerate(photos):
+                product = factories.product(sku=f"NEW-{n}")
+                product_image_add(product=product, data=data, filename=f"{n}.jpg")
+            assert ProductEmbedding.objects.count() == 0  # nothing before commit
+    assert ProductEmbedding.objects.filter(model=model).count() == 3
+    assert len(callbacks) == 3  # one registration per photo; the first flush takes all three
+    # the task is idempotent: running it again writes nothing new
+    from matching.tasks import embed_product_images
+
+    assert embed_product_images([e.image_id for e in ProductEmbedding.objects.all()]) == 0
+
+
+def test_activating_a_new_embedder_reembeds_then_switches(shared_data, settings, tmp_path,
+                                                          django_capture_on_commit_callbacks):
+    # given a catalogue served by the default model, and other weights configured under "alt"
+    products = catalogue(shared_data, types=("Tshirts", "Jeans", "Sports Shoes"))
+    old = services.embedding_model_active()
+    from matching.embedders.efficientnet import default_weights_path
+
+    state = torch.load(default_weights_path(), map_location="cpu", weights_only=True)
+    state["_fc.bias"] = state["_fc.bias"] + 1.0  # classifier only: different checksum, same features
+    weights = tmp_path / "alt.pth"
+    torch.save(state, weights)
+    settings.EMBEDDERS = {**settings.EMBEDDERS, "alt": {
+        "BACKEND": "matching.embedders.EfficientNetLite0", "OPTIONS": {"RUNTIME": "torch", "WEIGHTS": str(weights)},
+    }}
+    reset_embedders()
+    try:
+        # when it is activated, before the background job has run
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            new = services.embedding_model_activate(embedder_name="alt")
+        assert new.state == ModelState.BUILDING and not new.active
+        # then the old version still serves
+        assert services.embedding_model_active().pk == old.pk
+        assert services.match_image(photo(products[0][2]), segment=False).model_version == old.name
+        # and once the job ran, every image has a new vector and the switch happened
+        for callback in callbacks:
+            callback()
+        new.refresh_from_db()
+        old.refresh_from_db()
+        assert new.active and new.state == ModelState.READY and new.progress["done"] == 3
+        assert not old.active and old.state == ModelState.RETIRED
+        assert ProductEmbedding.objects.filter(model=new).count() == 3
+        result = services.match_image(photo(products[0][2]), segment=False)
+        assert result.model_version == new.name and result.candidates[0].sku == products[0][0].sku
+    finally:
+        reset_embedders()
+
+
+def test_calibration_picks_the_best_recall_at_the_target_precision():
+    rng = np.random.default_rng(0)
+    right = [calibration.Pair(score=s, margin=0.1, correct=True, in_catalogue=True, kind="topwear")
+             for s in rng.uniform(0.8, 0.95, 60)]
+    wrong = [calibration.Pair(score=s, margin=0.01, correct=False, in_catalogue=True, kind="topwear")
+             for s in rng.uniform(0.7, 0.85, 20)]
+    unknown = [calibration.Pair(score=s, margin=0.02, correct=False, in_catalogue=False, kind="topwear")
+               for s in rng.uniform(0.6, 0.86, 40)]
+    pairs = right + wrong + unknown
+    thresholds, metrics = calibration.calibrate(pairs, target_precision=0.95)
+    score, margin = thresholds["default"]["score"], thresholds["default"]["margin"]
+    accepted = [p for p in pairs if p.score >= score and p.margin >= margin]
+    precision = sum(p.correct for p in accepted) / len(accepted)
+    assert precision >= 0.95 and metrics["expected_precision"] == pytest.approx(precision, abs=1e-4)
+    assert metrics["expected_recall"] == pytest.approx(sum(p.correct for p in accepted) / 80, abs=1e-4)
+    assert metrics["expected_recall"] == pytest.approx(60 / 80)  # every right answer: the margin separates them
+    assert "topwear" in thresholds["per_kind"]
+
+
+def test_calibrated_thresholds_are_stored_and_used(shared_data):
+    products = catalogue(shared_data, types=("Tshirts", "Jeans", "Sports Shoes"))
+    model = services.embedding_model_active()
+    pairs = [calibration.Pair(score=0.9, margin=0.2, correct=True, in_catalogue=True)] * 5 + [
+        calibration.Pair(score=0.6, margin=0.05, correct=False, in_catalogue=False)] * 5
+    thresholds, metrics = calibration.calibrate(pairs)
+    calibration.model_calibration_store(model=model, thresholds=thresholds, metrics=metrics, source="test")
+    model.refresh_from_db()
+    assert model.metrics["calibration"]["expected_precision"] == 1.0
+    decision = services.match_image(photo(products[0][2]), segment=False).decision
+    assert decision["threshold"] == thresholds["default"]["score"]
+    assert decision["in_catalogue"] == (decision["score"] >= decision["threshold"]
+                                        and decision["margin"] >= decision["margin_threshold"])
+
+
+def test_missing_files_do_not_stop_a_batch(shared_data):
+    products = catalogue(shared_data, types=("Tshirts", "Jeans"))
+    broken = products[0][1]
+    shutil.rmtree(broken.file.storage.path(""), ignore_errors=True)  # every stored file gone
+    ProductEmbedding.objects.all().delete()
+    assert services.images_embed(image_ids=[image.pk for _, image, _ in products]) == 0
+    assert search.nearest_products(np.ones(1280, np.float32) / 36, model_id=services.embedding_model_active().pk) == []
