@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.middleware.csrf import get_token
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from . import selectors, services
@@ -61,6 +61,8 @@ def fix_page(request: HttpRequest, snapshot_id: int) -> HttpResponse:
     head = snapshot.group_head or snapshot
     if not head.preview:
         raise Http404("This photo has no preview.")
+    if not selectors.snapshot_actions(head, user=request.user)["fix"]:
+        return redirect("intake:snapshot", snapshot_id=head.pk)  # decided meanwhile: show what happened
     context = {
         "snapshot": head,
         "photo_url": reverse("intake:image", kwargs={"snapshot_id": head.pk, "kind": "preview"}),

@@ -25,10 +25,12 @@ function renderQueue(listEl, sectionEl, entries, progress) {
       rejected: "Not accepted",
       signin: "Sign in again",
     };
-    li.querySelector(".q-title").textContent = `${entry.label} · ${(entry.size / 1024 / 1024).toFixed(1)} MB`;
-    li.querySelector(".q-state").textContent = states[entry.state] + (entry.message ? ` — ${entry.message}` : "");
+    li.querySelector(".q-title").textContent = `${entry.label} · ${Math.max(1, Math.round(entry.size / 1024))} kB`;
+    const state = li.querySelector(".q-state");
+    state.textContent = states[entry.state] + (entry.message ? ` — ${entry.message}` : "");
+    state.classList.toggle("bad", entry.state === "rejected" || entry.state === "signin");
     li.querySelector(".bar span").style.width = `${Math.round((fraction || 0) * 100)}%`;
-    li.querySelector(".q-retry").classList.toggle("hidden", entry.state === "uploading");
+    li.querySelector(".q-retry").classList.toggle("hidden", entry.state === "uploading" || entry.state === "rejected");
     li.querySelector(".q-remove").classList.toggle("hidden", entry.state === "uploading");
   }
 }

@@ -11,6 +11,8 @@
   let pollTimer = null;
   let sheet = null; // {mode: "confirm" | "new", candidate, size}
   let busy = false;
+  let showAll = false;
+  const FIRST = 5; // candidates shown before "Show all": the actions stay one scroll away
 
   const pct = (score) => (score === null || score === undefined ? "–" : `${Math.round(score * 100)}%`);
 
@@ -100,7 +102,10 @@
   function candidates() {
     const show = item.actions.confirm && item.status !== "confirmed" && (item.candidates || []).length > 0;
     $("cands-section").classList.toggle("hidden", !show);
-    if (show) $("cands").replaceChildren(...item.candidates.map(candidateCard));
+    const hidden = showAll ? 0 : Math.max(0, item.candidates.length - FIRST);
+    if (show) $("cands").replaceChildren(...item.candidates.slice(0, item.candidates.length - hidden).map(candidateCard));
+    $("btn-all").classList.toggle("hidden", !show || hidden === 0);
+    $("btn-all").textContent = `Show ${hidden} more`;
   }
 
   function booked() {
@@ -272,6 +277,7 @@
   $("qty-minus").addEventListener("click", () => { $("qty").value = Math.max(1, (parseInt($("qty").value, 10) || 1) - 1); });
   $("qty-plus").addEventListener("click", () => { $("qty").value = (parseInt($("qty").value, 10) || 0) + 1; });
   $("btn-new").addEventListener("click", () => openSheet("new"));
+  $("btn-all").addEventListener("click", () => { showAll = true; candidates(); });
   $("btn-more").addEventListener("click", () => {
     const product = item.product && (item.candidates || []).find((c) => c.product_id === item.product.id);
     openSheet("confirm", product || { ...item.product, product_id: item.product.id, sizes: [], name: item.product.name });
