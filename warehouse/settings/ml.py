@@ -25,9 +25,9 @@ MATCHING = {
     "DEFAULT_MARGIN": 0.0,
     # Catalogue embedding batch size (Celery task and embed_catalog).
     "EMBED_BATCH_SIZE": env_int("STOCKMATCH_EMBED_BATCH_SIZE", 64),
-    # Filtered searches whose filter keeps at most this many images are answered exactly (B-tree + re-rank);
-    # wider filters use HNSW with iterative scans.
-    "EXACT_SEARCH_MAX_ROWS": env_int("STOCKMATCH_EXACT_SEARCH_MAX_ROWS", 8000),
+    # Filtered searches the planner expects to keep at most this many images are answered exactly (B-tree
+    # + exact distances); wider ones use HNSW (a kind's partial index, iterative scans). See docs/matching.md.
+    "EXACT_SEARCH_MAX_ROWS": env_int("STOCKMATCH_EXACT_SEARCH_MAX_ROWS", 3000),
     "HNSW_EF_SEARCH": env_int("STOCKMATCH_HNSW_EF_SEARCH", 80),
     # Long side of the working image handed to segmentation in match_image().
     "WORKING_SIZE": env_int("STOCKMATCH_MATCH_WORKING_SIZE", 768),

@@ -1,0 +1,86 @@
+"""evaluate_matching: the documented JSON, computed in a throwaway database that leaves live data alone."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from PIL import Image, ImageOps
+
+from catalog.models import Product
+from matching.models import EmbeddingModel, ProductEmbedding
+from tests import factories
+
+DOCUMENTED_KEYS = {"n_queries", "recall@1", "recall@5", "recall@10", "mrr", "open_set", "ingest_images_per_s",
+                   "match_ms_p50", "match_ms_p95", "model_versions"}
+
+
+def eval_set(shared_data, root) -> tuple:
+    """Five catalogue SKUs (one with two views), three queries of them and two of unknown items."""
+    with open(shared_data / "catalog-photos" / "labels.csv", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["sub_category"] in {"Topwear", "Bottomwear", "Shoes"}][:7]
+    (root / "cat").mkdir()
+    (root / "q").mkdir()
+    floor = Image.open(next((shared_data / "phone-photos" / "images").glob("*.jpg"))).convert("RGB")
+    background = floor.crop((0, 0, floor.width, floor.height // 4)).resize((360, 480))
+    with open(root / "catalog.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["sku", "image", "category", "gender", "name"])
+        for n, row in enumerate(rows[:5]):
+            Image.open(shared_data / "catalog-photos" / row["image"]).save(root / "cat" / f"{n}.jpg")
+            writer.writerow([f"E-{n}", f"cat/{n}.jpg", row["article_type"], row["gender"], ""])
+        ImageOps.mirror(Image.open(root / "cat" / "0.jpg")).save(root / "cat" / "0b.jpg")
+        writer.writerow(["E-0", "cat/0b.jpg", "", "", ""])
+    with open(root / "queries.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", "sku"])
+        for n, row in enumerate(rows[:3] + rows[5:7]):
+            query = background.copy()
+            query.paste(Image.open(shared_data / "catalog-photos" / row["image"]).resize((240, 240)), (60, 120))
+            query.save(root / "q" / f"{n}.jpg")
+            writer.writerow([f"q/{n}.jpg", f"E-{n}" if n < 3 else ""])
+    return root / "catalog.csv", root / "queries.csv"
+
+
+def database_names() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT datname FROM pg_database WHERE datname LIKE 'eval\\_%%'")
+        return {name for (name,) in cursor.fetchall()}
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_evaluate_matching_prints_the_documented_json_and_leaves_live_data_alone(shared_data, tmp_path, capsys):
+    # given a live catalogue with one product and its own model version
+    live = factories.product(sku="LIVE-1")
+    catalog_csv, queries_csv = eval_set(shared_data, tmp_path)
+    databases_before = database_names()
+    # when evaluating
+    out = tmp_path / "out" / "result.json"
+    call_command("evaluate_matching", "--catalog", str(catalog_csv), "--queries", str(queries_csv),
+                 "--json", str(out), "--no-segmentation", verbosity=0)
+    # then one JSON object is printed and written, with the documented keys
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads(out.read_text())
+    assert DOCUMENTED_KEYS <= set(printed)
+    assert printed["n_queries"] == 5 and printed["n_in_catalogue"] == 3 and printed["catalog_images"] == 6
+    assert 0 <= printed["recall@1"] <= printed["recall@5"] <= printed["recall@10"] <= 1
+    assert printed["recall@10"] == 1.0  # five products: every right answer is in the top ten
+    assert 0 <= printed["open_set"] <= 1 and printed["match_ms_p50"] > 0
+    assert printed["model_versions"]["embedder"].startswith("efficientnet-lite0@")
+    # and the live database is as it was: no evaluation products, vectors or versions, no database left over
+    assert list(Product.objects.values_list("sku", flat=True)) == [live.sku]
+    assert not ProductEmbedding.objects.exists() and not EmbeddingModel.objects.exists()
+    assert database_names() == databases_before
+
+
+def test_evaluate_matching_refuses_a_csv_without_the_columns(tmp_path):
+    bad = tmp_path / "catalog.csv"
+    bad.write_text("code,picture\nA,a.jpg\n")
+    queries = tmp_path / "queries.csv"
+    queries.write_text("image,sku\n")
+    with pytest.raises(CommandError, match="sku"):
+        call_command("evaluate_matching", "--catalog", str(bad), "--queries", str(queries))
