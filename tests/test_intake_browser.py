@@ -94,3 +94,20 @@ def test_a_worker_photographs_an_item_and_books_it_on_a_phone(browser, live_serv
     assert arrival.snapshot.status == SnapshotStatus.CONFIRMED and arrival.snapshot.product_id == product_id
     assert Variant.objects.get(product_id=product_id, size="M").stock_quantity == 8
     assert product_id in {product.pk for product in catalogue}
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_file_that_is_not_a_photo_is_explained_on_the_phone(browser, live_server, tmp_path):
+    make_worker("ana")
+    browser.get(f"{live_server.url}/accounts/login/?next=/intake/")
+    browser.find_element(By.ID, "id_username").send_keys("ana")
+    browser.find_element(By.ID, "id_password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait(browser).until(ec.visibility_of_element_located((By.ID, "take-photo")))
+    note = tmp_path / "delivery-note.jpg"
+    note.write_bytes(b"%PDF-1.7 a delivery note, not a photo")
+    browser.find_element(By.ID, "photo").send_keys(str(note))
+    state = wait(browser).until(ec.visibility_of_element_located((By.CSS_SELECTOR, "#queue .q-state.bad")))
+    assert "not a photo Stockmatch can read" in state.text
+    assert browser.find_element(By.CSS_SELECTOR, "#queue .q-remove").is_displayed()

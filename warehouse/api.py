@@ -9,7 +9,7 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotAuthenticated
+from rest_framework.exceptions import ErrorDetail, NotAuthenticated
 from rest_framework.generics import ListAPIView
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
@@ -69,8 +69,11 @@ class IntakeAPIView(APIView):
             code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if exc.code == "too_large" else status.HTTP_400_BAD_REQUEST
             return error_response(exc.reason, exc.code, code)
         if isinstance(exc, NotAuthenticated):
-            exc.detail = "Sign in first."
-        return super().handle_exception(exc)
+            exc.detail = ErrorDetail("Sign in first.", code="not_authenticated")
+        response = super().handle_exception(exc)
+        if isinstance(response.data, dict) and set(response.data) == {"detail"}:  # DRF's own errors get a code too
+            response.data["code"] = getattr(response.data["detail"], "code", None) or "error"
+        return response
 
     def snapshot(self, snapshot_id: int) -> Snapshot:
         return selectors.snapshot_get(user=self.request.user, snapshot_id=snapshot_id)

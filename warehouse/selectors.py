@@ -61,6 +61,10 @@ def arrival_undo_deadline(arrival: Arrival) -> datetime:
     return arrival.created_at + undo_window()
 
 
+# A photo still waiting for a worker after this long gets a retry button (the broker may be down).
+RECEIVED_RETRY_AFTER = timedelta(minutes=1)
+
+
 def snapshot_actions(snapshot: Snapshot, *, user: AbstractBaseUser) -> dict[str, bool]:
     """What the worker can do next with this item; the pages show only these buttons."""
     status = snapshot.status
@@ -72,7 +76,8 @@ def snapshot_actions(snapshot: Snapshot, *, user: AbstractBaseUser) -> dict[str,
         "fix": own and status in (SnapshotStatus.MATCHED, SnapshotStatus.FAILED, SnapshotStatus.RECEIVED),
         "add_photo": own and status not in (SnapshotStatus.CONFIRMED, SnapshotStatus.NEW, SnapshotStatus.DISCARDED),
         "retry": own and (
-            status in (SnapshotStatus.FAILED, SnapshotStatus.RECEIVED)
+            status == SnapshotStatus.FAILED
+            or (status == SnapshotStatus.RECEIVED and snapshot.updated_at < timezone.now() - RECEIVED_RETRY_AFTER)
             or (status == SnapshotStatus.PROCESSING and is_stale(snapshot))
         ),
         "discard": own and snapshot.can_become(SnapshotStatus.DISCARDED),
