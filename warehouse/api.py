@@ -34,18 +34,18 @@ class IsWarehouseWorker(BasePermission):
         return has_role(request.user, WAREHOUSE)
 
 
-class ErrorSerializer(serializers.Serializer):
+class IntakeErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
     code = serializers.CharField()
 
 
 ERRORS = {
-    400: OpenApiResponse(ErrorSerializer, description="Invalid input; `detail` says what to change."),
-    403: OpenApiResponse(ErrorSerializer, description="Not signed in, or without the warehouse role."),
-    404: OpenApiResponse(ErrorSerializer, description="No such snapshot (or not yours)."),
-    409: OpenApiResponse(ErrorSerializer, description="The item is not in a state that allows this."),
+    400: OpenApiResponse(IntakeErrorSerializer, description="Invalid input; `detail` says what to change."),
+    403: OpenApiResponse(IntakeErrorSerializer, description="Not signed in, or without the warehouse role."),
+    404: OpenApiResponse(IntakeErrorSerializer, description="No such snapshot (or not yours)."),
+    409: OpenApiResponse(IntakeErrorSerializer, description="The item is not in a state that allows this."),
 }
-UPLOAD_ERRORS = {**ERRORS, 413: OpenApiResponse(ErrorSerializer, description="The photo is too large.")}
+UPLOAD_ERRORS = {**ERRORS, 413: OpenApiResponse(IntakeErrorSerializer, description="The photo is too large.")}
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER,
     description="A fresh UUID per photo. Sending the same key again returns the same snapshot. "
@@ -82,13 +82,13 @@ class IntakeAPIView(APIView):
 # --- output ----------------------------------------------------------------------------------------------
 
 
-class SizeSerializer(serializers.Serializer):
+class IntakeSizeSerializer(serializers.Serializer):
     variant_id = serializers.IntegerField()
     size = serializers.CharField()
     stock = serializers.IntegerField()
 
 
-class CandidateSerializer(serializers.Serializer):
+class IntakeCandidateSerializer(serializers.Serializer):
     rank = serializers.IntegerField()
     product_id = serializers.IntegerField()
     sku = serializers.CharField()
@@ -99,10 +99,10 @@ class CandidateSerializer(serializers.Serializer):
     category_kind = serializers.CharField()
     gender = serializers.CharField()
     status = serializers.CharField()
-    sizes = SizeSerializer(many=True)
+    sizes = IntakeSizeSerializer(many=True)
 
 
-class ProductRefSerializer(serializers.Serializer):
+class IntakeProductSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     sku = serializers.CharField()
     name = serializers.CharField()
@@ -112,7 +112,7 @@ class ProductRefSerializer(serializers.Serializer):
 class ArrivalOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     snapshot_id = serializers.IntegerField(allow_null=True)
-    product = ProductRefSerializer(source="variant.product")
+    product = IntakeProductSerializer(source="variant.product")
     variant_id = serializers.IntegerField()
     size = serializers.CharField(source="variant.size")
     stock = serializers.IntegerField(source="variant.stock_quantity", help_text="Stock of the variant now.")
@@ -131,7 +131,7 @@ class ArrivalOutputSerializer(serializers.Serializer):
         return selectors.arrival_undo_deadline(arrival).isoformat()
 
 
-class PhotoSerializer(serializers.Serializer):
+class IntakePhotoSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     photo_role = serializers.CharField()
     status = serializers.CharField()
@@ -154,7 +154,7 @@ class PhotoSerializer(serializers.Serializer):
         return self._url(snapshot, "cutout")
 
 
-class ActionsSerializer(serializers.Serializer):
+class IntakeActionsSerializer(serializers.Serializer):
     confirm = serializers.BooleanField()
     mark_new = serializers.BooleanField()
     fix = serializers.BooleanField()
@@ -164,22 +164,22 @@ class ActionsSerializer(serializers.Serializer):
     reopen = serializers.BooleanField()
 
 
-class TopCandidateSerializer(serializers.Serializer):
+class IntakeTopCandidateSerializer(serializers.Serializer):
     sku = serializers.CharField()
     name = serializers.CharField()
     score = serializers.FloatField(allow_null=True)
 
 
-class SnapshotListSerializer(PhotoSerializer):
+class SnapshotListSerializer(IntakePhotoSerializer):
     status_label = serializers.CharField(source="get_status_display")
     group_head_id = serializers.IntegerField(allow_null=True)
-    product = ProductRefSerializer(allow_null=True)
+    product = IntakeProductSerializer(allow_null=True)
     top_candidate = serializers.SerializerMethodField()
     error = serializers.CharField()
     attempts = serializers.IntegerField()
     updated_at = serializers.DateTimeField()
 
-    @extend_schema_field(TopCandidateSerializer(allow_null=True))
+    @extend_schema_field(IntakeTopCandidateSerializer(allow_null=True))
     def get_top_candidate(self, snapshot: Snapshot) -> dict | None:
         top = (snapshot.candidates or [None])[0]
         return {"sku": top.get("sku", ""), "name": top.get("name", ""), "score": top.get("score")} if top else None
@@ -200,21 +200,21 @@ class SnapshotDetailSerializer(SnapshotListSerializer):
     def get_mask_url(self, snapshot: Snapshot) -> str | None:
         return self._url(snapshot, "mask")
 
-    @extend_schema_field(CandidateSerializer(many=True))
+    @extend_schema_field(IntakeCandidateSerializer(many=True))
     def get_candidates(self, snapshot: Snapshot) -> list[dict]:
         return selectors.candidates_with_stock(snapshot)
 
-    @extend_schema_field(PhotoSerializer(many=True))
+    @extend_schema_field(IntakePhotoSerializer(many=True))
     def get_group_photos(self, snapshot: Snapshot) -> list[dict]:
         photos = snapshot.group_photos.order_by("created_at", "id")
-        return PhotoSerializer(photos, many=True, context=self.context).data
+        return IntakePhotoSerializer(photos, many=True, context=self.context).data
 
     @extend_schema_field(ArrivalOutputSerializer(many=True))
     def get_arrivals(self, snapshot: Snapshot) -> list[dict]:
         arrivals = snapshot.arrivals.select_related("variant__product", "user").order_by("created_at")
         return ArrivalOutputSerializer(arrivals, many=True, context=self.context).data
 
-    @extend_schema_field(ActionsSerializer)
+    @extend_schema_field(IntakeActionsSerializer)
     def get_actions(self, snapshot: Snapshot) -> dict[str, bool]:
         return selectors.snapshot_actions(snapshot, user=self.context["request"].user)
 
@@ -379,7 +379,7 @@ class SnapshotMarkNewApi(IntakeAPIView):
 
     @extend_schema_serializer(component_name="SnapshotMarkNewOutput")
     class OutputSerializer(serializers.Serializer):
-        product = ProductRefSerializer()
+        product = IntakeProductSerializer()
         snapshot = SnapshotDetailSerializer()
 
     @extend_schema(tags=[TAG], summary="Not in the catalogue: make a draft product", request=InputSerializer,
