@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from . import grabcut, postprocess
-from .classes import BACKGROUND, CLASS_INDEX, catalog_kind, ccp_lookup
+from .classes import BACKGROUND, CLASS_INDEX, CLASSES, catalog_kind, ccp_lookup
 
 log = logging.getLogger(__name__)
 STORE_LONG_SIDE = 224  # images are kept in memory at this size; training scales down from here
@@ -218,19 +219,65 @@ def load_catalog(root: Path, cache_dir: Path | None = None, limit: int | None = 
 # ---------------------------------------------------------------- phone-photo backgrounds
 
 
-def load_phone_backgrounds(root: Path, limit: int | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Border strips of phone photos (floors, beds): (train, val) lists, split by photo."""
+def load_phone_backgrounds(
+    root: Path, limit: int | None = None, cache_dir: Path | None = None
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Border strips of phone photos (floors, beds) that hold no part of the garment: (train, val), split by
+    photo. The garment is found with GrabCut from the centre prior; a strip touching it is dropped."""
     train: list[np.ndarray] = []
     val: list[np.ndarray] = []
     paths = sorted((root / "images").glob("*.jpg"))[:limit]
+    cache: dict[str, list[int]] = {}
+    cache_path = cache_dir / "phone_strips.json" if cache_dir is not None else None
+    if cache_path is not None and cache_path.exists():
+        cache = json.loads(cache_path.read_text())
+    changed = False
     for path in paths:
         image = resize_long(read_rgb(path), 320)
         h, w = image.shape[:2]
-        bh, bw = max(8, int(h * 0.25)), max(8, int(w * 0.25))
-        strips = [image[:bh], image[-bh:], image[:, :bw], image[:, -bw:]]
+        bh, bw = max(8, int(h * 0.16)), max(8, int(w * 0.16))
+        boxes = [(0, bh, 0, w), (h - bh, h, 0, w), (0, h, 0, bw), (0, h, w - bw, w)]
+        if path.stem not in cache:
+            cache[path.stem] = _clear_strips(image, boxes)
+            changed = True
         target = val if split_of(f"phone:{path.stem}") == "val" else train
-        target.extend(np.ascontiguousarray(s) for s in strips)
+        for i in cache[path.stem]:
+            y0, y1, x0, x1 = boxes[i]
+            target.append(np.ascontiguousarray(image[y0:y1, x0:x1]))
+    if changed and cache_path is not None:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        cache_path.write_text(json.dumps(cache))
     return train, val
+
+
+def _clear_strips(image: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> list[int]:
+    small = resize_long(image, 96)
+    scale = small.shape[0] / image.shape[0]
+    garment = grabcut.run(small, grabcut.centre_prior(*small.shape[:2]), 2)
+    garment = cv2.dilate(garment.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    keep = []
+    for i, (y0, y1, x0, x1) in enumerate(boxes):
+        region = garment[
+            int(y0 * scale) : max(int(y0 * scale) + 1, int(y1 * scale)),
+            int(x0 * scale) : max(int(x0 * scale) + 1, int(x1 * scale)),
+        ]
+        if region.mean() < 0.01 and _uniform_across(image[y0:y1, x0:x1], horizontal=(y1 - y0) < (x1 - x0)):
+            keep.append(i)
+    return keep
+
+
+def _uniform_across(strip: np.ndarray, horizontal: bool) -> bool:
+    """Floor or bed all the way in: the outer and inner thirds of the strip look alike (mean and spread)."""
+    axis_len = strip.shape[0] if horizontal else strip.shape[1]
+    third = max(1, axis_len // 3)
+    outer = strip[:third] if horizontal else strip[:, :third]
+    inner = strip[-third:] if horizontal else strip[:, -third:]
+    # for bottom and right strips "outer" is the far side; the test is symmetric, so it does not matter
+    a = outer.reshape(-1, 3).astype(np.float32)
+    b = inner.reshape(-1, 3).astype(np.float32)
+    mean_gap = float(np.linalg.norm(a.mean(0) - b.mean(0)))
+    spread_ratio = float((b.std(0).mean() + 4) / (a.std(0).mean() + 4))
+    return mean_gap < 18 and 0.6 < spread_ratio < 1.6
 
 
 # ---------------------------------------------------------------- augmentation and compositing
@@ -305,6 +352,25 @@ def _warp_garment(product: Product, target_long: float, rng: np.random.Generator
     return warped, np.clip(alpha, 0, 1)
 
 
+# Garments the warehouse receives most; the catalogue sample is mostly shoes and accessories (photos of
+# models wearing tops fail the skin gate), so composites draw a class first, then a product of that class.
+CLASS_WEIGHTS = {"topwear": 0.35, "bottomwear": 0.25, "footwear": 0.2, "full-body": 0.05, "other": 0.15}
+
+
+def _pick_products(products: list[Product], n: int, rng: np.random.Generator) -> list[Product]:
+    by_class: dict[int, list[Product]] = {}
+    for product in products:
+        by_class.setdefault(product.cls, []).append(product)
+    classes = sorted(by_class)
+    weights = np.asarray([CLASS_WEIGHTS.get(CLASSES[c], 0.1) for c in classes], float)
+    picked = []
+    for _ in range(n):
+        cls = classes[int(rng.choice(len(classes), p=weights / weights.sum()))]
+        pool = by_class[cls]
+        picked.append(pool[int(rng.integers(len(pool)))])
+    return picked
+
+
 def composite(
     products: list[Product], background: np.ndarray, out_h: int, out_w: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -312,8 +378,7 @@ def composite(
     canvas = _colour_jitter(_random_crop_resized(background, out_h, out_w, rng), rng).astype(np.float32)
     labels = np.zeros((out_h, out_w), np.uint8)
     n = 1 if rng.random() < 0.75 or len(products) < 2 else 2
-    for product in rng.choice(len(products), size=n, replace=False):
-        item = products[int(product)]
+    for item in _pick_products(products, n, rng):
         size = max(out_h, out_w) * (rng.uniform(0.4, 0.95) if n == 1 else rng.uniform(0.3, 0.6))
         garment, alpha = _warp_garment(item, size, rng)
         garment = _colour_jitter(garment, rng, 0.7).astype(np.float32)

@@ -76,10 +76,10 @@ _lock = threading.Lock()
 _cached: dict[str, Segmenter | None] = {}
 
 
-def _resolve() -> SegmenterSpec | None:
+def _active_spec() -> SegmenterSpec | None:
     from django.db import DatabaseError
 
-    from .versions import resolve_path, shipped_sidecar
+    from .versions import resolve_path
 
     try:
         from .models import SegmenterModel
@@ -87,29 +87,35 @@ def _resolve() -> SegmenterSpec | None:
         row = SegmenterModel.objects.filter(active=True).first()
     except DatabaseError as exc:  # no database (or not migrated): shipped weights still work
         log.warning("segmenter versions unavailable (%s); using shipped weights", exc)
-        row = None
-    if row is not None:
-        path = resolve_path(row.weights_path)
-        if path.exists():
-            return SegmenterSpec(version=row.name, weights_path=path, sha256=row.weights_sha256)
-        log.warning("active segmenter %s has no weights at %s; using shipped weights", row.name, path)
+        return None
+    if row is None:
+        return None
+    return SegmenterSpec(version=row.name, weights_path=resolve_path(row.weights_path), sha256=row.weights_sha256)
+
+
+def _shipped_spec() -> SegmenterSpec | None:
+    from .versions import shipped_sidecar
+
     sidecar = shipped_sidecar()
-    if sidecar is not None and Path(sidecar["weights_path"]).exists():
-        return SegmenterSpec(
-            version=sidecar["version"], weights_path=Path(sidecar["weights_path"]), sha256=sidecar["sha256"]
-        )
-    return None
+    if sidecar is None:
+        return None
+    return SegmenterSpec(
+        version=sidecar["version"], weights_path=Path(sidecar["weights_path"]), sha256=sidecar["sha256"]
+    )
 
 
 def get_segmenter() -> Segmenter | None:
-    """The segmenter serving now (loaded), or None when no network is available."""
+    """The segmenter serving now (loaded): the active version, else the shipped weights; None when neither
+    loads (a missing or altered file is logged and skipped, so intake falls back to GrabCut)."""
     with _lock:
         if "current" not in _cached:
-            spec = _resolve()
             segmenter = None
-            if spec is not None:
+            for spec in (_active_spec(), _shipped_spec()):
+                if spec is None:
+                    continue
                 try:
                     segmenter = Segmenter(spec).load()
+                    break
                 except WeightsError as exc:
                     log.error("segmenter %s unusable: %s", spec.version, exc)
             _cached["current"] = segmenter

@@ -55,6 +55,17 @@ def _network():
         return None
 
 
+def _predict(net, image: np.ndarray) -> np.ndarray:
+    """Class probabilities at the working image's size, the network run at the size it was trained for."""
+    h, w = image.shape[:2]
+    scale = net.long_side / max(h, w)
+    if scale >= 1.0 or abs(scale - 1.0) < 0.05:
+        return net.predict(image)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    probs = net.predict(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+    return np.stack([cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR) for p in probs])
+
+
 def _stroke_mask(shape: tuple[int, int], strokes: list[np.ndarray]) -> np.ndarray:
     mask = np.zeros(shape, np.uint8)
     for points in strokes:
@@ -112,7 +123,7 @@ def _garment_mask(
     net = _network() if method in ("auto", "tiramisu") else None
     probs = None
     if net is not None:
-        probs = net.predict(work.image)
+        probs = _predict(net, work.image)
         garment_prob = 1.0 - probs[BACKGROUND]
     if method == "tiramisu" and net is not None:
         mask = probs.argmax(axis=0) != BACKGROUND

@@ -87,7 +87,9 @@ def load_training_data(config: TrainConfig, extra: list[Example] | None = None) 
             root / "catalog-photos", cache_dir=Path(config.work_dir) / "cache", limit=config.catalog_limit
         )
     if root is not None and (root / "phone-photos").exists():
-        tr, va = seg_data.load_phone_backgrounds(root / "phone-photos", limit=config.phone_limit)
+        tr, va = seg_data.load_phone_backgrounds(
+            root / "phone-photos", limit=config.phone_limit, cache_dir=Path(config.work_dir) / "cache"
+        )
         backgrounds_train.extend(tr)
         backgrounds_val.extend(va)
     if not backgrounds_val:
@@ -235,8 +237,9 @@ def latest_run_name(work_dir: Path, arch: str) -> str | None:
 
 
 def lr_at(config: TrainConfig, step: int, total_steps: int, elapsed_s: float) -> float:
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
+    warmup = min(config.warmup_steps, max(1, total_steps // 10))
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
     progress = max(step / max(1, total_steps), elapsed_s / max(1.0, config.max_minutes * 60))
     return config.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
@@ -308,7 +311,7 @@ def train(
             loss.backward()
             optimizer.step()
             state["step"] += 1
-            losses.append(float(loss))
+            losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
         state["epoch"] += 1
         state["elapsed"] = time.monotonic() - started
@@ -333,16 +336,24 @@ def train(
     best = torch.load(best_path, map_location="cpu", weights_only=False) if best_path.exists() else None
     if best is None:  # no epoch finished: keep what we have
         best = {"model": model.state_dict(), "metrics": {"val_iou": 0.0}}
-    payload = {
+    from .weights import save_network
+
+    weights_path = directory / f"{config.name}.pt"
+    sha = save_network(
+        best["model"],
+        arch=config.arch,
+        config=net_config.to_dict(),
+        classes=list(CLASSES),
+        long_side=config.size,
+        stride=net_config.stride,
+        path=weights_path,
+    )
+    model_config = {
         "arch": config.arch,
         "config": net_config.to_dict(),
         "classes": list(CLASSES),
         "input": {"long_side": config.size, "stride": net_config.stride, "mean": [0.5] * 3, "std": [0.5] * 3},
-        "state_dict": best["model"],
     }
-    weights_path = directory / f"{config.name}.pt"
-    torch.save(payload, weights_path)
-    sha = hashlib.sha256(weights_path.read_bytes()).hexdigest()
     metrics = dict(best["metrics"])
     metrics["val_fingerprint"] = validation_fingerprint(val)
     if baseline_weights is not None and val:
@@ -357,7 +368,7 @@ def train(
             **dataset.summary(),
             "train_config": {k: v for k, v in asdict(config).items() if k != "show_progress"},
         },
-        model_config=payload | {"state_dict": None},
+        model_config=model_config,
         epochs_done=state["epoch"],
         steps_done=state["step"],
         minutes=state["elapsed"] / 60,

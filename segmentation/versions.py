@@ -41,23 +41,28 @@ def resolve_path(stored: str) -> Path:
     return path if path.is_absolute() else Path(settings.BASE_DIR) / path
 
 
-def shipped_register() -> SegmenterModel | None:
-    """Register the shipped weights as a version (idempotent, keyed by checksum); active when none is."""
+def shipped_register(model=SegmenterModel) -> SegmenterModel | None:
+    """Register the shipped weights as a version (idempotent, keyed by checksum); active when none is.
+
+    ``model`` lets the data migration pass its historical model class."""
     sidecar = shipped_sidecar()
     if sidecar is None or not Path(sidecar["weights_path"]).exists():
         return None
     with transaction.atomic():
-        row = SegmenterModel.objects.filter(weights_sha256=sidecar["sha256"]).first()
+        row = model.objects.filter(weights_sha256=sidecar["sha256"]).first()
         if row is None:
-            row = SegmenterModel.objects.create(
-                name=sidecar["version"],
+            name = sidecar["version"]
+            if model.objects.filter(name=name).exists():
+                name = f"{name}-{sidecar['sha256'][:8]}"
+            row = model.objects.create(
+                name=name,
                 architecture=sidecar["arch"],
                 config={k: sidecar.get(k) for k in ("config", "classes", "input")},
                 weights_path=_stored_path(Path(sidecar["weights_path"])),
                 weights_sha256=sidecar["sha256"],
                 metrics=sidecar.get("metrics", {}),
                 training_data=sidecar.get("training_data", {}),
-                active=not SegmenterModel.objects.filter(active=True).exists(),
+                active=not model.objects.filter(active=True).exists(),
             )
     return row
 

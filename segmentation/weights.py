@@ -39,3 +39,21 @@ def load_network(path: Path, expected_sha256: str | None = None):
     model = model.to(memory_format=torch.channels_last)
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
     return model, meta
+
+
+def save_network(
+    state_dict: dict, *, arch: str, config: dict, classes: list[str], long_side: int, stride: int, path: Path
+) -> str:
+    """Write a weights file (state dict + everything needed to use it); returns its SHA-256."""
+    import torch
+
+    payload = {
+        "arch": arch,
+        "config": config,
+        "classes": list(classes),
+        "input": {"long_side": long_side, "stride": stride, "mean": [0.5] * 3, "std": [0.5] * 3},
+        "state_dict": state_dict,
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(payload, path)
+    return sha256_file(Path(path))

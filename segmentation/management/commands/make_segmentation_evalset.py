@@ -47,7 +47,7 @@ class Command(BaseCommand):
             products = [
                 p for p in seg_data.load_catalog(root / "catalog-photos", conf.work_dir() / "cache") if p.split == "val"
             ]
-            _, backgrounds = seg_data.load_phone_backgrounds(root / "phone-photos")
+            _, backgrounds = seg_data.load_phone_backgrounds(root / "phone-photos", cache_dir=conf.work_dir() / "cache")
             if not products or not backgrounds:
                 raise CommandError(f"Need catalog-photos/ and phone-photos/ under {root}")
             rng = np.random.default_rng(opts["seed"])
