@@ -117,3 +117,23 @@ def test_settings_have_safe_defaults():
     assert services.undo_window() == timedelta(minutes=getattr(settings, "STOCKMATCH_ARRIVAL_UNDO_MINUTES", 10))
     assert process_snapshot.soft_time_limit < process_snapshot.time_limit
     assert process_snapshot.acks_late
+
+
+def test_a_run_overtaken_by_new_hints_throws_its_result_away(api, received, django_capture_on_commit_callbacks):
+    from matching.services import match_image
+
+    # given a run that started, then the worker drew a rectangle while it was matching
+    head, run = services._claim(received.pk)
+    result = match_image([services._open_original(head)], k=3)
+    services.snapshot_fix(snapshot=head, user=head.uploaded_by, hints={"rect": [0, 0, 100, 100]})
+    # when the old run tries to store its result, it is refused
+    stored = services._store_result(head_id=head.pk, run=run, photos=[head], result=result, load_ms=0.0,
+                                    started=0.0)
+    assert stored is None
+    head.refresh_from_db()
+    assert head.status == SnapshotStatus.RECEIVED and head.candidates == [] and not head.cutout
+    # and the new run (queued by the fix) stores its own
+    with django_capture_on_commit_callbacks(execute=True):
+        services.snapshots_requeue_stale(now=timezone.now() + timedelta(hours=1))
+    head.refresh_from_db()
+    assert head.status == SnapshotStatus.MATCHED and head.hints == {"rect": [0, 0, 100, 100]}

@@ -13,7 +13,7 @@ import secrets
 import time
 from collections import Counter
 from dataclasses import asdict, is_dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, BinaryIO
 
 from django.conf import settings
@@ -321,7 +321,8 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _claim(snapshot_id: int) -> tuple[Snapshot, int] | None:
+def _claim(snapshot_id: int) -> tuple[Snapshot, datetime] | None:
+    """Take the item for one run. The run is known by its start time, which later writes must still match."""
     with transaction.atomic():
         snapshot = Snapshot.objects.filter(pk=snapshot_id).first()
         if snapshot is None:
@@ -343,7 +344,7 @@ def _claim(snapshot_id: int) -> tuple[Snapshot, int] | None:
         head.processing_started_at = timezone.now()
         head.error = ""
         _save(head, "attempts", "processing_started_at", "error")
-        return head, head.attempts
+        return head, head.processing_started_at
 
 
 def _open_original(snapshot: Snapshot):
@@ -372,7 +373,7 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _store_result(*, head_id: int, run: int, photos: list[Snapshot], result: Any, load_ms: float,
+def _store_result(*, head_id: int, run: datetime, photos: list[Snapshot], result: Any, load_ms: float,
                   started: float) -> Snapshot | None:
     store_started = time.perf_counter()
     files: dict[int, dict[str, str]] = {}
@@ -386,7 +387,7 @@ def _store_result(*, head_id: int, run: int, photos: list[Snapshot], result: Any
         candidate["rank"] = rank
     with transaction.atomic():
         head = _locked(head_id)
-        if head.status != SnapshotStatus.PROCESSING or head.attempts != run:
+        if head.status != SnapshotStatus.PROCESSING or head.processing_started_at != run:
             # New hints or photos arrived while this ran: a newer run owns the snapshot now.
             transaction.on_commit(lambda: [default_storage.delete(name) for name in new_files], robust=True)
             return None
@@ -414,20 +415,20 @@ def _store_result(*, head_id: int, run: int, photos: list[Snapshot], result: Any
         head.processed_at = now
         head.error = ""
         top = candidates[0] if candidates else {}
-        _transition(head, SnapshotStatus.MATCHED, by=None, action="matched", sku=top.get("sku"), run=run)
+        _transition(head, SnapshotStatus.MATCHED, by=None, action="matched", sku=top.get("sku"), run=head.attempts)
         _save(head, "candidates", "decision", "timings", "model_version", "processed_at", "error")
         _delete_files_on_commit([name for name in replaced if name not in new_files])
     return head
 
 
-def snapshot_fail(*, snapshot_id: int, error: str, run: int | None = None) -> Snapshot | None:
+def snapshot_fail(*, snapshot_id: int, error: str, run: datetime | None = None) -> Snapshot | None:
     """Mark a snapshot failed with ``error``, unless a newer run has taken it over (``run`` given)."""
     with transaction.atomic():
         snapshot = Snapshot.objects.filter(pk=snapshot_id).first()
         if snapshot is None:
             return None
         head = _locked_head(snapshot)
-        if run is not None and head.attempts != run:
+        if run is not None and head.processing_started_at != run:
             return None
         if not head.can_become(SnapshotStatus.FAILED):
             return head
@@ -437,12 +438,12 @@ def snapshot_fail(*, snapshot_id: int, error: str, run: int | None = None) -> Sn
         return head
 
 
-def _release(*, head_id: int, run: int, error: str) -> None:
+def _release(*, head_id: int, run: datetime, error: str) -> None:
     """After a transient error: back to ``received`` so that the retry (or the sweep) can claim it."""
     try:
         with transaction.atomic():
             head = _locked(head_id)
-            if head.status == SnapshotStatus.PROCESSING and head.attempts == run:
+            if head.status == SnapshotStatus.PROCESSING and head.processing_started_at == run:
                 _transition(head, SnapshotStatus.RECEIVED, by=None, action="transient error")
                 head.error = error[:2000]
                 _save(head, "error")
