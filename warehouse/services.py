@@ -163,11 +163,11 @@ def is_stale(snapshot: Snapshot, now=None) -> bool:
 # --- uploads ----------------------------------------------------------------------------------------------
 
 
-def clean_idempotency_key(key: str | None, *, data: bytes) -> str:
+def clean_idempotency_key(key: str | None, *, sha256: str) -> str:
     """The client's key, or one derived from the photo so that sending the same file twice is one upload."""
     key = (key or "").strip()
     if not key:
-        return f"sha256:{sha256_of(data)[:64]}"[:100]
+        return f"sha256:{sha256}"
     if not IDEMPOTENCY_KEY_RE.match(key):
         raise IntakeError(
             "The Idempotency-Key must be 8–100 letters, digits or . _ : - (a UUID is ideal).", code="invalid_key"
@@ -201,7 +201,7 @@ def snapshot_create(
     """
     data = read_bytes(photo)
     sha256 = sha256_of(data)
-    key = clean_idempotency_key(idempotency_key, data=data)
+    key = clean_idempotency_key(idempotency_key, sha256=sha256)
     if photo_role not in PhotoRole.values:
         raise IntakeError(f"Unknown photo role {photo_role!r}; use one of {', '.join(PhotoRole.values)}.")
     existing = _existing_upload(user=uploaded_by, key=key, sha256=sha256)
