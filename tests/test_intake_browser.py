@@ -55,6 +55,15 @@ def wait(driver: webdriver.Chrome, seconds: float = 90) -> WebDriverWait:
     return WebDriverWait(driver, seconds)
 
 
+def sign_in(driver: webdriver.Chrome, base_url: str, username: str) -> None:
+    """Open intake, get sent to the login page, sign in, and land on the capture page."""
+    driver.get(f"{base_url}/intake/")
+    wait(driver).until(ec.presence_of_element_located((By.ID, "id_username"))).send_keys(username)
+    driver.find_element(By.ID, "id_password").send_keys(PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait(driver).until(ec.visibility_of_element_located((By.ID, "take-photo")))
+
+
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
@@ -62,13 +71,9 @@ def test_a_worker_photographs_an_item_and_books_it_on_a_phone(browser, live_serv
     # given a catalogue and a warehouse worker
     catalogue = build_catalogue(shared_data, n=4)
     make_worker("ana")
-    # when they open intake, they are asked to sign in
-    browser.get(f"{live_server.url}/intake/")
-    wait(browser).until(ec.presence_of_element_located((By.ID, "id_username"))).send_keys("ana")
-    browser.find_element(By.ID, "id_password").send_keys(PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    # and land on the capture page with a big photo button
-    take = wait(browser).until(ec.visibility_of_element_located((By.ID, "take-photo")))
+    # when they open intake and sign in, they land on the capture page with a big photo button
+    sign_in(browser, live_server.url, "ana")
+    take = browser.find_element(By.ID, "take-photo")
     assert take.size["height"] >= 48 and take.size["width"] >= VIEWPORT[0] * 0.8
     # when they take a photo (the camera hands the page a file)
     browser.find_element(By.ID, "photo").send_keys(str(phone_photo_paths(shared_data, 1)[0]))
@@ -100,11 +105,7 @@ def test_a_worker_photographs_an_item_and_books_it_on_a_phone(browser, live_serv
 @pytest.mark.django_db(transaction=True)
 def test_a_file_that_is_not_a_photo_is_explained_on_the_phone(browser, live_server, tmp_path):
     make_worker("ana")
-    browser.get(f"{live_server.url}/accounts/login/?next=/intake/")
-    browser.find_element(By.ID, "id_username").send_keys("ana")
-    browser.find_element(By.ID, "id_password").send_keys(PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait(browser).until(ec.visibility_of_element_located((By.ID, "take-photo")))
+    sign_in(browser, live_server.url, "ana")
     note = tmp_path / "delivery-note.jpg"
     note.write_bytes(b"%PDF-1.7 a delivery note, not a photo")
     browser.find_element(By.ID, "photo").send_keys(str(note))
