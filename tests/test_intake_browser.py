@@ -15,7 +15,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from catalog.models import Variant
 from tests.conftest import REPO_ROOT
-from warehouse.models import Arrival, SnapshotStatus
+from warehouse.models import Arrival, Snapshot, SnapshotStatus
 
 from .test_intake_fixtures import PASSWORD, build_catalogue, make_worker, phone_photo_paths
 
@@ -112,3 +112,26 @@ def test_a_file_that_is_not_a_photo_is_explained_on_the_phone(browser, live_serv
     state = wait(browser).until(ec.visibility_of_element_located((By.CSS_SELECTOR, "#queue .q-state.bad")))
     assert "not a photo Stockmatch can read" in state.text
     assert browser.find_element(By.CSS_SELECTOR, "#queue .q-remove").is_displayed()
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_photo_taken_without_signal_survives_a_reload_and_uploads_later(browser, live_server, shared_data):
+    make_worker("ana")
+    sign_in(browser, live_server.url, "ana")
+    # given the upload endpoint cannot be reached (the pages still load)
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/api/v1/intake/snapshots/*"]})
+    # when a photo is taken, and the page is reloaded before the connection comes back
+    browser.find_element(By.ID, "photo").send_keys(str(phone_photo_paths(shared_data, 3)[2]))
+    waiting = wait(browser).until(ec.visibility_of_element_located((By.CSS_SELECTOR, "#queue .q-state")))
+    wait(browser).until(lambda _: "trying again" in waiting.text or "Waiting" in waiting.text)
+    assert Snapshot.objects.count() == 0
+    browser.refresh()
+    # then the photo is still on the phone
+    wait(browser).until(ec.visibility_of_element_located((By.CSS_SELECTOR, "#queue li")))
+    # and once the server is reachable it is uploaded with its key, once, and leaves the queue
+    browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+    wait(browser).until(ec.invisibility_of_element_located((By.CSS_SELECTOR, "#queue li")))
+    snapshot = Snapshot.objects.get()
+    assert len(snapshot.idempotency_key) == 36 and snapshot.status in {SnapshotStatus.MATCHED, SnapshotStatus.RECEIVED}
