@@ -11,7 +11,9 @@ function renderQueue(listEl, sectionEl, entries, progress) {
     if (!li) {
       li = template.content.firstElementChild.cloneNode(true);
       li.dataset.key = entry.key;
-      li.querySelector("img").src = URL.createObjectURL(entry.blob);
+      const thumb = li.querySelector("img");
+      thumb.addEventListener("error", () => { thumb.style.visibility = "hidden"; });
+      thumb.src = URL.createObjectURL(entry.blob);
       li.querySelector(".q-retry").addEventListener("click", () => UploadQueue.retry(entry.key));
       li.querySelector(".q-remove").addEventListener("click", () => {
         if (confirm("Remove this photo from the phone? It has not been uploaded.")) UploadQueue.discard(entry.key);
