@@ -15,6 +15,7 @@ from PIL import Image
 from rest_framework.test import APIClient
 
 from tests.conftest import jpeg_bytes
+from catalog.models import Product
 from warehouse.models import Snapshot
 
 from .test_intake_fixtures import SNAPSHOTS_URL, api, make_worker, phone_photo, upload, worker  # noqa: F401
@@ -116,15 +117,22 @@ def test_an_exif_rotated_photo_is_stored_as_sent_and_used_upright(upload):
 
 
 @pytest.mark.django_db
-def test_a_heic_photo_is_accepted_and_previewed_as_jpeg(upload):
+def test_a_heic_photo_is_accepted_matched_and_handed_to_the_catalogue_as_jpeg(api, upload, shared_data):
+    # given an iPhone-style HEIC photo
     buffer = io.BytesIO()
-    pillow_heif.from_pillow(Image.open(io.BytesIO(jpeg_bytes(320, 240)))).save(buffer, quality=80)
-    response = upload(buffer.getvalue(), name="IMG_0001.HEIC", process=False)
+    pillow_heif.from_pillow(Image.open(io.BytesIO(phone_photo(shared_data, 0)))).save(buffer, quality=80)
+    # when uploaded, it is kept as sent, previewed as JPEG for the browser, and matched
+    response = upload(buffer.getvalue(), name="IMG_0001.HEIC")
     assert response.status_code == 202, response.content
+    assert response.item["status"] == "matched", response.item["error"]
     snapshot = Snapshot.objects.get()
     assert snapshot.original_format in {"HEIF", "HEIC"} and snapshot.original.name.endswith(".heic")
     with snapshot.preview.open("rb") as handle:
         assert Image.open(handle).format == "JPEG"
+    # and "not in catalogue" gives the catalogue team a JPEG they can open
+    product = api.post(f"{SNAPSHOTS_URL}{snapshot.pk}/new/").json()["product"]
+    image = Product.objects.get(pk=product["id"]).images.get()
+    assert image.file.name.endswith(".jpg") and image.role == "snapshot"
 
 
 @pytest.mark.django_db
