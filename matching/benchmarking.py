@@ -100,6 +100,24 @@ def search_figures(*, model_id: int, queries: int, seed: int) -> dict:
     return figures
 
 
+def ef_search_sweep(*, model_id: int, queries: int, seed: int, values=(40, 80, 120, 200)) -> dict:
+    """Unfiltered top-10 latency and recall for several ``hnsw.ef_search`` values on the same index."""
+    vectors = synthetic_vectors(queries, seed=seed + 20_000_000)
+    truths = [{h.product_id for h in search.nearest_products(v, model_id=model_id, k=10, strategy="exact")}
+              for v in vectors]
+    sweep = {}
+    for ef in values:
+        times, recalls = [], []
+        for vector, truth in zip(vectors, truths, strict=True):
+            started = time.perf_counter()
+            hits = search.nearest_products(vector, model_id=model_id, k=10, strategy="hnsw", ef_search=ef)
+            times.append((time.perf_counter() - started) * 1000)
+            recalls.append(len({h.product_id for h in hits} & truth) / 10)
+        sweep[str(ef)] = {"ms_p50": percentile(times, 50), "ms_p95": percentile(times, 95),
+                          "recall@10": round(float(np.mean(recalls)), 4)}
+    return sweep
+
+
 def studio_photos(data_dir: Path, count: int) -> list[bytes]:
     paths = sorted((data_dir / "catalog-photos" / "images").glob("*.jpg"))[:count]
     return [path.read_bytes() for path in paths]
@@ -130,7 +148,7 @@ def phone_jpeg_12mp(data_dir: Path) -> bytes:
     return buffer.getvalue()
 
 
-def match_figures(jpeg: bytes, *, runs: int, segment: bool = True) -> dict:
+def match_figures(jpeg: bytes, *, runs: int, segment: bool | str = True) -> dict:
     services.match_image(load_image(jpeg).image, segment=segment)  # warm up
     times = []
     stages: dict[str, list[float]] = {}
@@ -146,7 +164,9 @@ def match_figures(jpeg: bytes, *, runs: int, segment: bool = True) -> dict:
     return {
         "match_ms_p50": percentile(times, 50), "match_ms_p95": percentile(times, 95),
         "match_stage_ms_p50": {stage: percentile(values, 50) for stage, values in stages.items()},
-        "match_segmentation": "cut_out" if segment and services.segmentation_available() else "none (whole photo)",
+        "match_segmentation": (f"cut_out ({segment if isinstance(segment, str) else 'auto'})"
+                               if segment and services.segmentation_available() else "none (whole photo)"),
+        "match_cutout_methods": sorted({f"{c.method}/{c.status}" for c in result.cutouts}),
     }
 
 

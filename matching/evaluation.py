@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ class QueryRecord:
     kind: str | None  # category kind of the top candidate
     ms: float
     accepted: bool  # the decision said "in catalogue"
+    segmenters: tuple[str, ...] = ()  # "method[:version]" of each cut-out used
 
 
 def read_csv(path: Path, required: list[str]) -> list[dict]:
@@ -95,7 +97,7 @@ def _import_sku(sku: str, rows: list[dict], root: Path) -> int:
     return added
 
 
-def run_queries(queries_csv: Path, *, segment: bool, garments: bool = True, k: int = 10,
+def run_queries(queries_csv: Path, *, segment: bool | str, garments: bool = True, k: int = 10,
                 progress: Callable[[int], None] | None = None) -> list[QueryRecord]:
     rows = read_csv(queries_csv, ["image", "sku"])
     records = []
@@ -107,7 +109,7 @@ def run_queries(queries_csv: Path, *, segment: bool, garments: bool = True, k: i
         except (OSError, ImageRejected):
             continue
         if garments and segment:
-            result = services.match_garments(image, k=k, segment=True)
+            result = services.match_garments(image, k=k, segment=segment)
         else:
             result = services.match_image(image, k=k, segment=segment)
         ms = (time.perf_counter() - started) * 1000
@@ -118,6 +120,10 @@ def run_queries(queries_csv: Path, *, segment: bool, garments: bool = True, k: i
             top_sku=skus[0] if skus else None, top_score=float(result.decision["score"]),
             margin=float(result.decision["margin"]), ms=ms, accepted=bool(result.decision["in_catalogue"]),
             kind=result.candidates[0].category_kind if result.candidates else None,
+            segmenters=tuple(
+                f"{cut.method}:{cut.model_version}" if getattr(cut, "model_version", None) else str(cut.method)
+                for cut in result.cutouts
+            ),
         ))
         if progress:
             progress(n + 1)
@@ -132,7 +138,7 @@ def auroc(positive: list[float], negative: list[float]) -> float | None:
     return float((pos > neg).mean() + 0.5 * (pos == neg).mean())
 
 
-def summarise(records: list[QueryRecord], *, ingest: dict, model: EmbeddingModel, segment: bool) -> dict:
+def summarise(records: list[QueryRecord], *, ingest: dict, model: EmbeddingModel, segment: bool | str) -> dict:
     known = [r for r in records if r.sku]
     unknown = [r for r in records if not r.sku]
     ranks = [r.rank for r in known]
@@ -144,7 +150,8 @@ def summarise(records: list[QueryRecord], *, ingest: dict, model: EmbeddingModel
     decided_right = [(r.accepted and r.top_sku == r.sku) if r.sku else not r.accepted for r in records]
     segmentation = "none"
     if segment:
-        segmentation = "cut_out" if services.segmentation_available() else "unavailable (whole photo)"
+        method = segment if isinstance(segment, str) else "auto"
+        segmentation = f"cut_out ({method})" if services.segmentation_available() else "unavailable (whole photo)"
     return {
         "n_queries": len(records), "n_in_catalogue": len(known), "n_not_in_catalogue": len(unknown),
         "recall@1": recall(1), "recall@5": recall(5), "recall@10": recall(10),
@@ -155,20 +162,15 @@ def summarise(records: list[QueryRecord], *, ingest: dict, model: EmbeddingModel
         "match_ms_p50": round(float(np.percentile(ms, 50)), 1), "match_ms_p95": round(float(np.percentile(ms, 95)), 1),
         "catalog_skus": ingest["skus"], "catalog_images": ingest["images"],
         "segmentation": segmentation,
-        "model_versions": {"embedder": model.name, "segmenter": _segmenter_version()},
+        "segmentation_methods": dict(Counter(name for r in records for name in r.segmenters).most_common()),
+        "model_versions": {"embedder": model.name, "segmenter": _segmenter_version(records)},
     }
 
 
-def _segmenter_version() -> str | None:
-    try:
-        from segmentation.models import SegmenterModel  # provided by the segmentation app when it has one
-    except ImportError:
-        return None
-    try:
-        active = SegmenterModel.objects.filter(active=True).first()
-    except Exception:  # noqa: BLE001 - a schema this code does not know; the version is informative only
-        return None
-    return str(active) if active else None
+def _segmenter_version(records: list[QueryRecord]) -> str | None:
+    """The segmentation network version the cut-outs report (None when only GrabCut or nothing ran)."""
+    versions = Counter(name.split(":", 1)[1] for r in records for name in r.segmenters if ":" in name)
+    return versions.most_common(1)[0][0] if versions else None
 
 
 def _round(value: float | None) -> float | None:

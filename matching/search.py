@@ -168,7 +168,10 @@ def nearest_products(
     query = as_query_vector(vector)
     if strategy == "auto":
         strategy = "hnsw"
-        if filters.selective and _estimated_rows(where, params) <= int(_setting("EXACT_SEARCH_MAX_ROWS", 3000)):
+        # A kind filter has its own partial index: no need to ask the planner. Other selective filters
+        # (gender, category, in stock) are answered exactly when the planner expects few rows.
+        wide = filters.category_kind is not None or not filters.selective
+        if not wide and _estimated_rows(where, params) <= int(_setting("EXACT_SEARCH_MAX_ROWS", 3000)):
             strategy = "exact"
     if strategy == "exact":
         return _exact(query, where, params, k)

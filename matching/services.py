@@ -369,15 +369,19 @@ def match_image(
                        model_version=model.name)
 
 
-def match_garments(image: Any, *, filters: dict | None = None, k: int = 10, segment: bool = True) -> MatchResult:
-    """Match every garment in one photo (a person in a top and trousers) and merge the lists by score."""
+def match_garments(image: Any, *, filters: dict | None = None, k: int = 10, segment: bool | str = True) -> MatchResult:
+    """Match every garment in one photo (a person in a top and trousers) and merge the lists by score.
+
+    ``segment`` as in ``match_image`` (False, True for "auto", or a segmentation method name).
+    """
     started = time.perf_counter()
     _, cut_out_garments = _segmentation()
     if not segment or cut_out_garments is None:
         return match_image(image, filters=filters, k=k, segment=segment)
     picture, _ = working_copy(_as_pil(image), int(matching_setting("WORKING_SIZE", 768)))
     tick = time.perf_counter()
-    garments = [cut for cut in cut_out_garments(picture) if getattr(cut, "status", "ok") == "ok"]
+    method = segment if isinstance(segment, str) else "auto"
+    garments = [cut for cut in cut_out_garments(picture, method=method) if getattr(cut, "status", "ok") == "ok"]
     segment_ms = _ms(tick)
     if not garments:
         return match_image(picture, filters=filters, k=k, segment=segment)

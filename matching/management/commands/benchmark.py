@@ -24,6 +24,8 @@ class Command(BaseCommand):
         parser.add_argument("--photos", type=int, default=128, help="Studio photos for the embedding figures.")
         parser.add_argument("--data", type=Path, default=Path(settings.BASE_DIR).parent / "shared" / "data")
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--segmentation-method", default="auto", choices=["auto", "grabcut", "tiramisu"],
+                            help="Segmentation method for the end-to-end match figures.")
 
     def log(self, message: str) -> None:
         if self.verbosity >= 1:
@@ -41,13 +43,16 @@ class Command(BaseCommand):
             self.log(f"index built: {result['build']}; timing searches")
             result.update(benchmarking.search_figures(model_id=model.pk, queries=options["queries"],
                                                       seed=options["seed"]))
+            result["ef_search_sweep"] = benchmarking.ef_search_sweep(model_id=model.pk, queries=options["queries"],
+                                                                     seed=options["seed"])
             self.log("segmentation")
             result.update(benchmarking.segment_figures(options["data"]))
             self.log("embedding and ingestion")
             result.update(benchmarking.embed_figures(benchmarking.studio_photos(options["data"], options["photos"])))
             self.log("end-to-end match of a 12 MP JPEG")
             result.update(benchmarking.match_figures(benchmarking.phone_jpeg_12mp(options["data"]),
-                                                     runs=options["match_runs"]))
+                                                     runs=options["match_runs"],
+                                                     segment=options["segmentation_method"]))
             result["model_versions"] = {"embedder": model.name}
         text = json.dumps(result, indent=2)
         if options["json"]:

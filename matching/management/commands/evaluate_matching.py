@@ -21,6 +21,8 @@ class Command(BaseCommand):
         parser.add_argument("--queries", type=Path, required=True, help="CSV: image,sku (empty sku: not in catalogue)")
         parser.add_argument("--json", type=Path, help="Also write the JSON object here.")
         parser.add_argument("--no-segmentation", action="store_true", help="Match whole photos (no cut-out).")
+        parser.add_argument("--segmentation-method", default="auto", choices=["auto", "grabcut", "tiramisu"],
+                            help="Segmentation method for the query photos (default: auto).")
         parser.add_argument("--single-garment", action="store_true",
                             help="One cut-out per photo instead of every garment found.")
         parser.add_argument("--k", type=int, default=10)
@@ -29,7 +31,7 @@ class Command(BaseCommand):
         catalog, queries = options["catalog"].resolve(), options["queries"].resolve()
         evaluation.read_csv(catalog, ["sku", "image"])
         evaluation.read_csv(queries, ["image", "sku"])
-        segment = not options["no_segmentation"]
+        segment = False if options["no_segmentation"] else options["segmentation_method"]
         quiet = options["verbosity"] < 1
         with throwaway_database("eval"):
             with tqdm(desc="catalogue", unit="img", disable=quiet, file=sys.stderr) as bar:
