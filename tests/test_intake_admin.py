@@ -10,7 +10,13 @@ from django.core.management import call_command
 from tests import factories
 from warehouse.models import Arrival, Snapshot, SnapshotStatus
 
-from .test_intake_fixtures import PASSWORD, api, phone_photo, upload, worker  # noqa: F401
+from .test_intake_fixtures import (  # noqa: F401
+    PASSWORD,
+    api,
+    phone_photo,
+    upload,
+    worker,
+)
 
 
 @pytest.mark.django_db
@@ -30,7 +36,8 @@ def test_admin_shows_snapshots_and_arrivals_read_only(client, upload, worker, sh
     assert client.get("/admin/warehouse/arrival/add/").status_code == 403
     assert client.post(f"/admin/warehouse/arrival/{arrival.pk}/delete/").status_code == 403
 
-    response = client.post("/admin/warehouse/snapshot/", {"action": "retry_selected", "_selected_action": [snapshot_id]})
+    action = {"action": "retry_selected", "_selected_action": [snapshot_id]}
+    response = client.post("/admin/warehouse/snapshot/", action)
     assert response.status_code == 302
     assert Snapshot.objects.get(pk=snapshot_id).status == SnapshotStatus.RECEIVED
 

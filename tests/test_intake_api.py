@@ -13,7 +13,15 @@ from catalog.models import ImageRole, Product, ProductStatus, Variant
 from warehouse.models import Arrival, Snapshot, SnapshotStatus
 from warehouse.selectors import training_pairs
 
-from .test_intake_fixtures import SNAPSHOTS_URL, api, catalogue, on_table, phone_photo, upload, worker  # noqa: F401
+from .test_intake_fixtures import (  # noqa: F401
+    SNAPSHOTS_URL,
+    api,
+    catalogue,
+    on_table,
+    phone_photo,
+    upload,
+    worker,
+)
 
 pytestmark = pytest.mark.django_db
 

@@ -14,11 +14,18 @@ from django.db import connection
 from PIL import Image
 from rest_framework.test import APIClient
 
-from tests.conftest import jpeg_bytes
 from catalog.models import Product
+from tests.conftest import jpeg_bytes
 from warehouse.models import Snapshot
 
-from .test_intake_fixtures import SNAPSHOTS_URL, api, make_worker, phone_photo, upload, worker  # noqa: F401
+from .test_intake_fixtures import (  # noqa: F401
+    SNAPSHOTS_URL,
+    api,
+    make_worker,
+    phone_photo,
+    upload,
+    worker,
+)
 
 
 def stored_files() -> list[Path]:

@@ -17,7 +17,12 @@ from catalog.models import Variant
 from tests.conftest import REPO_ROOT
 from warehouse.models import Arrival, Snapshot, SnapshotStatus
 
-from .test_intake_fixtures import PASSWORD, build_catalogue, make_worker, phone_photo_paths
+from .test_intake_fixtures import (
+    PASSWORD,
+    build_catalogue,
+    make_worker,
+    phone_photo_paths,
+)
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 VIEWPORT = (390, 844)

@@ -14,7 +14,13 @@ from PIL import Image
 from rest_framework.test import APIClient
 
 from catalog.models import Product
-from catalog.services import category_for_text, gender_for_text, kind_for_text, product_create, product_image_add
+from catalog.services import (
+    category_for_text,
+    gender_for_text,
+    kind_for_text,
+    product_create,
+    product_image_add,
+)
 from tests import factories
 from warehouse.roles import WAREHOUSE
 
@@ -88,7 +94,8 @@ def on_table(product: Product, *, size: tuple[int, int] = (900, 1200)) -> bytes:
     table = np.clip(rng.normal(180, 6, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
     background = Image.fromarray(table)
     with product.images.first().file.open("rb") as handle:
-        garment = Image.open(io.BytesIO(handle.read())).convert("RGB").resize((700, 700)).rotate(3, fillcolor=(255,) * 3)
+        garment = Image.open(io.BytesIO(handle.read())).convert("RGB").resize((700, 700))
+    garment = garment.rotate(3, fillcolor=(255, 255, 255))
     background.paste(garment, ((size[0] - 700) // 2, (size[1] - 700) // 2))
     buffer = io.BytesIO()
     background.save(buffer, format="JPEG", quality=88)

@@ -13,7 +13,15 @@ from tests import factories
 from warehouse import services
 from warehouse.models import Arrival
 
-from .test_intake_fixtures import PASSWORD, SNAPSHOTS_URL, api, make_worker, phone_photo, upload, worker  # noqa: F401
+from .test_intake_fixtures import (  # noqa: F401
+    PASSWORD,
+    SNAPSHOTS_URL,
+    api,
+    make_worker,
+    phone_photo,
+    upload,
+    worker,
+)
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,13 @@ from warehouse import services
 from warehouse.models import Snapshot, SnapshotStatus
 from warehouse.tasks import process_snapshot, sweep_stale_snapshots
 
-from .test_intake_fixtures import SNAPSHOTS_URL, api, phone_photo, upload, worker  # noqa: F401
+from .test_intake_fixtures import (  # noqa: F401
+    SNAPSHOTS_URL,
+    api,
+    phone_photo,
+    upload,
+    worker,
+)
 
 pytestmark = pytest.mark.django_db
 

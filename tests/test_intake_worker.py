@@ -12,7 +12,13 @@ from warehouse.celery import app as celery_app
 from warehouse.models import Snapshot, SnapshotStatus
 from warehouse.settings.env import DATA_DIR
 
-from .test_intake_fixtures import SNAPSHOTS_URL, api, build_catalogue, phone_photo, worker  # noqa: F401
+from .test_intake_fixtures import (  # noqa: F401
+    SNAPSHOTS_URL,
+    api,
+    build_catalogue,
+    phone_photo,
+    worker,
+)
 
 REDIS_URL = "redis://127.0.0.1:6379/5"
 

@@ -3,11 +3,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field, extend_schema_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import ErrorDetail, NotAuthenticated
 from rest_framework.generics import ListAPIView
@@ -17,7 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog.imaging import ImageRejected
+from catalog.imaging import ImageRejected, max_bytes
 from catalog.models import Product, Variant
 
 from . import selectors, services
@@ -292,13 +297,14 @@ def upload(request: Request, *, head: Snapshot | None) -> Response:
         )
     response = Response(snapshot_data(snapshot, request), status=status.HTTP_202_ACCEPTED)
     response["Idempotent-Replayed"] = "false" if created else "true"
-    response["Location"] = reverse("api-intake-snapshot", kwargs={"snapshot_id": (snapshot.group_head_id or snapshot.pk)})
+    item_id = snapshot.group_head_id or snapshot.pk
+    response["Location"] = reverse("api-intake-snapshot", kwargs={"snapshot_id": item_id})
     return response
 
 
 def request_too_large(request: Request) -> Response | None:
     """Refuse an oversized upload from its Content-Length, before the body is read."""
-    limit = int(getattr(settings, "STOCKMATCH_MAX_UPLOAD_BYTES", 25 * 1024 * 1024))
+    limit = max_bytes()
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:

@@ -160,7 +160,9 @@ class Arrival(models.Model):
     bin_location = models.CharField(max_length=50, blank=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="arrivals")
     snapshot = models.ForeignKey(Snapshot, null=True, blank=True, on_delete=models.PROTECT, related_name="arrivals")
-    idempotency_key = models.CharField(max_length=100, blank=True, help_text="Client-chosen; a resent confirm is one arrival.")
+    idempotency_key = models.CharField(
+        max_length=100, blank=True, help_text="Client-chosen; a resent confirm is one arrival."
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     undone_at = models.DateTimeField(null=True, blank=True)
 

@@ -601,7 +601,8 @@ def _usable_product(product: Product) -> Product:
     if product.status == ProductStatus.MERGED and product.merged_into_id:
         product = product.merged_into
     if product.status not in (ProductStatus.ACTIVE, ProductStatus.DRAFT):
-        raise IntakeError(f"{product.sku} is {product.get_status_display().lower()}; pick another.", code="product_gone")
+        state = product.get_status_display().lower()
+        raise IntakeError(f"{product.sku} is {state}; pick another.", code="product_gone")
     return product
 
 
@@ -782,11 +783,12 @@ def snapshot_mark_new(
         )
         chosen_gender = (gender_for_text(gender) if gender else None) or guessed_gender or "unisex"
         today = timezone.localdate()
+        name = name.strip()[:200] or f"New {chosen_category.name} (intake #{head.pk})"
         for _ in range(20):
             try:
                 with transaction.atomic():
                     product = product_create(
-                        sku=draft_sku(today), name=(name.strip()[:200] or f"New {chosen_category.name} (intake #{head.pk})"),
+                        sku=draft_sku(today), name=name,
                         category=chosen_category, gender=chosen_gender, status=ProductStatus.DRAFT,
                     )
                 break

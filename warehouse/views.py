@@ -4,12 +4,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
-from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.middleware.csrf import get_token
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
+
+from catalog.imaging import max_bytes
 
 from . import selectors, services
 from .api import SnapshotDetailSerializer
@@ -36,7 +37,7 @@ def warehouse_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpR
 
 def _page_settings() -> dict:
     return {
-        "max_upload_bytes": int(getattr(settings, "STOCKMATCH_MAX_UPLOAD_BYTES", 25 * 1024 * 1024)),
+        "max_upload_bytes": max_bytes(),
         "undo_minutes": int(services.undo_window().total_seconds() // 60),
     }
 
