@@ -132,29 +132,41 @@ def _looks_build(specs: list[ProductSpec], seed: int, report: DemoReport) -> Non
 
 def _snapshots_write(specs: list[ProductSpec], seed: int, count: int, folder: Path, mapper: Mapper,
                      report: DemoReport, progress: Callable[[], None] | None) -> Path:
-    """Write ``count`` snapshots of products spread over the catalogue, and ``snapshots.csv`` (image,sku)."""
+    """Write ``count`` snapshots of products spread over the catalogue, and ``snapshots.csv`` (image,sku).
+
+    When the folder already holds this very listing and its files, nothing is rendered again (delete the
+    folder to force it).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     order = np.random.default_rng([seed, 3_000_000]).permutation(len(specs))
     subjects = [specs[int(order[number % len(specs)])] for number in range(count)]
-    jobs = [(seed, spec.index, number) for number, spec in enumerate(subjects)]
-    rows = []
-    for number, (spec, data) in enumerate(zip(subjects, mapper(snapshot_photo, jobs), strict=True)):
-        name = f"snapshot-{number + 1:03d}.jpg"
-        report.snapshots_written += _write_if_changed(folder / name, data)
-        rows.append((name, spec.sku))
-        if progress:
-            progress()
+    rows = [(f"snapshot-{number + 1:03d}.jpg", spec.sku) for number, spec in enumerate(subjects)]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(("image", "sku"))
     writer.writerows(rows)
     csv_path = folder / "snapshots.csv"
-    _write_if_changed(csv_path, buffer.getvalue().encode())
+    listing = buffer.getvalue().encode()
+    if _unchanged(csv_path, listing) and all((folder / name).is_file() for name, _ in rows):
+        jobs = []
+    else:
+        jobs = [(seed, spec.index, number) for number, spec in enumerate(subjects)]
+    for (name, _), data in zip(rows, mapper(snapshot_photo, jobs), strict=False):
+        report.snapshots_written += _write_if_changed(folder / name, data)
+        if progress:
+            progress()
+    for _ in rows[len(jobs) :] if progress else ():
+        progress()
+    _write_if_changed(csv_path, listing)
     return csv_path
 
 
+def _unchanged(path: Path, data: bytes) -> bool:
+    return path.is_file() and path.read_bytes() == data
+
+
 def _write_if_changed(path: Path, data: bytes) -> bool:
-    if path.exists() and path.read_bytes() == data:
+    if _unchanged(path, data):
         return False
     path.write_bytes(data)
     return True

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
@@ -63,12 +64,14 @@ def snapshot_photo(job: tuple[int, int, int]) -> bytes:
 
 @contextmanager
 def photo_mapper(workers: int) -> Iterator[Mapper]:
-    """``map`` in this process, or an ordered ``imap`` over ``workers`` spawned processes.
+    """``map`` in this process, or an ordered map over ``workers`` spawned processes.
 
     Spawned (not forked) workers share no database connection, OpenCV thread pool or tqdm thread with us.
+    A worker that cannot start raises ``BrokenProcessPool`` instead of being respawned forever.
     """
     if workers <= 1:
         yield map
         return
-    with multiprocessing.get_context("spawn").Pool(workers, initializer=worker_init) as pool:
-        yield partial(pool.imap, chunksize=2)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=worker_init) as pool:
+        yield partial(pool.map, chunksize=2)
