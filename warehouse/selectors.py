@@ -16,9 +16,9 @@ from .services import is_stale, undo_window
 
 
 def snapshot_queryset(*, user: AbstractBaseUser) -> QuerySet[Snapshot]:
-    """Snapshots ``user`` may see: their own (superusers see all)."""
+    """Snapshots ``user`` may see: their own; everyone's with the ``view_snapshot`` permission (supervisors)."""
     qs = Snapshot.objects.select_related("product", "uploaded_by")
-    return qs if user.is_superuser else qs.filter(uploaded_by=user)
+    return qs if user.has_perm("warehouse.view_snapshot") else qs.filter(uploaded_by=user)
 
 
 def snapshot_get(*, user: AbstractBaseUser, snapshot_id: int) -> Snapshot:
@@ -37,7 +37,7 @@ def snapshot_list(
         qs = qs.filter(status__in=list(statuses))
     if since is not None:
         qs = qs.filter(created_at__gte=since)
-    return qs.prefetch_related("group_photos")
+    return qs
 
 
 def start_of_today() -> datetime:

@@ -20,19 +20,26 @@ from .roles import WAREHOUSE, has_role
 IMAGE_KINDS = {"original", "preview", "cutout", "mask"}
 
 
-def warehouse_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Signed-in members of the warehouse group only: others go to the login page or get a 403 page."""
+def warehouse_required(view: Callable[..., HttpResponse] | None = None, *, or_perm: str | None = None):
+    """Signed-in members of the warehouse group (or holders of ``or_perm``) only.
 
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not has_role(request.user, WAREHOUSE):
-            return render(request, "warehouse/forbidden.html", status=403)
-        get_token(request)  # the pages' JavaScript sends it back as X-CSRFToken
-        return view(request, *args, **kwargs)
+    Others go to the login page, or get a page that says which role is missing.
+    """
 
-    return wrapper
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            allowed = has_role(request.user, WAREHOUSE) or (or_perm and request.user.has_perm(or_perm))
+            if not allowed:
+                return render(request, "warehouse/forbidden.html", status=403)
+            get_token(request)  # the pages' JavaScript sends it back as X-CSRFToken
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate(view) if view is not None else decorate
 
 
 def _page_settings() -> dict:
@@ -89,9 +96,9 @@ def today(request: HttpRequest) -> HttpResponse:
     return render(request, "warehouse/today.html", context)
 
 
-@warehouse_required
+@warehouse_required(or_perm="warehouse.view_snapshot")  # admin thumbnails for supervisors
 def snapshot_image(request: HttpRequest, snapshot_id: int, kind: str) -> FileResponse:
-    """A snapshot's photo, cut-out or mask, to its owner only (these are not public media)."""
+    """A snapshot's photo, cut-out or mask, to its owner or a supervisor (these are not public media)."""
     if kind not in IMAGE_KINDS:
         raise Http404("Unknown image.")
     snapshot = selectors.snapshot_get(user=request.user, snapshot_id=snapshot_id)
