@@ -109,8 +109,8 @@ class ProductImageAdmin(admin.ModelAdmin):
 
 @admin.register(Look)
 class LookAdmin(admin.ModelAdmin):
-    list_display = ("name", "is_active", "size")
-    list_filter = ("is_active",)
+    list_display = ("name", "is_active", "size", "is_synthetic")
+    list_filter = ("is_active", "is_synthetic")
     search_fields = ("name", "products__sku")
     filter_horizontal = ("products",)
 

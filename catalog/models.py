@@ -159,6 +159,7 @@ class Look(models.Model):
     name = models.CharField(max_length=200)
     products = models.ManyToManyField(Product, related_name="looks")
     is_active = models.BooleanField(default=True)
+    is_synthetic = models.BooleanField(default=False, help_text="Generated demo data, not a real look.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

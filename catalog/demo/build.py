@@ -124,7 +124,7 @@ def _looks_build(specs: list[ProductSpec], seed: int, report: DemoReport) -> Non
     products = {p.sku: p for p in Product.objects.filter(sku__in=[s.sku for s in specs])}
     for name, items in look_plans(specs, seed):
         with transaction.atomic():
-            look, created = Look.objects.get_or_create(name=name)
+            look, created = Look.objects.get_or_create(name=name, defaults={"is_synthetic": True})
             if created:
                 look.products.set([products[item.sku] for item in items])
                 report.looks_created += 1
