@@ -206,3 +206,4 @@ def test_discard_and_restore(api, upload, shared_data, django_capture_on_commit_
     assert api.post(f"{SNAPSHOTS_URL}{snapshot_id}/confirm/", {"product_id": 1, "size": "M", "quantity": 1}
                     ).status_code in (400, 404, 409)
     assert api.post(f"{SNAPSHOTS_URL}{snapshot_id}/reopen/").json()["status"] == "received"
+    assert Snapshot.objects.get(pk=snapshot_id).decided_at is None

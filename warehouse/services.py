@@ -271,7 +271,8 @@ def _requeue(head: Snapshot, *, by: AbstractBaseUser | None, action: str, **note
     if head.status != SnapshotStatus.RECEIVED:
         _transition(head, SnapshotStatus.RECEIVED, by=by, action=action, **note)
     head.error = ""
-    _save(head, "error", "hints")
+    head.decided_at = None  # a restored (discarded) item is undecided again
+    _save(head, "error", "hints", "decided_at")
     _enqueue(head.pk)
 
 
