@@ -68,6 +68,9 @@ def test_the_login_page_is_phone_friendly_and_signs_in(client, worker):
     response = client.post("/accounts/login/", {"username": "worker", "password": PASSWORD, "next": "/intake/"})
     assert response.status_code == 302 and response["Location"] == "/intake/"
     assert client.get("/intake/").status_code == 200
+    signed_out = client.post("/accounts/logout/")
+    assert signed_out.status_code == 200 and b"signed out" in signed_out.content
+    assert client.get("/intake/").status_code == 302
 
 
 def test_pages_open_for_a_worker(client, worker, photo_of_worker):
