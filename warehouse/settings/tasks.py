@@ -15,3 +15,8 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# Run with `celery -A warehouse beat`: picks up snapshots whose worker died mid-task.
+CELERY_BEAT_SCHEDULE = {
+    "intake-sweep-stale-snapshots": {"task": "warehouse.sweep_stale_snapshots", "schedule": 300.0},
+}
