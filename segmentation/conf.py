@@ -49,7 +49,8 @@ def min_area_fraction() -> float:
 
 
 def torch_threads() -> int:
-    return int(getattr(settings, "STOCKMATCH_TORCH_THREADS", 2))
+    """Intra-op threads for inference (process-wide in torch): the project's setting unless overridden."""
+    return int(_get("TORCH_THREADS", getattr(settings, "STOCKMATCH_TORCH_THREADS", 2)))
 
 
 def shipped_dir() -> Path:

@@ -13,6 +13,8 @@ STD = (0.5, 0.5, 0.5)
 def to_tensor(images: list[np.ndarray] | np.ndarray) -> torch.Tensor:
     """RGB uint8 HxWx3 (or a batch NxHxWx3) -> normalised float NCHW in channels_last memory format."""
     batch = np.stack(images) if isinstance(images, list) else (images[None] if images.ndim == 3 else images)
+    if not batch.flags.writeable:  # arrays viewing PIL images are read-only; torch wants to own writable memory
+        batch = batch.copy()
     tensor = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float().div_(255.0)
     mean = torch.tensor(MEAN).view(1, 3, 1, 1)
     std = torch.tensor(STD).view(1, 3, 1, 1)

@@ -103,9 +103,29 @@ def _grabcut(work: _Working, prior: np.ndarray | None) -> np.ndarray:
         image, prior_small, small_hints = work.image, prior, work.small_hints
     thickness = max(1, round(conf.stroke_thickness() * max(scale, 0.75)))
     labels = grabcut.initial_labels(image.shape[:2], small_hints, prior_small, thickness)
-    mask = grabcut.run(image, labels, conf.grabcut_iterations())
+    mask = _grabcut_in_play(image, labels)
     if scale < 1.0:
         mask = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+    return mask
+
+
+def _grabcut_in_play(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """GrabCut on the box around everything not already sure background (plus a margin): with a network
+    prior this is often a fraction of the photo, and the background model stays local to the garment."""
+    undecided = labels != grabcut.GC_BGD
+    if not undecided.any():
+        return np.zeros(labels.shape, bool)
+    h, w = labels.shape
+    rows, cols = np.flatnonzero(undecided.any(axis=1)), np.flatnonzero(undecided.any(axis=0))
+    margin = max(4, round(0.06 * max(h, w)))
+    y0, y1 = max(0, rows[0] - margin), min(h, rows[-1] + 1 + margin)
+    x0, x1 = max(0, cols[0] - margin), min(w, cols[-1] + 1 + margin)
+    if (y1 - y0) * (x1 - x0) > 0.8 * h * w:
+        return grabcut.run(image, labels, conf.grabcut_iterations())
+    mask = np.zeros((h, w), bool)
+    mask[y0:y1, x0:x1] = grabcut.run(
+        np.ascontiguousarray(image[y0:y1, x0:x1]), np.ascontiguousarray(labels[y0:y1, x0:x1]), conf.grabcut_iterations()
+    )
     return mask
 
 
@@ -116,10 +136,8 @@ def _garment_mask(
     model version)."""
     h, w = work.image.shape[:2]
     if grabcut.is_flat(work.image):  # a blank photo: no garment, whatever a network would guess
-        flat = _apply_hints(np.zeros((h, w), bool), work.small_hints)
-        if work.small_hints is not None and work.small_hints.rect is not None and not work.small_hints.fg:
-            flat[:] = False
-        return flat, None, None, "grabcut" if method == "grabcut" else method, None
+        only_strokes = _apply_hints(np.zeros((h, w), bool), work.small_hints)
+        return only_strokes, None, None, method, None
     net = _network() if method in ("auto", "tiramisu") else None
     probs = None
     if net is not None:

@@ -14,7 +14,7 @@ class Command(BaseCommand):
     help = "Ship a SegmenterModel version (or a weights file) as the default weights of a fresh install."
 
     def add_arguments(self, parser):
-        parser.add_argument("--version", dest="version_name", default=None, help="SegmenterModel name")
+        parser.add_argument("--segmenter", dest="version_name", default=None, help="SegmenterModel name")
         parser.add_argument("--weights", default=None, help="or a weights .pt written by train_segmenter")
         parser.add_argument("--name", default=None, help="version name recorded for a --weights file")
         parser.add_argument("--metrics", default=None, help="JSON file with metrics to record (e.g. evaluations)")
@@ -32,7 +32,7 @@ class Command(BaseCommand):
             source = Path(opts["weights"])
             name, metrics, training = opts["name"] or source.stem, {}, {}
         else:
-            raise CommandError("Pass --version NAME or --weights FILE")
+            raise CommandError("Pass --segmenter NAME or --weights FILE")
         if opts["metrics"]:
             metrics = {**metrics, **json.loads(Path(opts["metrics"]).read_text())}
         sidecar = shipped_write(source, version=name, metrics=metrics, training_data=training)
