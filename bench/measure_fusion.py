@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--no-segmentation", action="store_true")
+    parser.add_argument("--segmentation-method", default="auto", choices=["auto", "grabcut", "tiramisu"])
     args = parser.parse_args()
 
     import django
@@ -49,7 +50,7 @@ def main() -> None:
         (sku, [composite(DATA / "catalog-photos" / "images" / f"{sku[3:]}.jpg", plates[2 * n + i], rng) for i in (0, 1)])
         for n, sku in enumerate(chosen)
     ]
-    segment = not args.no_segmentation
+    segment = False if args.no_segmentation else args.segmentation_method
     ranks: dict[str, list[int | None]] = {"single": [], "mean": [], "max": []}
     with throwaway_database("fusion"):
         evaluation.catalogue_import(args.eval / "catalog.csv")
@@ -79,7 +80,7 @@ def main() -> None:
         for name, values in ranks.items()
     }
     report["items"] = len(pairs)
-    report["segmentation"] = segment and services.segmentation_available()
+    report["segmentation"] = segment if services.segmentation_available() else False
     print(json.dumps(report, indent=2))
 
 

@@ -96,7 +96,7 @@ def test_staff_get_candidates_decision_and_timings(stocked):
     assert top["image_url"].startswith("/media/") and 0.5 < top["score"] <= 1.0001
     assert set(body["decision"]) >= {"in_catalogue", "sku", "score", "margin", "threshold", "label"}
     assert set(body["timings"]) >= {"decode", "segment", "embed", "search", "total"}
-    assert body["model_version"].startswith("efficientnet-lite0@") and len(body["cutouts"]) == 2
+    assert body["model_version"].startswith("efficientnet-lite0") and len(body["cutouts"]) == 2
 
 
 def test_the_endpoint_is_in_the_openapi_schema():

