@@ -100,9 +100,15 @@ def pairs_from_snapshots(model: EmbeddingModel) -> list[Pair]:
     fields = {f.name for f in Snapshot._meta.get_fields()}
     if not {"status", "candidates", "product", "model_version"} <= fields:
         return []
-    pairs = []
+    from django.db import DatabaseError
+
     rows = Snapshot.objects.filter(status__in=["confirmed", "new"], model_version=model.name)
-    for snapshot in rows.only("status", "candidates", "product_id", "decision"):
+    try:
+        snapshots = list(rows.only("status", "candidates", "product_id", "decision"))
+    except DatabaseError:  # intake tables not migrated in this database
+        return []
+    pairs = []
+    for snapshot in snapshots:
         candidates = snapshot.candidates or []
         if not candidates:
             continue

@@ -97,6 +97,25 @@ def _import_sku(sku: str, rows: list[dict], root: Path) -> int:
     return added
 
 
+def live_thresholds() -> dict:
+    """The calibrated thresholds of the configured embedder's version in the current (live) database."""
+    from django.db import DatabaseError
+
+    from .embedders import get_embedder
+
+    try:
+        model = EmbeddingModel.objects.filter(name=get_embedder().version).first()
+    except DatabaseError:  # the live database has no matching tables yet
+        return {}
+    return dict(model.thresholds) if model else {}
+
+
+def thresholds_apply(thresholds: dict) -> None:
+    """Give the (throwaway) active model the live thresholds, so the decision is scored as it would run."""
+    if thresholds:
+        EmbeddingModel.objects.filter(pk=services.embedding_model_active().pk).update(thresholds=thresholds)
+
+
 def run_queries(queries_csv: Path, *, segment: bool | str, garments: bool = True, k: int = 10,
                 progress: Callable[[int], None] | None = None) -> list[QueryRecord]:
     rows = read_csv(queries_csv, ["image", "sku"])
@@ -158,6 +177,7 @@ def summarise(records: list[QueryRecord], *, ingest: dict, model: EmbeddingModel
         "mrr": round(float(np.mean([1.0 / rank if rank else 0.0 for rank in ranks])), 4) if ranks else None,
         "open_set": _round(auroc([r.top_score for r in known], [r.top_score for r in unknown])),
         "decision_accuracy": round(float(np.mean(decided_right)), 4) if records else None,
+        "decision_thresholds": model.thresholds or "uncalibrated (settings.MATCHING defaults)",
         "ingest_images_per_s": round(ingest["images"] / ingest["seconds"], 2) if ingest["seconds"] else None,
         "match_ms_p50": round(float(np.percentile(ms, 50)), 1), "match_ms_p95": round(float(np.percentile(ms, 95)), 1),
         "catalog_skus": ingest["skus"], "catalog_images": ingest["images"],

@@ -328,8 +328,9 @@ def match_image(
     """Find the catalogue products shown in ``images`` (several photos of one item make one query).
 
     Each photo is cut out (``segmentation.cut_out``; the whole photo when segmentation is off or not
-    installed), embedded, and the unit vectors are averaged into one query. ``segment`` may also name
-    a segmentation method. The decision says "in catalogue" only when the best score clears the active
+    installed) and embedded; several photos are combined by max-fusion (each photo searched, each
+    product keeps its best score), which beat averaging the vectors (``bench/measure_fusion.py``;
+    ``MATCHING["FUSION"] = "mean"`` switches). ``segment`` may also name a segmentation method. The decision says "in catalogue" only when the best score clears the active
     model's calibrated threshold for its category kind and beats the next product by the margin.
     """
     started = time.perf_counter()
@@ -355,11 +356,13 @@ def match_image(
     model = embedding_model_active()
     tick = time.perf_counter()
     vectors = embedder_for(model).embed(views)
-    query = l2_normalise(vectors.mean(axis=0))
     timings["embed"] = _ms(tick)
 
     tick = time.perf_counter()
-    hits = search.nearest_products(query, model_id=model.pk, k=k, filters=parsed_filters)
+    if len(vectors) > 1 and matching_setting("FUSION", "max") == "mean":
+        hits = search.nearest_products(l2_normalise(vectors.mean(axis=0)), model_id=model.pk, k=k, filters=parsed_filters)
+    else:
+        hits = _max_fusion([search.nearest_products(v, model_id=model.pk, k=k, filters=parsed_filters) for v in vectors], k)
     candidates = candidates_for(hits)
     timings["search"] = _ms(tick)
 
@@ -390,17 +393,24 @@ def match_garments(image: Any, *, filters: dict | None = None, k: int = 10, segm
     vectors = embedder_for(model).embed([_view_of(picture, cut) for cut in garments])
     embed_ms = _ms(tick)
     tick = time.perf_counter()
-    best: dict[int, search.ProductHit] = {}
-    for vector in vectors:
-        for hit in search.nearest_products(vector, model_id=model.pk, k=k, filters=filters):
-            if hit.product_id not in best or hit.score > best[hit.product_id].score:
-                best[hit.product_id] = hit
-    candidates = candidates_for(sorted(best.values(), key=lambda hit: -hit.score)[:k])
+    candidates = candidates_for(
+        _max_fusion([search.nearest_products(v, model_id=model.pk, k=k, filters=filters) for v in vectors], k)
+    )
     search_ms = _ms(tick)
     decision = decide(candidates, model=model, kind=(filters or {}).get("category_kind"))
     timings = {"decode": 0.0, "segment": segment_ms, "embed": embed_ms, "search": search_ms, "total": _ms(started)}
     return MatchResult(candidates=candidates, decision=decision, timings=timings, cutouts=garments,
                        model_version=model.name)
+
+
+def _max_fusion(lists: Sequence[Sequence[search.ProductHit]], k: int) -> list[search.ProductHit]:
+    """Merge ranked lists: each product keeps its best score over all lists."""
+    best: dict[int, search.ProductHit] = {}
+    for hits in lists:
+        for hit in hits:
+            if hit.product_id not in best or hit.score > best[hit.product_id].score:
+                best[hit.product_id] = hit
+    return sorted(best.values(), key=lambda hit: (-hit.score, hit.product_id))[:k]
 
 
 def candidates_for(hits: Sequence[search.ProductHit]) -> list[Candidate]:

@@ -37,6 +37,9 @@ MATCHING = {
     "HNSW_EF_SEARCH": env_int("STOCKMATCH_HNSW_EF_SEARCH", 80),
     # Long side of the working image handed to segmentation in match_image().
     "WORKING_SIZE": env_int("STOCKMATCH_MATCH_WORKING_SIZE", 768),
+    # Several photos of one item: "max" (search each, keep each product's best score) or "mean" (average the
+    # unit vectors, one search). Measured by bench/measure_fusion.py: max 0.94 recall@1, mean 0.90, one photo 0.87.
+    "FUSION": "max",
     # Embed new catalogue photos after commit (Celery; in-process when no broker is configured).
     "AUTO_EMBED": True,
 }

@@ -32,6 +32,7 @@ class Command(BaseCommand):
         parser.add_argument("--queries", type=Path, default=default / "queries.csv")
         parser.add_argument("--target-precision", type=float, default=0.95)
         parser.add_argument("--no-segmentation", action="store_true")
+        parser.add_argument("--segmentation-method", default="auto", choices=["auto", "grabcut", "tiramisu"])
         parser.add_argument("--source", choices=["auto", "snapshots", "evaluation"], default="auto")
 
     def handle(self, *args, **options) -> None:
@@ -67,8 +68,8 @@ class Command(BaseCommand):
             services.embedding_model_switch(model_id=stand_in.pk)
             evaluation.catalogue_import(catalog)
             with tqdm(desc="queries", unit="q", disable=quiet, file=sys.stderr) as bar:
-                records = evaluation.run_queries(queries, segment=not options["no_segmentation"],
-                                                 progress=lambda n: bar.update(n - bar.n))
+                segment = False if options["no_segmentation"] else options["segmentation_method"]
+                records = evaluation.run_queries(queries, segment=segment, progress=lambda n: bar.update(n - bar.n))
         return [
             calibration.Pair(score=r.top_score, margin=r.margin, correct=bool(r.sku) and r.top_sku == r.sku,
                              in_catalogue=bool(r.sku), kind=r.kind)

@@ -33,9 +33,11 @@ class Command(BaseCommand):
         evaluation.read_csv(queries, ["image", "sku"])
         segment = False if options["no_segmentation"] else options["segmentation_method"]
         quiet = options["verbosity"] < 1
+        thresholds = evaluation.live_thresholds()
         with throwaway_database("eval") as database:
             if not quiet:
                 print(f"throwaway database {database}", file=sys.stderr)
+            evaluation.thresholds_apply(thresholds)
             with tqdm(desc="catalogue", unit="img", disable=quiet, file=sys.stderr) as bar:
                 ingest = evaluation.catalogue_import(catalog, progress=lambda n: bar.update(n - bar.n))
             with tqdm(desc="queries", unit="q", disable=quiet, file=sys.stderr) as bar:
