@@ -3,7 +3,14 @@ from __future__ import annotations
 
 import json
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
@@ -24,6 +31,7 @@ class IsWarehouseOrCatalogStaff(BasePermission):
         return has_role(request.user, WAREHOUSE) or has_role(request.user, CATALOG)
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class JSONTextField(serializers.Field):
     """A JSON object sent as a multipart text field."""
 
