@@ -48,6 +48,11 @@ def min_area_fraction() -> float:
     return float(_get("MIN_AREA_FRACTION", 0.002))
 
 
+def flip_tta() -> bool:
+    """Average the network's output with the mirrored photo's (test-time augmentation)."""
+    return bool(_get("FLIP_TTA", True))
+
+
 def torch_threads() -> int:
     """Intra-op threads for inference (process-wide in torch): the project's setting unless overridden."""
     return int(_get("TORCH_THREADS", getattr(settings, "STOCKMATCH_TORCH_THREADS", 2)))

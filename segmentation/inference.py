@@ -21,15 +21,21 @@ def to_tensor(images: list[np.ndarray] | np.ndarray) -> torch.Tensor:
     return ((tensor - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
-def predict_probs(model: torch.nn.Module, image: np.ndarray, stride: int) -> np.ndarray:
-    """Class probabilities (C x H x W float32) for one RGB image, reflect-padded to a multiple of ``stride``."""
+def predict_probs(model: torch.nn.Module, image: np.ndarray, stride: int, flip: bool = False) -> np.ndarray:
+    """Class probabilities (C x H x W float32) for one RGB image, reflect-padded to a multiple of ``stride``.
+
+    ``flip`` averages with the mirrored image (one batch of two): a cheap test-time augmentation."""
     h, w = image.shape[:2]
     ph, pw = (-h) % stride, (-w) % stride
     x = to_tensor(image)
     if ph or pw:
         mode = "reflect" if ph < h and pw < w else "replicate"
         x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), mode=mode)
+    if flip:
+        x = torch.cat([x, x.flip(-1)])
     with torch.inference_mode():
-        logits = model(x.contiguous(memory_format=torch.channels_last))
-        probs = torch.softmax(logits.float(), dim=1)[0, :, ph // 2 : ph // 2 + h, pw // 2 : pw // 2 + w]
+        probs = torch.softmax(model(x.contiguous(memory_format=torch.channels_last)).float(), dim=1)
+        if flip:
+            probs = (probs[:1] + probs[1:].flip(-1)) / 2
+        probs = probs[0, :, ph // 2 : ph // 2 + h, pw // 2 : pw // 2 + w]
     return probs.contiguous().numpy()

@@ -69,7 +69,7 @@ class Segmenter:
 
         self.load()
         with torch.inference_mode():
-            return predict_probs(self._model, image, int(self.meta["input"]["stride"]))
+            return predict_probs(self._model, image, int(self.meta["input"]["stride"]), flip=conf.flip_tta())
 
 
 _lock = threading.Lock()
