@@ -27,6 +27,11 @@ from .preprocess import canonical_crop, scale_hints, studio_mask, working_copy
 logger = logging.getLogger(__name__)
 
 NOT_IN_CATALOGUE = "likely not in catalogue"
+SEGMENTATION_METHODS = ("auto", "grabcut", "tiramisu")
+
+
+class MatchInputError(ValueError):
+    """The caller asked for something that cannot be done (an unknown segmentation method, no photo)."""
 
 
 def matching_setting(name: str, default: Any) -> Any:
@@ -277,7 +282,7 @@ def _segmentation() -> tuple[Callable | None, Callable | None]:
 
 def match_input_errors() -> tuple[type[Exception], ...]:
     """Exceptions that mean "the caller's input was wrong" (bad hints), as opposed to a failure."""
-    errors: list[type[Exception]] = [search.FilterError]
+    errors: list[type[Exception]] = [search.FilterError, MatchInputError]
     try:
         from segmentation import HintError, SegmentationInputError
 
@@ -319,7 +324,15 @@ def _cut(image: Image.Image, hints: dict | None, segment: bool | str) -> Any:
     if not segment or cut_out is None:
         return _whole_photo(image)
     method = segment if isinstance(segment, str) else "auto"
-    return cut_out(image, hints=hints, method=method)
+    try:
+        return cut_out(image, hints=hints, method=method)
+    except match_input_errors():
+        raise  # the caller's hints are wrong: say so
+    except Exception:  # noqa: BLE001 - a broken segmenter degrades matching to the whole photo, not to nothing
+        logger.exception("segmentation failed; matching the whole photo")
+        whole = _whole_photo(image)
+        whole.method = "failed"
+        return whole
 
 
 def match_image(
@@ -338,7 +351,9 @@ def match_image(
     parsed_filters = search.SearchFilters.from_dict(filters)
     photos = images if isinstance(images, list | tuple) else [images]
     if not photos:
-        raise ValueError("match_image needs at least one photo.")
+        raise MatchInputError("match_image needs at least one photo.")
+    if isinstance(segment, str) and segment not in SEGMENTATION_METHODS:
+        raise MatchInputError(f"Unknown segmentation method {segment!r}; use one of {', '.join(SEGMENTATION_METHODS)}.")
 
     tick = time.perf_counter()
     working, scales = [], []

@@ -203,3 +203,14 @@ def test_missing_files_do_not_stop_a_batch(shared_data):
     ProductEmbedding.objects.all().delete()
     assert services.images_embed(image_ids=[image.pk for _, image, _ in products]) == 0
     assert search.nearest_products(np.ones(1280, np.float32) / 36, model_id=services.embedding_model_active().pk) == []
+
+
+def test_match_refuses_what_it_cannot_do(shared_data):
+    catalogue(shared_data, types=("Tshirts",))
+    query = Image.new("RGB", (64, 64), (200, 30, 30))
+    with pytest.raises(services.MatchInputError):
+        services.match_image([], segment=False)
+    with pytest.raises(services.MatchInputError, match="grabcut"):
+        services.match_image(query, segment="magic")
+    with pytest.raises(search.FilterError, match="footwear"):
+        services.match_image(query, segment=False, filters={"category_kind": "shoes"})
