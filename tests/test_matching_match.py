@@ -11,6 +11,7 @@ import torch
 from django.db import transaction
 from PIL import Image, ImageOps
 
+from catalog.models import ProductImage
 from catalog.services import kind_for_text, product_image_add
 from matching import calibration, search, services
 from matching.embedders import reset_embedders
@@ -214,3 +215,19 @@ def test_match_refuses_what_it_cannot_do(shared_data):
         services.match_image(query, segment="magic")
     with pytest.raises(search.FilterError, match="footwear"):
         services.match_image(query, segment=False, filters={"category_kind": "shoes"})
+
+
+def test_embed_catalog_is_idempotent_and_resumable(shared_data, capsys):
+    from django.core.management import call_command
+
+    for n, (_, data) in enumerate(studio_photos(shared_data, ("Tshirts", "Jeans", "Sports Shoes"))):
+        product_image_add(product=factories.product(sku=f"EMB-{n}"), data=data, filename=f"{n}.jpg")
+    model = services.embedding_model_active()
+    first = ProductEmbedding.objects.filter(model=model).values_list("image_id", flat=True).first()
+    assert first is None  # after-commit embedding never ran inside the test transaction
+    services.images_embed(image_ids=[ProductImage.objects.order_by("id").first().pk])  # an interrupted earlier run
+    call_command("embed_catalog", "--batch-size", "2", verbosity=0)
+    assert "embedded 2 image(s)" in capsys.readouterr().out
+    assert ProductEmbedding.objects.filter(model=model).count() == 3
+    call_command("embed_catalog", verbosity=0)
+    assert "embedded 0 image(s)" in capsys.readouterr().out
