@@ -177,7 +177,7 @@ def nearest_products(
         return _exact(query, where, params, k)
     if strategy != "hnsw":
         raise ValueError(f"Unknown search strategy {strategy!r}: use auto, hnsw or exact.")
-    return _hnsw(query, where, params, k, ef_search or int(_setting("HNSW_EF_SEARCH", 80)))
+    return _hnsw(query, where, params, k, ef_search or int(_setting("HNSW_EF_SEARCH", 120)))
 
 
 def _estimated_rows(where: str, params: list) -> int:
