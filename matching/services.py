@@ -112,24 +112,41 @@ def embedding_model_switch(*, model_id: int) -> EmbeddingModel:
     return model
 
 
-def embedding_model_build(*, model_id: int, progress: Callable[[int, int], None] | None = None) -> EmbeddingModel:
-    """Embed every catalogue image missing from ``model_id`` (resumable), then switch to it."""
+def embedding_model_build(
+    *, model_id: int, limit: int | None = None, progress: Callable[[int, int], None] | None = None
+) -> tuple[EmbeddingModel, int]:
+    """Embed up to ``limit`` catalogue images missing from ``model_id`` (resumable), and switch to it when
+    none are left. Returns the model and how many images still wait (the task re-queues itself then).
+
+    Images whose file cannot be read are skipped and counted in ``progress["unreadable"]``; the old
+    version has no vector for them either, so they do not hold the switch back.
+    """
     model = EmbeddingModel.objects.get(pk=model_id)
     if model.state == ModelState.RETIRED and not model.active:
         model.state = ModelState.BUILDING
         model.save(update_fields=["state"])
+    missing = catalog_missing_ids(model=model)
+    total_images = ProductImage.objects.count()
+    batch = missing[:limit] if limit else missing
 
     def report(done: int, total: int) -> None:
-        EmbeddingModel.objects.filter(pk=model_id).update(
-            progress={"done": done, "total": total, "updated": timezone.now().isoformat()}
-        )
+        EmbeddingModel.objects.filter(pk=model_id).update(progress={
+            "done": total_images - len(missing) + done, "total": total_images, "updated": timezone.now().isoformat(),
+        })
         if progress:
             progress(done, total)
 
-    catalog_embed(model=model, progress=report)
-    if catalog_missing_ids(model=model):
-        return EmbeddingModel.objects.get(pk=model_id)  # images arrived meanwhile: the next run finishes
-    return embedding_model_switch(model_id=model_id)
+    catalog_embed(model=model, image_ids=batch, progress=report)
+    remaining = catalog_missing_ids(model=model)
+    unreadable = sorted(set(remaining) & set(batch))
+    waiting = len(set(remaining) - set(unreadable))
+    if waiting:
+        return EmbeddingModel.objects.get(pk=model_id), waiting
+    EmbeddingModel.objects.filter(pk=model_id).update(progress={
+        "done": total_images - len(unreadable), "total": total_images, "unreadable": len(unreadable),
+        "updated": timezone.now().isoformat(),
+    })
+    return embedding_model_switch(model_id=model_id), 0
 
 
 # -- catalogue embedding ---------------------------------------------------------------------------
@@ -175,11 +192,12 @@ def images_embed(*, image_ids: Sequence[int], models: Iterable[EmbeddingModel] |
 
 
 def catalog_embed(
-    *, model: EmbeddingModel, batch_size: int | None = None, progress: Callable[[int, int], None] | None = None
+    *, model: EmbeddingModel, batch_size: int | None = None, image_ids: Sequence[int] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Embed every image missing for ``model`` in batches; safe to interrupt and run again."""
+    """Embed every image missing for ``model`` (or just ``image_ids``) in batches; safe to interrupt and rerun."""
     batch_size = batch_size or int(matching_setting("EMBED_BATCH_SIZE", 64))
-    missing = catalog_missing_ids(model=model)
+    missing = list(image_ids) if image_ids is not None else catalog_missing_ids(model=model)
     total, done = len(missing), 0
     for start in range(0, total, batch_size):
         chunk = missing[start : start + batch_size]

@@ -15,13 +15,24 @@ def embed_product_images(image_ids: list[int]) -> int:
     return images_embed(image_ids=todo)
 
 
-@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5, soft_time_limit=None, time_limit=None)
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
 def build_embedding_model(model_id: int) -> str:
-    """Re-embed the catalogue for a new model version, then switch to it (resumable)."""
+    """Re-embed the catalogue for a new model version a chunk at a time, then switch to it.
+
+    Each run embeds at most ``MATCHING["BUILD_CHUNK"]`` images (well inside the task time limit) and
+    queues the next run while images remain; the old version serves meanwhile.
+    """
+    from django.conf import settings
+
     from .models import EmbeddingModel
     from .services import embedding_model_build
 
     model = EmbeddingModel.objects.filter(pk=model_id).first()
     if model is None or model.active:
         return "nothing to do"
-    return embedding_model_build(model_id=model_id).state
+    chunk = int(getattr(settings, "MATCHING", {}).get("BUILD_CHUNK", 2000))
+    model, remaining = embedding_model_build(model_id=model_id, limit=chunk)
+    if remaining:
+        build_embedding_model.delay(model_id)
+        return f"{remaining} image(s) to go"
+    return model.state

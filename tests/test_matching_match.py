@@ -137,6 +137,7 @@ def test_activating_a_new_embedder_reembeds_then_switches(shared_data, settings,
     state["_fc.bias"] = state["_fc.bias"] + 1.0  # classifier only: different checksum, same features
     weights = tmp_path / "alt.pth"
     torch.save(state, weights)
+    settings.MATCHING = {**settings.MATCHING, "BUILD_CHUNK": 2}  # the background job takes two runs
     settings.EMBEDDERS = {**settings.EMBEDDERS, "alt": {
         "BACKEND": "matching.embedders.EfficientNetLite0", "OPTIONS": {"RUNTIME": "torch", "WEIGHTS": str(weights)},
     }}

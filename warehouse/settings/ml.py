@@ -31,6 +31,8 @@ MATCHING = {
     "DEFAULT_MARGIN": 0.0,
     # Catalogue embedding batch size (Celery task and embed_catalog).
     "EMBED_BATCH_SIZE": env_int("STOCKMATCH_EMBED_BATCH_SIZE", 64),
+    # Images re-embedded per run of the background build task (it re-queues itself; ~1 min per chunk).
+    "BUILD_CHUNK": env_int("STOCKMATCH_EMBED_BUILD_CHUNK", 2000),
     # Filtered searches the planner expects to keep at most this many images are answered exactly (B-tree
     # + exact distances); wider ones use HNSW (a kind's partial index, iterative scans). See docs/matching.md.
     "EXACT_SEARCH_MAX_ROWS": env_int("STOCKMATCH_EXACT_SEARCH_MAX_ROWS", 3000),
