@@ -13,7 +13,6 @@ about four times faster than PyTorch on this CPU.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -23,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 from PIL import Image
+
+from segmentation.weights import sha256_file
 
 from .base import Embedder, Preprocessing, l2_normalise
 
@@ -35,11 +36,8 @@ _export_lock = threading.Lock()
 
 @cache
 def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """Checksum of a weights file, computed once per process."""
+    return sha256_file(Path(path))
 
 
 def default_weights_path() -> str:
