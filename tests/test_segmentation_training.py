@@ -12,6 +12,7 @@ import pytest
 import torch
 from django.core.management import call_command
 
+from segmentation import conf
 from segmentation.classes import CLASSES
 from segmentation.inference import predict_probs
 from segmentation.models import SegmenterModel
@@ -105,7 +106,8 @@ def test_short_training_run(shared_data, seg_dirs):
     trained.load_state_dict(checkpoint["model"])
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, size=(64, 48, 3), dtype=np.uint8)
-    assert np.array_equal(segmenter.predict(image), predict_probs(trained, image, trained.config.stride))
+    expected = predict_probs(trained, image, trained.config.stride, flip=conf.flip_tta())
+    assert np.array_equal(segmenter.predict(image), expected)
     reloaded = Segmenter(SegmenterSpec("again", resolve_path(row.weights_path), row.weights_sha256)).load()
     assert np.array_equal(reloaded.predict(image), segmenter.predict(image))
 
