@@ -58,3 +58,16 @@ def test_garments_are_split_by_kind(street_photo):
 def test_garments_of_a_blank_photo():
     results = cut_out_garments(Image.new("RGB", (120, 160), (240, 240, 240)))
     assert len(results) == 1 and results[0].status == "empty" and results[0].kind is None
+
+
+def test_shipped_weights_serve_without_any_version_row():
+    from segmentation.models import SegmenterModel
+    from segmentation.versions import shipped_register, shipped_sidecar
+
+    SegmenterModel.objects.all().delete()
+    reset_segmenter()
+    sidecar = shipped_sidecar()
+    assert get_segmenter().version == sidecar["version"]
+    row = shipped_register()  # idempotent registration, active because no other version is
+    assert row.active and shipped_register().pk == row.pk
+    assert SegmenterModel.objects.count() == 1
