@@ -107,7 +107,7 @@ def load_image(source: BinaryIO | bytes, *, limit_bytes: int | None = None) -> L
     original_size = image.size
     image = ImageOps.exif_transpose(image)
     return LoadedImage(
-        image=to_rgb(image), format=fmt, sha256=hashlib.sha256(data).hexdigest(), original_size=original_size
+        image=to_rgb(image), format=fmt, sha256=sha256_of(data), original_size=original_size
     )
 
 
@@ -125,11 +125,6 @@ def to_rgb(image: Image.Image) -> Image.Image:
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
     return image.convert("RGB")
-
-
-def to_array(image: Image.Image) -> np.ndarray:
-    """RGB uint8 HxWx3 array."""
-    return np.asarray(to_rgb(image), dtype=np.uint8)
 
 
 def encode_jpeg(image: Image.Image | np.ndarray, quality: int = 90) -> bytes:

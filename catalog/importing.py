@@ -44,13 +44,6 @@ class ImportReport:
         for name in ("products_created", "products_updated", "images_added", "variants_created", "variants_updated"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
-    @property
-    def changed(self) -> int:
-        return (
-            self.products_created + self.products_updated + self.images_added + self.variants_created
-            + self.variants_updated
-        )
-
     def summary(self) -> str:
         return (
             f"{self.rows} rows: {self.products_created} products created, {self.products_updated} updated, "
