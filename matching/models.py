@@ -29,6 +29,10 @@ class EmbeddingModel(models.Model):
     backbone = models.CharField(max_length=100)
     weights_checksum = models.CharField(max_length=64)
     dimension = models.PositiveIntegerField()
+    weights = models.CharField(
+        max_length=255, blank=True, editable=False,
+        help_text="Weights file of a version trained on this installation; empty: the embedder's configured weights.",
+    )
     preprocessing = models.JSONField(default=dict, blank=True)
     metrics = models.JSONField(default=dict, blank=True, help_text="Evaluation and calibration figures.")
     thresholds = models.JSONField(

@@ -40,14 +40,21 @@ def matching_setting(name: str, default: Any) -> Any:
 
 # -- model versions ----------------------------------------------------------------------------------
 
-def embedding_model_for(*, embedder_name: str | None = None) -> EmbeddingModel:
-    """The version row for a configured embedder (created in state "building" on first sight)."""
-    embedder = get_embedder(embedder_name)
+def embedding_model_for(*, embedder_name: str | None = None, weights: str | None = None) -> EmbeddingModel:
+    """The version row for a configured embedder (created in state "building" on first sight).
+
+    A trained embedder brings the thresholds calibrated on its validation pairs (``shipped_thresholds``), so a
+    fresh installation's decision has a stated expected precision before any snapshot is confirmed.
+    """
+    embedder = get_embedder(embedder_name, weights=weights)
+    calibrated = getattr(embedder, "shipped_calibration", None) or {}
     model, _ = EmbeddingModel.objects.get_or_create(
         name=embedder.version,
         defaults={
             "embedder": embedder.name, "backbone": embedder.backbone, "weights_checksum": embedder.checksum,
             "dimension": embedder.dimension, "preprocessing": embedder.preprocessing.to_dict(),
+            "weights": weights or "", "thresholds": calibrated.get("thresholds", {}),
+            "metrics": {"calibration": calibrated["metrics"]} if calibrated.get("metrics") else {},
         },
     )
     return model
@@ -68,7 +75,7 @@ def embedding_model_active() -> EmbeddingModel:
 
 
 def embedder_for(model: EmbeddingModel) -> Embedder:
-    embedder = get_embedder(model.embedder)
+    embedder = get_embedder(model.embedder, weights=model.weights or None)
     if embedder.version != model.name:
         raise RuntimeError(
             f"Embedder {model.embedder!r} now loads {embedder.version}, but model {model.name} needs its own "
@@ -85,12 +92,12 @@ def models_to_embed_into() -> list[EmbeddingModel]:
 
 
 @transaction.atomic
-def embedding_model_activate(*, embedder_name: str) -> EmbeddingModel:
-    """Start switching to ``embedder_name``: embed the catalogue in the background, then switch.
+def embedding_model_activate(*, embedder_name: str, weights: str | None = None) -> EmbeddingModel:
+    """Start switching to ``embedder_name`` (with ``weights``): embed the catalogue in the background, then switch.
 
     The current version keeps serving until every image has a vector from the new one.
     """
-    model = embedding_model_for(embedder_name=embedder_name)
+    model = embedding_model_for(embedder_name=embedder_name, weights=weights)
     if model.active:
         return model
     model.state = ModelState.BUILDING

@@ -36,3 +36,12 @@ def build_embedding_model(model_id: int) -> str:
         build_embedding_model.delay(model_id)
         return f"{remaining} image(s) to go"
     return model.state
+
+
+@shared_task(acks_late=False)
+def retrain_embedder() -> dict:
+    """Scheduled retraining (off unless configured): does nothing without enough new labelled data, and
+    never promotes a candidate that is worse on the held-out pairs."""
+    from .training.schedule import embedder_retrain_if_due
+
+    return embedder_retrain_if_due()

@@ -8,6 +8,10 @@ class WarehouseConfig(AppConfig):
     verbose_name = "Warehouse intake"
 
     def ready(self) -> None:
-        from .roles import sync_role_permissions
+        from matching.training.data import register_pair_provider
 
+        from .roles import sync_role_permissions
+        from .selectors import training_groups
+
+        register_pair_provider("confirmed snapshots", training_groups)
         post_migrate.connect(sync_role_permissions, sender=self, dispatch_uid="stockmatch-role-permissions")

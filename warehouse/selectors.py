@@ -135,3 +135,28 @@ def training_pairs() -> QuerySet[Snapshot]:
     return Snapshot.objects.filter(
         status=SnapshotStatus.CONFIRMED, group_head__isnull=True, product__isnull=False
     ).select_related("product").prefetch_related("group_photos")
+
+
+def training_groups() -> list:
+    """Confirmed snapshots as embedder training groups (``matching.training.data.Group``).
+
+    The snapshot's photos are the query side of the confirmed product's group (its catalogue photos join it
+    by key); candidates the matcher ranked above the confirmed product are its hard negatives.
+    """
+    from matching.training.data import QUERY, Group, Photo
+
+    groups = []
+    for snapshot in training_pairs():
+        photos = [snapshot, *snapshot.group_photos.all()]
+        paths = [Photo(photo.original.path, QUERY) for photo in photos if photo.original]
+        if not paths:
+            continue
+        wrong = []
+        for candidate in snapshot.candidates or []:
+            if candidate.get("product_id") == snapshot.product_id:
+                break
+            if candidate.get("sku"):
+                wrong.append(f"product:{candidate['sku']}")
+        groups.append(Group(key=f"product:{snapshot.product.sku}", source="confirmed", photos=paths,
+                            negatives=wrong))
+    return groups

@@ -14,8 +14,12 @@ from django.utils.module_loading import import_string
 
 from .base import Embedder, Preprocessing
 from .efficientnet import EfficientNetLite0
+from .trained import TrainedEfficientNetLite0
 
-__all__ = ["EfficientNetLite0", "Embedder", "Preprocessing", "embedder_names", "get_embedder", "reset_embedders"]
+__all__ = [
+    "EfficientNetLite0", "Embedder", "Preprocessing", "TrainedEfficientNetLite0", "embedder_names", "get_embedder",
+    "reset_embedders",
+]
 
 _instances: dict[str, Embedder] = {}
 _lock = threading.Lock()
@@ -25,12 +29,15 @@ def embedder_names() -> list[str]:
     return sorted(getattr(settings, "EMBEDDERS", {}))
 
 
-def get_embedder(name: str | None = None) -> Embedder:
-    """The embedder registered under ``name`` (default: ``settings.EMBEDDER_NAME`` or "default")."""
+def get_embedder(name: str | None = None, *, weights: str | None = None) -> Embedder:
+    """The embedder registered under ``name`` (default: ``settings.EMBEDDER_NAME`` or "default").
+
+    ``weights`` overrides the entry's weights file (a version trained on this installation)."""
     name = name or getattr(settings, "EMBEDDER_NAME", "default") or "default"
+    key = f"{name}|{weights}" if weights else name
     with _lock:
-        if name in _instances:
-            return _instances[name]
+        if key in _instances:
+            return _instances[key]
         config = getattr(settings, "EMBEDDERS", {}).get(name)
         if config is None:
             raise ImproperlyConfigured(
@@ -40,8 +47,11 @@ def get_embedder(name: str | None = None) -> Embedder:
             backend = import_string(config["BACKEND"])
         except (ImportError, KeyError) as exc:
             raise ImproperlyConfigured(f"Embedder {name!r} has no importable BACKEND: {exc}") from exc
-        instance = backend(name=name, **{key.lower(): value for key, value in config.get("OPTIONS", {}).items()})
-        _instances[name] = instance
+        options = {key.lower(): value for key, value in config.get("OPTIONS", {}).items()}
+        if weights:
+            options["weights"] = weights
+        instance = backend(name=name, **options)
+        _instances[key] = instance
         return instance
 
 

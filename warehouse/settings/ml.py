@@ -4,12 +4,20 @@ from .env import BASE_DIR, DATA_DIR, env_int, env_str
 STOCKMATCH_TORCH_THREADS = env_int("STOCKMATCH_TORCH_THREADS", 2)
 STOCKMATCH_MODELS_DIR = BASE_DIR / "models"  # committed, versioned weights shipped with the code
 STOCKMATCH_TRAINED_DIR = DATA_DIR / "models"  # weights trained on this installation, exported ONNX caches
-EMBEDDER_NAME = env_str("STOCKMATCH_EMBEDDER", "default")
+# The embedder trained on real shop <-> worn pairs ships in models/embedder/ (``manage.py train_embedder``);
+# the ImageNet backbone ("default") stays the fallback when its weights are missing.
+SHIPPED_EMBEDDER_WEIGHTS = STOCKMATCH_MODELS_DIR / "embedder" / "efficientnet-lite0-ft256.pt"
+EMBEDDER_NAME = env_str("STOCKMATCH_EMBEDDER", "trained" if SHIPPED_EMBEDDER_WEIGHTS.exists() else "default")
 
 # Embedding backbones, resolved by name like Django's STORAGES. "RUNTIME": "onnx" (default, ~4x faster
 # on CPU; exported once per weights checksum into STOCKMATCH_TRAINED_DIR) or "torch". "POOLING": "gem"
 # (generalised mean, p = GEM_P; measured best, docs/matching.md) or "avg".
 EMBEDDERS = {
+    "trained": {
+        "BACKEND": "matching.embedders.TrainedEfficientNetLite0",
+        "OPTIONS": {"RUNTIME": env_str("STOCKMATCH_EMBED_RUNTIME", "onnx"), "WEIGHTS": str(SHIPPED_EMBEDDER_WEIGHTS),
+                    "BATCH_SIZE": 32},
+    },
     "default": {
         "BACKEND": "matching.embedders.EfficientNetLite0",
         "OPTIONS": {"RUNTIME": env_str("STOCKMATCH_EMBED_RUNTIME", "onnx"), "POOLING": "gem", "GEM_P": 3.0,
@@ -45,4 +53,11 @@ MATCHING = {
     "FUSION": "max",
     # Embed new catalogue photos after commit (Celery; in-process when no broker is configured).
     "AUTO_EMBED": True,
+    # Scheduled retraining (STOCKMATCH_RETRAIN_EVERY_HOURS): pair files to train and judge on, catalogue-photo CSVs.
+    "RETRAIN": {
+        "MIN_NEW_GROUPS": env_int("STOCKMATCH_RETRAIN_MIN_NEW", 200),
+        "PAIR_FILES": [p for p in env_str("STOCKMATCH_RETRAIN_PAIR_FILES", "").split(",") if p],
+        "PHOTO_CSVS": [p for p in env_str("STOCKMATCH_RETRAIN_PHOTO_CSVS", "").split(",") if p],
+        "TIME_BUDGET_MINUTES": env_int("STOCKMATCH_RETRAIN_MINUTES", 60),
+    },
 }

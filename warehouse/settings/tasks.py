@@ -20,3 +20,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "intake-sweep-stale-snapshots": {"task": "warehouse.sweep_stale_snapshots", "schedule": 300.0},
 }
+
+# Scheduled embedder retraining, off by default (matching.training.schedule; settings.MATCHING["RETRAIN"]).
+_retrain_hours = env_int("STOCKMATCH_RETRAIN_EVERY_HOURS", 0)
+if _retrain_hours > 0:
+    CELERY_BEAT_SCHEDULE["matching-retrain-embedder"] = {
+        "task": "matching.tasks.retrain_embedder", "schedule": _retrain_hours * 3600.0,
+        "options": {"time_limit": 3 * 3600, "soft_time_limit": 3 * 3600 - 60},
+    }

@@ -1,0 +1,81 @@
+"""A fine-tuned EfficientNet-Lite0 (``manage.py train_embedder``): ImageNet front, trained tail and projection.
+
+The weights file holds only what training changed (the tail blocks, the head convolution, the projection)
+and names its split and dimension; the front comes from the ImageNet package. Runtime, ONNX export and its
+check against PyTorch are the ImageNet embedder's; the version is the trained file's checksum.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .base import Preprocessing
+from .efficientnet import EfficientNetLite0, file_sha256
+
+
+class TrainedEfficientNetLite0(EfficientNetLite0):
+    def __init__(self, *, name: str, weights: str, **options) -> None:
+        super().__init__(name=name, weights=weights, pooling="gem", **options)
+        path = Path(weights)
+        if not path.is_absolute():
+            from django.conf import settings
+
+            path = Path(settings.BASE_DIR) / path
+        self.weights_path = str(path)
+        meta = self._sidecar()
+        self.dimension = int(meta.get("dimension", 256))
+        self.backbone = f"efficientnet-lite0-ft{self.dimension}"
+        pre = meta.get("preprocessing") or {}
+        self.preprocessing = Preprocessing(
+            input_size=int(pre.get("input_size", 224)), mean=tuple(pre.get("mean", (0.5,) * 3)),
+            std=tuple(pre.get("std", (0.5,) * 3)),
+        )
+
+    def _sidecar(self) -> dict:
+        sidecar = Path(self.weights_path).with_suffix(".json")
+        return json.loads(sidecar.read_text()) if sidecar.exists() else {}
+
+    @property
+    def checksum(self) -> str:
+        return file_sha256(self.weights_path)
+
+    @property
+    def pooling_tag(self) -> str:
+        return ""
+
+    @property
+    def metrics(self) -> dict:
+        return self._sidecar().get("metrics", {})
+
+    @property
+    def shipped_calibration(self) -> dict:
+        """``{"thresholds", "metrics"}`` fitted on the validation pairs when the weights were made, or {}."""
+        return self._sidecar().get("calibration", {})
+
+    def verify(self) -> None:
+        """Refuse weights whose checksum differs from the one their sidecar records."""
+        expected = self._sidecar().get("sha256")
+        if expected and expected != self.checksum:
+            raise RuntimeError(f"{self.weights_path}: checksum {self.checksum[:12]} does not match its sidecar "
+                               f"({expected[:12]}); the file is damaged or was replaced.")
+
+    def pool(self, features):
+        return features  # the trained network pools and projects itself
+
+    def torch_net(self):
+        if self._net is None:
+            import torch
+
+            from ..training.network import load_trained
+
+            self.verify()
+            torch.set_num_threads(self.threads)
+            net, _ = load_trained(self.weights_path)
+            self._net = net
+        return self._net
+
+    def imagenet_logits(self, images) -> np.ndarray:
+        raise NotImplementedError("A fine-tuned embedder has no ImageNet classifier.")
+

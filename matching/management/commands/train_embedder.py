@@ -1,0 +1,73 @@
+"""``manage.py train_embedder``: fine-tune the embedder on real pairs, confirmations and catalogue photos.
+
+The shipped model (models/embedder/) is reproduced by (docs/matching.md):
+
+    python manage.py train_embedder --pairs ../shared/data/shop-worn-pairs/pairs.csv \
+        --photos ../shared/data/catalog-photos/labels.csv --no-database \
+        --out models/embedder/efficientnet-lite0-ft256.pt
+
+Pair files are split by pair (``matching.training.data``): the last 12.5 % of pair ids are never trained on.
+``--register`` records the result as an ``EmbeddingModel`` version and ``--promote`` activates it (background
+re-embedding, then recalibration) only when it beats the active version on the held-out pairs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from matching.training import data
+from matching.training.trainer import TrainConfig, train
+
+
+class Command(BaseCommand):
+    help = "Train the embedder's fine-tuned tail and projection (InfoNCE) from pairs, confirmations and the catalogue."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--pairs", action="append", default=[], type=Path, help="pair,shop,worn CSV (repeatable)")
+        parser.add_argument("--photos", action="append", default=[], type=Path,
+                            help="CSV with an image column of single catalogue photos (synthetic views; repeatable)")
+        parser.add_argument("--photo-limit", type=int, default=None, help="use at most N rows of each --photos CSV")
+        parser.add_argument("--no-database", action="store_true",
+                            help="ignore this installation's catalogue and confirmed snapshots")
+        parser.add_argument("--out", type=Path, default=None, help="weights file (default under the trained dir)")
+        parser.add_argument("--work-dir", type=Path, default=None, help="view cache and checkpoints (resumable)")
+        parser.add_argument("--dimension", type=int, default=256)
+        parser.add_argument("--epochs", type=int, default=8)
+        parser.add_argument("--batch-size", type=int, default=96)
+        parser.add_argument("--views", type=int, default=3, help="random views per photo besides the runtime view")
+        parser.add_argument("--time-budget", type=float, default=60.0, help="minutes of wall time, caching included")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--threads", type=int, default=None)
+        parser.add_argument("--min-groups", type=int, default=50, help="refuse to train on fewer groups than this")
+        parser.add_argument("--register", action="store_true", help="record the weights as an EmbeddingModel version")
+        parser.add_argument("--promote", action="store_true",
+                            help="register, evaluate against the active version on held-out pairs, promote if better")
+
+    def handle(self, *args, **options) -> None:
+        use_db = not options["no_database"]
+        groups = data.training_groups(pair_files=options["pairs"], photo_csvs=options["photos"], use_database=use_db,
+                                      photo_limit=options["photo_limit"])
+        validation = data.training_groups(pair_files=options["pairs"], use_database=False, splits=("validation",))
+        if len(groups) < options["min_groups"]:
+            raise CommandError(f"Only {len(groups)} labelled group(s); at least {options['min_groups']} are needed.")
+        trained_dir = Path(settings.STOCKMATCH_TRAINED_DIR)
+        config = TrainConfig(
+            out=options["out"] or trained_dir / "embedder" / f"efficientnet-lite0-ft{options['dimension']}.pt",
+            work_dir=options["work_dir"] or trained_dir / "embedder-work",
+            dimension=options["dimension"], epochs=options["epochs"], batch_size=options["batch_size"],
+            views=options["views"], time_budget_s=options["time_budget"] * 60, seed=options["seed"],
+            threads=options["threads"] or int(getattr(settings, "STOCKMATCH_TORCH_THREADS", 2)),
+        )
+        self.stdout.write(f"{len(groups)} training groups, {len(validation)} validation pairs")
+        result = train(groups, validation, config, progress=self.stdout.write)
+        self.stdout.write(f"wrote {result.weights}: validation {result.metrics.get('validation')}")
+        if options["register"] or options["promote"]:
+            from matching.training.promotion import embedder_promote, embedder_register
+
+            model = embedder_register(weights=result.weights)
+            self.stdout.write(f"registered {model.name}")
+            if options["promote"]:
+                verdict = embedder_promote(model=model, pair_files=options["pairs"])
+                self.stdout.write(str(verdict))

@@ -1,0 +1,91 @@
+"""Registering a trained embedder as a version, and promoting it only when it measures better.
+
+A candidate is scored against the active version on the held-out pairs of the given pair files, through the
+real path (``evaluation.catalogue_import`` + ``run_queries`` in a throwaway database): it is promoted when its
+recall@1 is higher and its recall@10 is not lower. Promotion starts the background re-embedding of the catalogue
+(the old version serves until it is done); the thresholds come with the weights (fitted on validation pairs).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+
+from segmentation.weights import sha256_file
+
+from .. import evaluation, services
+from ..models import EmbeddingModel, ModelState
+from ..throwaway import throwaway_database
+from .pair_eval import write_pair_eval
+
+logger = logging.getLogger(__name__)
+TRAINED_EMBEDDER = "trained"  # the settings.EMBEDDERS entry whose weights a trained version overrides
+
+
+def embedder_register(*, weights: Path) -> EmbeddingModel:
+    """Copy the weights (and sidecar) under the trained-models folder by checksum, record the version row."""
+    digest = sha256_file(weights)
+    folder = Path(settings.STOCKMATCH_TRAINED_DIR) / "embedder"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"efficientnet-lite0-ft-{digest[:16]}.pt"
+    if not target.exists():
+        shutil.copyfile(weights, target)
+    sidecar = Path(weights).with_suffix(".json")
+    if sidecar.exists():
+        shutil.copyfile(sidecar, target.with_suffix(".json"))
+    model = services.embedding_model_for(embedder_name=TRAINED_EMBEDDER, weights=str(target))
+    if sidecar.exists():
+        trained = json.loads(sidecar.read_text()).get("metrics", {})
+        model.metrics = {**(model.metrics or {}), "training": trained}
+        model.save(update_fields=["metrics"])
+    return model
+
+
+def holdout_scores(model: EmbeddingModel, *, catalog: Path, queries: Path, segment: bool | str = "auto") -> dict:
+    """recall@1/@10 and the open-set AUROC of ``model`` on an evaluation set, in a throwaway database."""
+    with throwaway_database("promote"):
+        stand_in = services.embedding_model_for(embedder_name=model.embedder, weights=model.weights or None)
+        services.embedding_model_switch(model_id=stand_in.pk)
+        ingest = evaluation.catalogue_import(catalog)
+        records = evaluation.run_queries(queries, segment=segment)
+        summary = evaluation.summarise(records, ingest=ingest, model=stand_in, segment=segment)
+    return {key: summary[key] for key in ("n_queries", "recall@1", "recall@10", "mrr", "open_set")}
+
+
+def embedder_promote(
+    *, model: EmbeddingModel, pair_files: Iterable[Path], distractors: Path | None = None,
+    distractor_limit: int | None = 500, pair_limit: int | None = None, segment: bool | str = "auto",
+) -> dict:
+    """Score ``model`` and the active version on held-out pairs; start the switch only when ``model`` wins."""
+    active = services.embedding_model_active()
+    if model.pk == active.pk:
+        return {"promoted": False, "reason": "already active"}
+    pair_files = list(pair_files)
+    if not pair_files:
+        return {"promoted": False, "reason": "no pair file to judge on"}
+    with tempfile.TemporaryDirectory(prefix="promote-") as tmp:
+        made = write_pair_eval(pairs_csv=Path(pair_files[0]), out=Path(tmp), split="holdout",
+                               distractors_csv=distractors, distractor_limit=distractor_limit, pair_limit=pair_limit)
+        candidate = holdout_scores(model, catalog=made["catalog"], queries=made["queries"], segment=segment)
+        current = holdout_scores(active, catalog=made["catalog"], queries=made["queries"], segment=segment)
+    better = (candidate["recall@1"] or 0) > (current["recall@1"] or 0) and (
+        (candidate["recall@10"] or 0) >= (current["recall@10"] or 0))
+    verdict = {"promoted": better, "candidate": candidate, "active": current, "active_model": active.name,
+               "judged_at": timezone.now().isoformat(),
+               "reason": "better on held-out pairs" if better else "not better than the active version"}
+    model = EmbeddingModel.objects.get(pk=model.pk)
+    model.metrics = {**(model.metrics or {}), "promotion": verdict}
+    if better:
+        model.save(update_fields=["metrics"])
+        services.embedding_model_activate(embedder_name=model.embedder, weights=model.weights or None)
+    else:
+        model.state = ModelState.RETIRED
+        model.save(update_fields=["metrics", "state"])
+    logger.info("promotion of %s: %s", model.name, verdict)
+    return verdict

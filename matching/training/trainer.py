@@ -1,0 +1,341 @@
+"""``train_embedder``: InfoNCE metric learning on a cached frozen front (see ``network``).
+
+1. Views: every photo of every group gets its runtime view plus ``views`` random variations (``views``); the
+   frozen front turns them into 112x14x14 feature maps, computed once with ONNX Runtime and cached on disk.
+2. Training: each step takes a batch of groups, one query-side and one shop-side view of each, runs the tail,
+   and minimises the symmetric InfoNCE loss with in-batch negatives (the batch's other products, mostly of the
+   same kind: hard negatives). Checkpoints after every epoch make it resumable; a CPU time budget stops it.
+3. The best epoch on the validation pairs (recall@1 against their shop photos among catalogue distractors) is
+   written as the weights file with its sidecar (preprocessing, checksum, metrics, config).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from ..preprocess import pad_square
+from . import network
+from .data import QUERY, SHOP, Group
+from .views import query_view, shop_view
+
+logger = logging.getLogger(__name__)
+INPUT_SIZE = 224
+MEAN = STD = 0.5
+
+
+@dataclass
+class TrainConfig:
+    out: Path
+    work_dir: Path
+    dimension: int = 256
+    split: int = network.DEFAULT_SPLIT
+    views: int = 3  # random views per photo, besides the runtime view
+    epochs: int = 8
+    batch_size: int = 96
+    lr_tail: float = 2e-4
+    lr_head: float = 2e-3
+    weight_decay: float = 1e-4
+    temperature: float = 0.05
+    seed: int = 0
+    time_budget_s: float = 3600.0
+    threads: int = 2
+    max_distractors: int = 600
+
+    def fingerprint(self, groups: list[Group]) -> str:
+        keys = "|".join(sorted(f"{g.key}:{len(g.photos)}" for g in groups))
+        raw = f"{keys}/{self.views}/{self.split}/{self.seed}/{INPUT_SIZE}"
+        return hashlib.sha1(raw.encode()).hexdigest()[:12]
+
+
+@dataclass
+class ViewCache:
+    features: np.ndarray  # N x C x H x W float16
+    group: np.ndarray  # N: index into the group list
+    domain: np.ndarray  # N: 0 shop, 1 query
+    runtime: np.ndarray  # N: the deterministic runtime view (used for validation)
+
+
+@dataclass
+class TrainResult:
+    weights: Path
+    metrics: dict
+    history: list[dict] = field(default_factory=list)
+
+
+def to_tensor(images: list[Image.Image]) -> np.ndarray:
+    batch = np.stack([
+        np.asarray(pad_square(im.convert("RGB")).resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR))
+        for im in images
+    ]).astype(np.float32)
+    return np.ascontiguousarray(((batch / 255.0 - MEAN) / STD).transpose(0, 3, 1, 2))
+
+
+def _open(path: str) -> Image.Image:
+    from catalog.imaging import load_image  # upright RGB from any accepted format (HEIC snapshots included)
+
+    with open(path, "rb") as handle:
+        return load_image(handle.read()).image
+
+
+def _views_of(group: Group, config: TrainConfig, rng: np.random.Generator):
+    """(image, domain, is_runtime) for every view of a group's photos."""
+    single = len(group.photos) == 1
+    for photo in group.photos:
+        try:
+            image = _open(photo.path)
+        except OSError as exc:
+            logger.warning("skipping unreadable training photo %s: %s", photo.path, exc)
+            continue
+        if photo.domain == QUERY:
+            yield query_view(image), 1, True
+            for _ in range(config.views):
+                yield query_view(image, rng), 1, False
+            continue
+        yield shop_view(image), 0, True
+        for n in range(config.views):
+            if single:  # one photo only: its phone-like variations play the query side
+                yield shop_view(image, rng, phone_like=n % 2 == 0 or config.views == 1), 1 if n % 2 == 0 else 0, False
+            else:
+                yield shop_view(image, rng, phone_like=n % 3 == 0), 0, False
+
+
+def _front_session(front: network.Front, path: Path, threads: int):
+    import onnxruntime as ort
+
+    if not path.exists():
+        sample = torch.zeros(2, 3, INPUT_SIZE, INPUT_SIZE)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.onnx.export(front, (sample,), str(tmp), dynamo=False, opset_version=17, input_names=["input"],
+                          output_names=["features"], dynamic_axes={"input": {0: "batch"}, "features": {0: "batch"}})
+        os.replace(tmp, path)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def build_cache(groups: list[Group], config: TrainConfig, front: network.Front) -> ViewCache:
+    """Front features of every view, cached under ``work_dir`` by a fingerprint of the groups and config."""
+    config.work_dir.mkdir(parents=True, exist_ok=True)
+    stem = config.work_dir / f"views-{config.fingerprint(groups)}"
+    if stem.with_suffix(".npz").exists():
+        data = np.load(stem.with_suffix(".npz"))
+        feats = np.load(stem.with_suffix(".features.npy"), mmap_mode="r")
+        return ViewCache(np.asarray(feats), data["group"], data["domain"], data["runtime"])
+    session = _front_session(front, config.work_dir / f"front-split{config.split}.onnx", config.threads)
+    rng = np.random.default_rng(config.seed)
+    chunks, group_ids, domains, runtime = [], [], [], []
+    pending: list[Image.Image] = []
+
+    def flush() -> None:
+        if pending:
+            chunks.append(session.run(None, {"input": to_tensor(pending)})[0].astype(np.float16))
+            pending.clear()
+
+    for index, group in enumerate(tqdm(groups, desc="views", unit="group", mininterval=10)):
+        for image, domain, is_runtime in _views_of(group, config, rng):
+            pending.append(image)
+            group_ids.append(index)
+            domains.append(domain)
+            runtime.append(is_runtime)
+            if len(pending) >= 64:
+                flush()
+    flush()
+    features = np.concatenate(chunks)
+    np.save(stem.with_suffix(".features.npy"), features)
+    np.savez(stem.with_suffix(".npz"), group=np.asarray(group_ids), domain=np.asarray(domains),
+             runtime=np.asarray(runtime))
+    return ViewCache(features, np.asarray(group_ids), np.asarray(domains), np.asarray(runtime))
+
+
+def _freeze_batchnorm(module: torch.nn.Module) -> None:
+    for child in module.modules():
+        if isinstance(child, torch.nn.BatchNorm2d):
+            child.eval()
+
+
+def _embed(tail: network.Tail, features: np.ndarray, batch: int = 256) -> np.ndarray:
+    tail.eval()
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(features), batch):
+            chunk = torch.from_numpy(np.asarray(features[start:start + batch], dtype=np.float32))
+            out.append(F.normalize(tail(chunk), dim=1).numpy())
+    return np.concatenate(out) if out else np.zeros((0, tail.projection.out_features), np.float32)
+
+
+def retrieval_scores(queries: np.ndarray, query_groups: np.ndarray, gallery: np.ndarray,
+                     gallery_groups: np.ndarray) -> dict:
+    """recall@1/5/10 and MRR of each query's group among the gallery (best image per group)."""
+    sims = queries @ gallery.T
+    ranks = []
+    for row, group in zip(sims, query_groups, strict=True):
+        best: dict[int, float] = {}
+        for score, g in zip(row, gallery_groups, strict=True):
+            if score > best.get(int(g), -2.0):
+                best[int(g)] = float(score)
+        target = best.get(int(group))
+        ranks.append(None if target is None else 1 + sum(1 for s in best.values() if s > target))
+    found = [r for r in ranks if r is not None]
+    n = max(1, len(ranks))
+    return {f"recall@{k}": round(sum(1 for r in found if r <= k) / n, 4) for k in (1, 5, 10)} | {
+        "mrr": round(sum(1.0 / r for r in found) / n, 4), "n_queries": len(ranks)}
+
+
+def train(
+    groups: list[Group], validation: list[Group], config: TrainConfig,
+    progress: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train, checkpoint each epoch, and write the best weights to ``config.out`` (+ ``.json`` sidecar)."""
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    say = progress or logger.info
+    front, tail = network.build(split=config.split, dimension=config.dimension)
+    all_groups = groups + validation
+    started = time.monotonic()
+    cache = build_cache(all_groups, config, front)
+    n_train = len(groups)
+    say(f"cached {len(cache.group)} views of {len(all_groups)} groups in {time.monotonic() - started:.0f} s")
+
+    by_group: dict[int, dict[int, list[int]]] = {}
+    for i, (g, d) in enumerate(zip(cache.group, cache.domain, strict=True)):
+        by_group.setdefault(int(g), {0: [], 1: []})[int(d)].append(i)
+    trainable = [g for g in range(n_train) if by_group.get(g, {}).get(0) and by_group.get(g, {}).get(1)]
+    multi_shop = [g for g in range(n_train) if len(by_group.get(g, {}).get(0, [])) > 1]
+    eligible = sorted(set(trainable) | set(multi_shop))
+    say(f"{len(eligible)} trainable groups")
+    index_of = {group.key: i for i, group in enumerate(all_groups[:n_train])}
+    eligible_set = set(eligible)
+    hard_negatives = {  # review rejections and candidates a worker passed over: put them in the same batch
+        g: [index_of[key] for key in all_groups[g].negatives if index_of.get(key) in eligible_set]
+        for g in eligible if all_groups[g].negatives
+    }
+
+    # validation: runtime query views of validation pairs vs their shop views among catalogue distractors
+    val_ids = set(range(n_train, len(all_groups)))
+    rt = cache.runtime.astype(bool)
+    val_queries = np.nonzero(rt & (cache.domain == 1) & np.isin(cache.group, list(val_ids)))[0]
+    distractor_groups = [g for g in range(n_train) if all_groups[g].source == "catalogue"][: config.max_distractors]
+    gallery_idx = np.nonzero(rt & (cache.domain == 0) & np.isin(cache.group, list(val_ids) + distractor_groups))[0]
+
+    def validate() -> dict:
+        if not len(val_queries):
+            return {}
+        q = _embed(tail, cache.features[val_queries])
+        g = _embed(tail, cache.features[gallery_idx])
+        return retrieval_scores(q, cache.group[val_queries], g, cache.group[gallery_idx])
+
+    head_params = list(tail.projection.parameters())
+    head_ids = {id(p) for p in head_params}
+    tail_params = [p for p in tail.parameters() if id(p) not in head_ids]
+    logit_scale = torch.nn.Parameter(torch.tensor(math.log(1.0 / config.temperature)))
+    optimiser = torch.optim.AdamW([
+        {"params": tail_params, "lr": config.lr_tail},
+        {"params": head_params + [logit_scale], "lr": config.lr_head},
+    ], weight_decay=config.weight_decay)
+    steps_per_epoch = max(1, len(eligible) // config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda step: min(1.0, (step + 1) / 20) * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+    )
+    checkpoint = config.work_dir / f"checkpoint-{config.fingerprint(all_groups)}-{config.dimension}.pt"
+    state = {"epoch": 0, "best": -1.0, "history": [], "best_tail": None}
+    if checkpoint.exists():
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        tail.load_state_dict(saved["tail"])
+        optimiser.load_state_dict(saved["optimiser"])
+        schedule.load_state_dict(saved["schedule"])
+        logit_scale.data.fill_(saved["logit_scale"])
+        state = saved["state"]
+        say(f"resumed at epoch {state['epoch']}")
+    elif not state["history"]:
+        state["history"].append({"epoch": 0, **validate()})
+        say(f"epoch 0 (ImageNet front, random projection): {state['history'][-1]}")
+    rng = np.random.default_rng(config.seed + state["epoch"])
+    budget_hit = False
+
+    for epoch in range(state["epoch"], config.epochs):
+        tail.train()
+        _freeze_batchnorm(tail)
+        order = rng.permutation(eligible)
+        losses = []
+        for step in tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}", mininterval=30):
+            batch = list(order[step * config.batch_size:(step + 1) * config.batch_size])
+            present = set(batch)
+            for g in list(batch):
+                for negative in hard_negatives.get(int(g), [])[:2]:
+                    if negative not in present:
+                        batch.append(negative)
+                        present.add(negative)
+            anchors, positives = [], []
+            for g in batch:
+                views = by_group[int(g)]
+                if views[1]:
+                    anchors.append(int(rng.choice(views[1])))
+                    positives.append(int(rng.choice(views[0])))
+                else:
+                    a, b = rng.choice(views[0], size=2, replace=False)
+                    anchors.append(int(a))
+                    positives.append(int(b))
+            idx = anchors + positives
+            feats = torch.from_numpy(np.asarray(cache.features[np.asarray(idx)], dtype=np.float32))
+            out = F.normalize(tail(feats), dim=1)
+            q, s = out[: len(batch)], out[len(batch):]
+            logits = logit_scale.exp().clamp(max=100.0) * (q @ s.T)
+            labels = torch.arange(len(batch))
+            loss = 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            losses.append(float(loss))
+            if time.monotonic() - started > config.time_budget_s:
+                budget_hit = True
+                break
+        metrics = {"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4), **validate()}
+        state["history"].append(metrics)
+        say(f"epoch {epoch + 1}: {metrics}")
+        if metrics.get("recall@1", 0.0) + 0.1 * metrics.get("recall@10", 0.0) > state["best"]:
+            state["best"] = metrics.get("recall@1", 0.0) + 0.1 * metrics.get("recall@10", 0.0)
+            state["best_tail"] = network.tail_state(tail)
+            state["best_metrics"] = metrics
+        state["epoch"] = epoch + 1
+        torch.save({"tail": tail.state_dict(), "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
+                    "logit_scale": float(logit_scale), "state": state}, checkpoint)
+        if budget_hit:
+            say("CPU time budget reached")
+            break
+
+    best_tail = state["best_tail"] or network.tail_state(tail)
+    meta = {
+        "split": config.split, "dimension": config.dimension, "backbone": "efficientnet-lite0",
+        "preprocessing": {"input_size": INPUT_SIZE, "mean": [MEAN] * 3, "std": [STD] * 3, "interpolation": "bilinear"},
+        "gem_p": 3.0,
+    }
+    config.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = config.out.with_suffix(".tmp")
+    torch.save({"meta": meta, "tail": best_tail}, tmp)
+    os.replace(tmp, config.out)
+    from segmentation.weights import sha256_file
+
+    metrics = {
+        "validation": state.get("best_metrics", {}), "history": state["history"],
+        "wall_seconds": round(time.monotonic() - started, 1), "groups": len(groups),
+        "validation_groups": len(validation),
+    }
+    sidecar = {**meta, "sha256": sha256_file(config.out), "metrics": metrics,
+               "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}}
+    config.out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
+    return TrainResult(weights=config.out, metrics=metrics, history=state["history"])
