@@ -8,6 +8,7 @@ class WarehouseConfig(AppConfig):
     verbose_name = "Warehouse intake"
 
     def ready(self) -> None:
+        from . import tasks  # noqa: F401 - registers the tasks that warehouse.queue sends by name
         from .roles import sync_role_permissions
 
         post_migrate.connect(sync_role_permissions, sender=self, dispatch_uid="stockmatch-role-permissions")
