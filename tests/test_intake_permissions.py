@@ -9,8 +9,8 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from catalog.services import variant_adjust_stock
 from tests import factories
-from warehouse import services
 from warehouse.models import Arrival
 
 from .test_intake_fixtures import (  # noqa: F401
@@ -97,7 +97,7 @@ def test_another_worker_cannot_see_or_change_my_items(client, photo_of_worker):
 def test_only_the_author_undoes_an_arrival_and_only_for_a_while(api, worker, settings):
     variant = factories.variant(stock=1)
     arrival = Arrival.objects.create(variant=variant, quantity=2, user=worker)
-    services.variant_adjust_stock(variant_id=variant.pk, delta=2)
+    variant_adjust_stock(variant_id=variant.pk, delta=2)
     other = APIClient()
     other.force_login(make_worker("other"))
     response = other.post(f"/api/v1/intake/arrivals/{arrival.pk}/undo/")
@@ -115,8 +115,8 @@ def test_only_the_author_undoes_an_arrival_and_only_for_a_while(api, worker, set
 def test_undo_refuses_when_the_pieces_already_left_the_stock(api, worker):
     variant = factories.variant(stock=0)
     arrival = Arrival.objects.create(variant=variant, quantity=3, user=worker)
-    services.variant_adjust_stock(variant_id=variant.pk, delta=3)
-    services.variant_adjust_stock(variant_id=variant.pk, delta=-2)  # two were picked meanwhile
+    variant_adjust_stock(variant_id=variant.pk, delta=3)
+    variant_adjust_stock(variant_id=variant.pk, delta=-2)  # two were picked meanwhile
     response = api.post(f"/api/v1/intake/arrivals/{arrival.pk}/undo/")
     assert response.status_code == 400 and response.json()["code"] == "stock_moved"
     variant.refresh_from_db()

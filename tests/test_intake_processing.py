@@ -11,7 +11,8 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from warehouse import services
+from warehouse import conf, services
+from warehouse.services import processing
 from warehouse.models import Snapshot, SnapshotStatus
 from warehouse.tasks import process_snapshot, sweep_stale_snapshots
 
@@ -120,7 +121,7 @@ def test_status_changes_follow_the_allowed_transitions(api, received):
 
 
 def test_settings_have_safe_defaults():
-    assert services.undo_window() == timedelta(minutes=getattr(settings, "STOCKMATCH_ARRIVAL_UNDO_MINUTES", 10))
+    assert conf.undo_window() == timedelta(minutes=getattr(settings, "STOCKMATCH_ARRIVAL_UNDO_MINUTES", 10))
     assert process_snapshot.soft_time_limit < process_snapshot.time_limit
     assert process_snapshot.acks_late
 
@@ -129,12 +130,12 @@ def test_a_run_overtaken_by_new_hints_throws_its_result_away(api, received, djan
     from matching.services import match_image
 
     # given a run that started, then the worker drew a rectangle while it was matching
-    head, run = services._claim(received.pk)
-    result = match_image([services._open_original(head)], k=3)
+    head, run = processing.claim(received.pk)
+    result = match_image([processing.open_original(head)], k=3)
     services.snapshot_fix(snapshot=head, user=head.uploaded_by, hints={"rect": [0, 0, 100, 100]})
     # when the old run tries to store its result, it is refused
-    stored = services._store_result(head_id=head.pk, run=run, photos=[head], result=result, load_ms=0.0,
-                                    started=0.0)
+    stored = processing.store_result(head_id=head.pk, run=run, photos=[head], result=result, load_ms=0.0,
+                                     started=0.0)
     assert stored is None
     head.refresh_from_db()
     assert head.status == SnapshotStatus.RECEIVED and head.candidates == [] and not head.cutout

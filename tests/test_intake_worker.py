@@ -20,13 +20,12 @@ from .test_intake_fixtures import (  # noqa: F401
     worker,
 )
 
-REDIS_URL = "redis://127.0.0.1:6379/5"
+REDIS_URL = celery_worker.REDIS_URL  # STOCKMATCH_TEST_REDIS_URL, one Redis database per checkout
 
 
 @pytest.fixture
 def broker(monkeypatch, settings):
     """This process publishes to Redis, and shares its media folder with the worker process."""
-    monkeypatch.setattr(celery_worker, "REDIS_URL", REDIS_URL)
     settings.MEDIA_ROOT = DATA_DIR / "media"
     saved = {key: celery_app.conf[key] for key in ("broker_url", "result_backend", "task_always_eager")}
     celery_app.conf.update(broker_url=REDIS_URL, result_backend=REDIS_URL, task_always_eager=False)

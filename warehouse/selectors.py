@@ -11,8 +11,9 @@ from django.utils import timezone
 
 from catalog.models import ImageRole, Product, ProductImage, Variant
 
+from .conf import undo_window
 from .models import PENDING_STATUSES, Arrival, Snapshot, SnapshotStatus
-from .services import is_stale, undo_window
+from .services.state import is_stale
 
 
 def snapshot_queryset(*, user: AbstractBaseUser) -> QuerySet[Snapshot]:

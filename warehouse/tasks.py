@@ -10,12 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Task, shared_task
-from django.conf import settings
 
-from . import services
-
-SOFT_TIME_LIMIT = int(getattr(settings, "STOCKMATCH_SNAPSHOT_SOFT_TIME_LIMIT", 120))
-HARD_TIME_LIMIT = int(getattr(settings, "STOCKMATCH_SNAPSHOT_TIME_LIMIT", SOFT_TIME_LIMIT + 30))
+from . import conf, services
+from .queue import PROCESS_SNAPSHOT
 
 
 class SnapshotTask(Task):
@@ -34,15 +31,15 @@ class SnapshotTask(Task):
 @shared_task(
     bind=True,
     base=SnapshotTask,
-    name="warehouse.process_snapshot",
+    name=PROCESS_SNAPSHOT,
     autoretry_for=services.TRANSIENT_ERRORS,
     retry_backoff=2,
     retry_backoff_max=60,
     retry_jitter=True,
     max_retries=4,
     acks_late=True,
-    soft_time_limit=SOFT_TIME_LIMIT,
-    time_limit=HARD_TIME_LIMIT,
+    soft_time_limit=conf.soft_time_limit(),
+    time_limit=conf.hard_time_limit(),
 )
 def process_snapshot(self: Task, snapshot_id: int) -> dict:
     snapshot = services.snapshot_process(snapshot_id=snapshot_id)

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from catalog.imaging import max_bytes
 
-from . import selectors, services
+from . import conf, selectors
 from .api import SnapshotDetailSerializer
 from .models import SnapshotStatus
 from .roles import WAREHOUSE, has_role
@@ -45,7 +45,7 @@ def warehouse_required(view: Callable[..., HttpResponse] | None = None, *, or_pe
 def _page_settings() -> dict:
     return {
         "max_upload_bytes": max_bytes(),
-        "undo_minutes": int(services.undo_window().total_seconds() // 60),
+        "undo_minutes": int(conf.undo_window().total_seconds() // 60),
     }
 
 
