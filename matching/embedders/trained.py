@@ -24,7 +24,7 @@ class TrainedEfficientNetLite0(EfficientNetLite0):
 
             path = Path(settings.BASE_DIR) / path
         self.weights_path = str(path)
-        meta = self._sidecar()
+        meta = self._meta()
         self.dimension = int(meta.get("dimension", 256))
         self.backbone = f"efficientnet-lite0-ft{self.dimension}"
         pre = meta.get("preprocessing") or {}
@@ -32,6 +32,12 @@ class TrainedEfficientNetLite0(EfficientNetLite0):
             input_size=int(pre.get("input_size", 224)), mean=tuple(pre.get("mean", (0.5,) * 3)),
             std=tuple(pre.get("std", (0.5,) * 3)),
         )
+
+    def _meta(self) -> dict:
+        """Split, dimension and preprocessing, as the weights file itself records them."""
+        import torch
+
+        return dict(torch.load(self.weights_path, map_location="cpu", weights_only=True).get("meta", {}))
 
     def _sidecar(self) -> dict:
         sidecar = Path(self.weights_path).with_suffix(".json")

@@ -89,3 +89,34 @@ def embedder_promote(
         model.save(update_fields=["metrics", "state"])
     logger.info("promotion of %s: %s", model.name, verdict)
     return verdict
+
+
+def embedder_calibrate_on_pairs(
+    *, weights: Path, pair_file: Path, distractors: Path | None = None, distractor_limit: int | None = None,
+    segment: bool | str = "auto", target_precision: float = 0.95,
+) -> dict:
+    """Fit the decision thresholds of trained ``weights`` on the validation pairs (never the held-out ones)
+    through the real match path, and write them into the weights' sidecar: a fresh installation starts with
+    them, and the expected precision is stated."""
+    from .. import calibration
+
+    with tempfile.TemporaryDirectory(prefix="calibrate-") as tmp:
+        made = write_pair_eval(pairs_csv=pair_file, out=Path(tmp), split="validation", distractors_csv=distractors,
+                               distractor_limit=distractor_limit)
+        with throwaway_database("calib"):
+            stand_in = services.embedding_model_for(embedder_name=TRAINED_EMBEDDER, weights=str(weights))
+            services.embedding_model_switch(model_id=stand_in.pk)
+            evaluation.catalogue_import(made["catalog"])
+            records = evaluation.run_queries(made["queries"], segment=segment)
+    pairs = [
+        calibration.Pair(score=r.top_score, margin=r.margin, correct=bool(r.sku) and r.top_sku == r.sku,
+                         in_catalogue=bool(r.sku), kind=r.kind)
+        for r in records
+    ]
+    thresholds, metrics = calibration.calibrate(pairs, target_precision=target_precision)
+    metrics["source"] = f"validation pairs of {pair_file.parent.name} ({len(pairs)} queries, segment={segment})"
+    sidecar_path = Path(weights).with_suffix(".json")
+    sidecar = json.loads(sidecar_path.read_text()) if sidecar_path.exists() else {}
+    sidecar["calibration"] = {"thresholds": thresholds, "metrics": metrics}
+    sidecar_path.write_text(json.dumps(sidecar, indent=2))
+    return sidecar["calibration"]

@@ -315,7 +315,7 @@ def train(
         torch.save({"tail": tail.state_dict(), "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
                     "logit_scale": float(logit_scale), "state": state}, checkpoint)
         if budget_hit:
-            say("CPU time budget reached")
+            say("time budget reached")
             break
 
     best_tail = state["best_tail"] or network.tail_state(tail)

@@ -41,11 +41,20 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--threads", type=int, default=None)
         parser.add_argument("--min-groups", type=int, default=50, help="refuse to train on fewer groups than this")
+        parser.add_argument("--calibrate", action="store_true",
+                            help="fit the decision thresholds on the validation pairs and store them in the sidecar")
+        parser.add_argument("--calibrate-only", type=Path, default=None, metavar="WEIGHTS",
+                            help="only (re)calibrate an existing weights file on the validation pairs")
+        parser.add_argument("--distractors", type=Path, default=None,
+                            help="catalogue-photo CSV used as distractors when calibrating and judging")
         parser.add_argument("--register", action="store_true", help="record the weights as an EmbeddingModel version")
         parser.add_argument("--promote", action="store_true",
                             help="register, evaluate against the active version on held-out pairs, promote if better")
 
     def handle(self, *args, **options) -> None:
+        if options["calibrate_only"]:
+            self._calibrate(options["calibrate_only"], options)
+            return
         use_db = not options["no_database"]
         groups = data.training_groups(pair_files=options["pairs"], photo_csvs=options["photos"], use_database=use_db,
                                       photo_limit=options["photo_limit"])
@@ -63,11 +72,22 @@ class Command(BaseCommand):
         self.stdout.write(f"{len(groups)} training groups, {len(validation)} validation pairs")
         result = train(groups, validation, config, progress=self.stdout.write)
         self.stdout.write(f"wrote {result.weights}: validation {result.metrics.get('validation')}")
+        if options["calibrate"]:
+            self._calibrate(result.weights, options)
         if options["register"] or options["promote"]:
             from matching.training.promotion import embedder_promote, embedder_register
 
             model = embedder_register(weights=result.weights)
             self.stdout.write(f"registered {model.name}")
             if options["promote"]:
-                verdict = embedder_promote(model=model, pair_files=options["pairs"])
+                verdict = embedder_promote(model=model, pair_files=options["pairs"], distractors=options["distractors"])
                 self.stdout.write(str(verdict))
+
+    def _calibrate(self, weights: Path, options) -> None:
+        from matching.training.promotion import embedder_calibrate_on_pairs
+
+        if not options["pairs"]:
+            raise CommandError("Calibration needs --pairs (their validation split is used).")
+        fitted = embedder_calibrate_on_pairs(weights=weights, pair_file=options["pairs"][0],
+                                             distractors=options["distractors"])
+        self.stdout.write(f"calibrated: {fitted}")

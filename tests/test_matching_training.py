@@ -1,0 +1,189 @@
+"""Embedder training: the pair split, a short real training run, versions, promotion, the shipped weights."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from django.conf import settings
+from PIL import Image
+
+from matching import services
+from matching.embedders import TrainedEfficientNetLite0, get_embedder, reset_embedders
+from matching.models import EmbeddingModel, ModelState
+from matching.training import data, network
+from matching.training.promotion import embedder_promote, embedder_register
+from matching.training.trainer import TrainConfig, train
+from matching.training.views import query_view, shop_view
+
+SHIPPED = Path(settings.SHIPPED_EMBEDDER_WEIGHTS)
+
+
+def _pairs_csv(shared_data) -> Path:
+    return shared_data / "shop-worn-pairs" / "pairs.csv"
+
+
+def test_pair_split_keeps_the_held_out_pairs_out_of_training(shared_data):
+    rows = data.read_pair_file(_pairs_csv(shared_data))
+    split = data.pair_split(row["pair"] for row in rows)
+    holdout = {pid for pid, part in split.items() if part == "holdout"}
+    validation = {pid for pid, part in split.items() if part == "validation"}
+    # the last 12.5 % of pair ids, whatever the order of the file
+    assert holdout == {row["pair"] for row in sorted(rows, key=lambda r: r["pair"])[-len(holdout):]}
+    assert len(holdout) == -(-len(rows) // 8)
+    assert 0 < len(validation) < len(rows) * 0.15
+    trained = data.pair_groups(_pairs_csv(shared_data), splits=("train",))
+    trained_ids = {group.key.rsplit(":", 1)[1] for group in trained}
+    assert not trained_ids & holdout and not trained_ids & validation
+    trained_photos = {photo.path for group in trained for photo in group.photos}
+    held_photos = {str(_pairs_csv(shared_data).parent / row["worn"]) for row in rows if row["pair"] in holdout}
+    assert not trained_photos & held_photos
+    # deterministic: the same split twice
+    assert data.pair_split(reversed(list(split))) == split
+
+
+@pytest.mark.django_db
+def test_registered_providers_feed_the_one_dataset(shared_data, tmp_path):
+    photo = str(shared_data / "shop-worn-pairs" / "shop" / "p0001.jpg")
+    data.register_pair_provider("test", lambda: [data.Group(key="product:X", source="confirmed",
+                                                            photos=[data.Photo(photo, data.QUERY)])])
+    try:
+        groups = data.training_groups(use_database=True)
+    finally:
+        data._providers.pop("test")
+    assert [g.key for g in groups if g.source == "confirmed"] == ["product:X"]
+
+
+def test_views_end_in_the_runtime_crop(shared_data):
+    worn = Image.open(shared_data / "shop-worn-pairs" / "worn" / "p0005.jpg")
+    shop = Image.open(shared_data / "shop-worn-pairs" / "shop" / "p0005.jpg")
+    rng = np.random.default_rng(1)
+    for view in (query_view(worn), query_view(worn, rng), shop_view(shop), shop_view(shop, rng, phone_like=True)):
+        assert view.width == view.height  # padded square, as canonical_crop makes it
+    assert services.catalog_view(shop).tobytes() == shop_view(shop).tobytes()
+
+
+def _tiny_config(tmp_path: Path, **overrides) -> TrainConfig:
+    options = dict(out=tmp_path / "tiny.pt", work_dir=tmp_path / "work", dimension=32, views=1, epochs=4,
+                   batch_size=12, lr_tail=1e-3, lr_head=1e-2, time_budget_s=600, threads=1, max_distractors=20)
+    return TrainConfig(**(options | overrides))
+
+
+@pytest.fixture
+def tiny_run(shared_data, tmp_path):
+    groups = data.pair_groups(_pairs_csv(shared_data), splits=("train",))[:24]
+    validation = data.pair_groups(_pairs_csv(shared_data), splits=("validation",))[:8]
+    return train(groups, validation, _tiny_config(tmp_path))
+
+
+@pytest.mark.slow
+def test_a_short_real_training_run_lowers_the_loss_and_resumes(shared_data, tmp_path, tiny_run):
+    losses = [entry["loss"] for entry in tiny_run.history if "loss" in entry]
+    assert len(losses) == 4
+    assert losses[-1] < losses[0]
+    sidecar = json.loads(tiny_run.weights.with_suffix(".json").read_text())
+    assert sidecar["dimension"] == 32 and len(sidecar["sha256"]) == 64
+    # resuming a finished run trains nothing more and gives the same history
+    groups = data.pair_groups(_pairs_csv(shared_data), splits=("train",))[:24]
+    validation = data.pair_groups(_pairs_csv(shared_data), splits=("validation",))[:8]
+    again = train(groups, validation, _tiny_config(tmp_path))
+    assert again.history == tiny_run.history
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_trained_version_registers_loads_embeds_and_is_refused_when_worse(shared_data, tmp_path, tiny_run,
+                                                                          settings):
+    # PyTorch runtime: the noisy candidate below would (rightly) fail the ONNX export check
+    trained = settings.EMBEDDERS["trained"]
+    settings.EMBEDDERS = {**settings.EMBEDDERS, "trained": {**trained, "OPTIONS": {**trained["OPTIONS"],
+                                                                                   "RUNTIME": "torch"}}}
+    reset_embedders()
+    model = embedder_register(weights=tiny_run.weights)
+    assert model.dimension == 32 and model.weights and not model.active
+    assert model.metrics["training"]["history"]
+    vectors = services.embedder_for(model).embed([Image.open(shared_data / "shop-worn-pairs" / "worn" / "p0001.jpg")])
+    assert vectors.shape == (1, 32)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+
+    # a candidate whose network is drowned in noise is worse than the active (shipped) version: never promoted
+    payload = torch.load(tiny_run.weights, weights_only=True)
+    generator = torch.Generator().manual_seed(0)
+    payload["tail"] = {
+        k: (v.float() + 3 * v.float().std() * torch.randn(v.shape, generator=generator)).half() if v.dim() > 1 else v
+        for k, v in payload["tail"].items()
+    }
+    broken = tmp_path / "broken.pt"
+    torch.save(payload, broken)
+    candidate = embedder_register(weights=broken)
+    verdict = embedder_promote(model=candidate, pair_files=[_pairs_csv(shared_data)], pair_limit=16,
+                               distractor_limit=0, segment=False)
+    assert verdict["promoted"] is False
+    assert verdict["candidate"]["recall@1"] < verdict["active"]["recall@1"]
+    candidate.refresh_from_db()
+    assert candidate.state == ModelState.RETIRED and not candidate.active
+    assert EmbeddingModel.objects.get(active=True).name != candidate.name
+
+
+def test_the_shipped_weights_load_with_their_checksum_and_onnx_matches_torch(shared_data, tmp_path, settings):
+    assert SHIPPED.exists(), "models/embedder/ ships the trained embedder"
+    sidecar = json.loads(SHIPPED.with_suffix(".json").read_text())
+    settings.STOCKMATCH_TRAINED_DIR = tmp_path
+    onnx = TrainedEfficientNetLite0(name="t-onnx", weights=str(SHIPPED), runtime="onnx", threads=1)
+    torch_ = TrainedEfficientNetLite0(name="t-torch", weights=str(SHIPPED), runtime="torch", threads=1)
+    assert onnx.checksum == sidecar["sha256"]
+    assert onnx.version == torch_.version and onnx.version.startswith("efficientnet-lite0-ft256@")
+    photos = [Image.open(shared_data / "shop-worn-pairs" / "shop" / f"p000{i}.jpg") for i in range(3)]
+    a, b = onnx.embed(photos), torch_.embed(photos)
+    assert a.shape == (3, 256)
+    assert np.abs(a - b).max() < 1e-3
+
+
+def test_damaged_weights_are_refused(tmp_path):
+    copy = tmp_path / "copy.pt"
+    copy.write_bytes(SHIPPED.read_bytes() + b"tampered")
+    copy.with_suffix(".json").write_text(SHIPPED.with_suffix(".json").read_text())
+    embedder = TrainedEfficientNetLite0(name="tampered", weights=str(copy), runtime="torch", threads=1)
+    with pytest.raises(RuntimeError, match="checksum"):
+        embedder.torch_net()
+
+
+@pytest.mark.django_db
+def test_a_strong_colour_cast_keeps_the_product_first(shared_data):
+    from catalog.services import kind_for_text, product_image_add
+    from tests import factories
+
+    reset_embedders()
+    assert get_embedder().name == "trained"
+    with open(shared_data / "catalog-photos" / "labels.csv", newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["sub_category"] in ("Topwear", "Bottomwear")][:30]
+    images = []
+    for n, row in enumerate(rows):
+        category = factories.category(name=row["article_type"], kind=kind_for_text(row["article_type"]) or "topwear",
+                                      parent=None)
+        product = factories.product(sku=f"CAST-{n}", category_obj=category)
+        image, _ = product_image_add(product=product, data=(shared_data / "catalog-photos" / row["image"]).read_bytes(),
+                                     filename=f"{n}.jpg", role="primary")
+        images.append(image)
+    services.images_embed(image_ids=[image.pk for image in images])
+    misses = 0
+    for n in (0, 7, 14, 21):
+        original = np.asarray(Image.open(shared_data / "catalog-photos" / rows[n]["image"]).convert("RGB"), np.float32)
+        red_light = Image.fromarray(np.clip(original * np.float32([1.35, 0.8, 0.7]), 0, 255).astype(np.uint8))
+        result = services.match_image(red_light, segment=False, k=5)
+        misses += result.candidates[0].sku != f"CAST-{n}"
+    assert misses == 0
+
+
+@pytest.mark.django_db
+def test_scheduled_retraining_does_nothing_without_enough_new_data(settings):
+    from matching.training.schedule import embedder_retrain_if_due
+
+    settings.MATCHING = {**settings.MATCHING, "RETRAIN": {"MIN_NEW_GROUPS": 5}}
+    before = EmbeddingModel.objects.count()
+    outcome = embedder_retrain_if_due()
+    assert outcome["trained"] is False and "0 new labelled group(s)" in outcome["reason"]
+    assert EmbeddingModel.objects.count() == max(before, 1)
