@@ -69,7 +69,7 @@ def test_imagenet_predictions_confirm_the_preprocessing(shared_data):
 
 
 def test_preprocessing_travels_with_the_weights():
-    embedder = get_embedder()
+    embedder = get_embedder("default")  # the ImageNet fallback (the trained default: test_matching_training.py)
     assert embedder.preprocessing == Preprocessing(input_size=224, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     assert len(embedder.checksum) == 64
     assert embedder.checksum.startswith("57934424")
