@@ -105,3 +105,4 @@ class ArrivalAdmin(admin.ModelAdmin):
     @admin.display(description="Photo")
     def photo(self, obj: Arrival) -> str:
         return _thumb(obj.snapshot, "preview", 48)
+from .review import admin as review_admin  # noqa: E402,F401 - the review queue (its own module)
