@@ -262,7 +262,7 @@ def _similar_to(snapshot: Snapshot, *, kind: str | None, k: int = 20) -> tuple[l
     source = snapshot.cutout or snapshot.preview or snapshot.original
     with source.open("rb") as handle:
         image = load_image(handle.read()).image
-    filters = {"category_kind": kind} if kind else None
+    filters = {"status": ProductStatus.ACTIVE, **({"category_kind": kind} if kind else {})}  # reassign targets only
     result = match_image(image, segment=not snapshot.cutout, filters=filters, k=k)
     scores = {c.product_id: c.score for c in result.candidates}
     products = {p.pk: p for p in Product.objects.filter(pk__in=scores).select_related("category")
