@@ -151,6 +151,18 @@ def variant_adjust_stock(
     return variant
 
 
+def variant_get_or_create(*, product: Product, size: str) -> Variant:
+    """The product's variant of ``size`` (any case), created with no stock when missing; safe under races."""
+    variant = Variant.objects.filter(product=product, size__iexact=size).first()
+    if variant is not None:
+        return variant
+    try:
+        with transaction.atomic():
+            return Variant.objects.create(product=product, size=size, stock_quantity=0)
+    except IntegrityError:
+        return Variant.objects.get(product=product, size=size)
+
+
 def product_create(
     *, sku: str, name: str, category: Category, gender: str = Gender.UNISEX, brand: str = "", colour: str = "",
     price: Decimal | None = None, status: str = ProductStatus.ACTIVE, is_synthetic: bool = False,
@@ -163,5 +175,5 @@ def product_create(
 
 __all__ = [
     "ImageRejected", "category_for_text", "category_get_or_create", "gender_for_text", "kind_for_text",
-    "product_create", "product_image_add", "quality_flags_for", "variant_adjust_stock",
+    "product_create", "product_image_add", "quality_flags_for", "variant_adjust_stock", "variant_get_or_create",
 ]

@@ -15,9 +15,7 @@ from PIL import Image
 
 from catalog.imaging import encode_jpeg, load_image
 from catalog.models import Product, ProductStatus
-from catalog.services import category_for_text, gender_for_text, product_create, product_image_add
-from tests import factories
-from tests.test_intake_fixtures import PASSWORD, catalogue_rows, phone_photo
+from tests.test_intake_fixtures import PASSWORD, catalogue_products, phone_photo
 from warehouse.models import Arrival, Snapshot, SnapshotStatus
 from warehouse.roles import CATALOG, WAREHOUSE
 
@@ -39,18 +37,7 @@ def warehouse_worker(username: str = "wk") -> User:
 
 def real_products(shared_data: Path, n: int, *, prefix: str = "CAT") -> list[Product]:
     """``n`` products with one real studio photo each and sizes S/M/L with 5 pieces each (not embedded)."""
-    products = []
-    for i, row in enumerate(catalogue_rows(shared_data, n)):
-        product = product_create(
-            sku=f"{prefix}-{i:03d}", name=f"{row['colour']} {row['article_type']}",
-            category=category_for_text(row["article_type"]), gender=gender_for_text(row["gender"]) or "unisex",
-        )
-        product_image_add(product=product, data=(shared_data / "catalog-photos" / row["image"]).read_bytes(),
-                          filename=Path(row["image"]).name, role="primary")
-        for size in ("S", "M", "L"):
-            factories.variant(product_obj=product, size=size, stock=5)
-        products.append(product)
-    return products
+    return catalogue_products(shared_data, n, prefix=prefix)
 
 
 def _cutout_of(photo: bytes) -> bytes:

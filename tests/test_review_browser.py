@@ -1,53 +1,21 @@
 """A catalogue manager clears review-queue items in headless Chromium with the keyboard alone."""
+# ruff: noqa: F811 - the browser fixture imported from tests/test_intake_browser.py is redefined as an argument
 from __future__ import annotations
-
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import WebDriverWait
 
 from catalog.models import Variant
-from tests.conftest import REPO_ROOT
 from tests.review_fixtures import catalogue_manager, confirm, make_snapshot, real_products, warehouse_worker
+from tests.test_intake_browser import browser, wait  # noqa: F401 - browser is a fixture
 from tests.test_intake_fixtures import PASSWORD
 from warehouse.models import Arrival, SnapshotStatus
 from warehouse.review.models import LabelledPair, ReviewDecision
 
-ARTIFACTS = REPO_ROOT / "test-artifacts"
-
-
-def chromium(profile: Path) -> webdriver.Chrome:
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1400,1000"):
-        options.add_argument(flag)
-    return webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"))
-
-
-@pytest.fixture
-def browser(tmp_path, request) -> Iterator[webdriver.Chrome]:
-    driver = chromium(tmp_path / "chromium-profile")
-    driver.set_page_load_timeout(60)
-    failures_before = request.session.testsfailed
-    yield driver
-    if request.session.testsfailed > failures_before:
-        ARTIFACTS.mkdir(exist_ok=True)
-        driver.save_screenshot(str(ARTIFACTS / f"{request.node.name}.png"))
-        (ARTIFACTS / f"{request.node.name}.html").write_text(driver.page_source)
-    driver.quit()
-
-
-def wait(driver: webdriver.Chrome, seconds: float = 60) -> WebDriverWait:
-    return WebDriverWait(driver, seconds)
+BROWSER_PHONE = False  # the admin, on a desktop window
 
 
 def press(driver: webdriver.Chrome, keys: str) -> None:

@@ -42,7 +42,7 @@ def bars_per_day(days: Sequence[date], series: dict[str, Sequence[int]], *, titl
     for i, (label, values) in enumerate(series.items()):
         axes.bar([p + i * width for p in positions], values, width=width, label=label)
     axes.set_title(title, loc="left")
-    step = max(1, len(days) // 10)
+    step = max(1, len(days) // 6)
     axes.set_xticks([p + width * (len(series) - 1) / 2 for p in positions][::step])
     axes.set_xticklabels(_day_labels(days)[::step])
     axes.yaxis.get_major_locator().set_params(integer=True)
@@ -60,7 +60,7 @@ def share_per_day(days: Sequence[date], shares: Sequence[float | None], *, title
     axes.set_ylim(0, 100)
     axes.set_ylabel("%")
     axes.set_title(title, loc="left")
-    step = max(1, len(days) // 10)
+    step = max(1, len(days) // 6)
     axes.set_xticks(list(range(len(days)))[::step])
     axes.set_xticklabels(_day_labels(days)[::step])
     return _svg(figure)
@@ -71,6 +71,7 @@ def horizontal_bars(items: Sequence[tuple[str, int]], *, title: str) -> str:
     labels = [label for label, _ in items]
     axes.barh(labels, [value for _, value in items], color="#f59e0b")
     axes.invert_yaxis()
+    axes.set_xlim(0, max([1, *(value for _, value in items)]) * 1.1)
     axes.set_title(title, loc="left")
     axes.xaxis.get_major_locator().set_params(integer=True)
     return _svg(figure)

@@ -13,8 +13,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from catalog.imaging import ImageRejected
-from catalog.models import Category, Gender, ImageRole, Product, ProductImage, ProductStatus, Variant
-from catalog.services import product_image_add, variant_adjust_stock
+from catalog.models import Category, Gender, ImageRole, Product, ProductImage, ProductStatus
+from catalog.services import product_image_add, variant_adjust_stock, variant_get_or_create
 from warehouse.models import Arrival, Snapshot, SnapshotStatus
 
 from .models import LabelledPair, ReviewDecision
@@ -86,23 +86,12 @@ def _pair(head: Snapshot, *, decision: str, product: Product | None, user: Abstr
     )
 
 
-def _variant_for(product: Product, size: str) -> Variant:
-    variant = Variant.objects.filter(product=product, size__iexact=size).first()
-    if variant is not None:
-        return variant
-    try:
-        with transaction.atomic():
-            return Variant.objects.create(product=product, size=size, stock_quantity=0)
-    except IntegrityError:
-        return Variant.objects.get(product=product, size=size)
-
-
 def _move_pieces(arrivals: Iterable[Arrival], *, to: Product, user: AbstractBaseUser, reason: str) -> int:
     """Move booked arrivals (and their stock, size by size) to product ``to``; refuse if pieces already left."""
     moved = 0
     for arrival in arrivals:
         source = arrival.variant
-        target = _variant_for(to, source.size)
+        target = variant_get_or_create(product=to, size=source.size)
         try:
             with transaction.atomic():
                 variant_adjust_stock(variant_id=source.pk, delta=-arrival.quantity, reason=reason, user=user)
@@ -185,7 +174,8 @@ def _merge_draft(head: Snapshot, *, target: Product, user: AbstractBaseUser, not
     for variant in draft.variants.filter(stock_quantity__gt=0):  # stock that no arrival explains
         quantity = variant.stock_quantity
         variant_adjust_stock(variant_id=variant.pk, delta=-quantity, reason=reason, user=user)
-        variant_adjust_stock(variant_id=_variant_for(target, variant.size).pk, delta=quantity, reason=reason, user=user)
+        target_variant = variant_get_or_create(product=target, size=variant.size)
+        variant_adjust_stock(variant_id=target_variant.pk, delta=quantity, reason=reason, user=user)
         moved += quantity
     draft.status = ProductStatus.MERGED
     draft.merged_into = target
@@ -241,7 +231,7 @@ def review_complete_draft(
         draft._history_user = user
         draft.save()
         for size in size_list:
-            _variant_for(draft, size)
+            variant_get_or_create(product=draft, size=size)
         if use_cutout and head.cutout:
             with head.cutout.open("rb") as handle:
                 data = handle.read()
