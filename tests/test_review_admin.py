@@ -204,3 +204,14 @@ def test_a_draft_links_to_its_item_worker_and_candidates_and_marks_guesses(clien
     product.save()
     html = client.get(reverse("admin:catalog_product_change", args=[product.pk])).content.decode()
     assert "please check: <strong>category</strong>" in html
+
+
+def test_a_merged_draft_still_shows_where_it_came_from(client, world):
+    from warehouse.review import services
+
+    cm = catalogue_manager()
+    client.force_login(cm)
+    draft_item = world["items"]["draft"]
+    services.review_merge_draft(snapshot=draft_item, product_id=world["products"][2].pk, user=cm)
+    html = client.get(reverse("admin:catalog_product_change", args=[draft_item.product_id])).content.decode()
+    assert reverse("admin:warehouse_snapshot_change", args=[draft_item.pk]) in html

@@ -164,7 +164,9 @@ def draft_origin(product) -> DraftOrigin | None:
     from warehouse.selectors import candidates_with_stock
 
     snapshot = (
-        Snapshot.objects.filter(group_head__isnull=True, events__contains=[{"action": "mark new", "product": product.pk}])
+        # the product FK (or the review's worker_product, after a merge) narrows it down before the JSON test
+        Snapshot.objects.filter(Q(product=product) | Q(labelled_pair__worker_product=product))
+        .filter(group_head__isnull=True, events__contains=[{"action": "mark new", "product": product.pk}])
         .select_related("uploaded_by").order_by("created_at").first()
     )
     if snapshot is None:
