@@ -36,6 +36,8 @@ def test_keyboard_only_accept_and_reassign(browser, live_server, shared_data, se
     booked = make_snapshot(worker=worker, shared_data=shared_data, status=SnapshotStatus.MATCHED,
                            scored=[(products[1], 0.7), (products[2], 0.65)], photo_index=1)
     confirm(booked, products[1], size="M", quantity=2)
+    third = make_snapshot(worker=worker, shared_data=shared_data, status=SnapshotStatus.MATCHED,
+                          scored=[(products[2], 0.7), (products[3], 0.69)], photo_index=2)
 
     # when the catalogue manager signs in to the admin and opens the review queue
     browser.get(f"{live_server.url}/admin/login/?next=/admin/warehouse/reviewitem/")
@@ -68,4 +70,10 @@ def test_keyboard_only_accept_and_reassign(browser, live_server, shared_data, se
     assert Arrival.objects.get(snapshot=booked).variant.product_id == products[3].pk
     assert Variant.objects.get(product=products[3], size="M").stock_quantity == 7
     assert Variant.objects.get(product=products[1], size="M").stock_quantity == 5
+    # and on the last item the digit 2 picks the second candidate
+    last = browser.find_element(By.ID, f"item-{third.pk}")
+    wait(browser).until(lambda _: "is-current" in last.get_attribute("class"))
+    press(browser, "2")
+    wait(browser).until(lambda _: "is-done" in last.get_attribute("class"))
+    assert LabelledPair.objects.get(snapshot=third).product_id == products[3].pk
     assert browser.find_element(By.ID, "rq-total").text == "0"

@@ -100,6 +100,15 @@
     if (!data.results.length) list.innerHTML = "<li>No active product found.</li>";
   }
 
+  // A candidate chosen: the worker's own choice (or, without one, the matcher's best) is an accept.
+  function chooseCandidate(card, cand) {
+    const cands = Array.from(card.querySelectorAll(".rq-cand"));
+    const hasChoice = cands.some((c) => c.classList.contains("is-choice"));
+    const draft = card.dataset.draft === "1";
+    if (!draft && (cand.classList.contains("is-choice") || (!hasChoice && cands[0] === cand))) decide(card, "accept");
+    else decide(card, draft ? "merge" : "reassign", cand.dataset.product);
+  }
+
   function pick(card, productId) {
     const mode = card.querySelector(".rq-search").dataset.mode || "reassign";
     decide(card, mode, productId);
@@ -118,7 +127,7 @@
         return;
       }
       const cand = event.target.closest(".rq-cand");
-      if (cand && !card.classList.contains("is-done")) decide(card, card.dataset.draft === "1" ? "merge" : "reassign", cand.dataset.product);
+      if (cand && !card.classList.contains("is-done")) chooseCandidate(card, cand);
     });
     const input = card.querySelector(".rq-q");
     input.addEventListener("input", () => {
@@ -177,7 +186,7 @@
       updateSelected();
     } else if (/^[1-5]$/.test(key)) {
       const cand = card.querySelectorAll(".rq-cand")[parseInt(key, 10) - 1];
-      if (cand) decide(card, card.dataset.draft === "1" ? "merge" : "reassign", cand.dataset.product);
+      if (cand) chooseCandidate(card, cand);
     }
   });
 
