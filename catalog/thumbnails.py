@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -20,6 +21,17 @@ logger = logging.getLogger(__name__)
 
 # Renditions are made at twice the displayed size (sharp on high-density screens).
 SIZES = (48, 64, 96, 160, 320)
+_CATALOGUE_THUMB = re.compile(r"^thumbs/\d+/[0-9a-f]{2}/([0-9a-f]{64})\.jpg$")
+
+
+def thumbnail_source_sha256(name: str) -> str | None:
+    """The SHA-256 of the catalogue photo a rendition under ``thumbs/`` was made from (None for other files).
+
+    A media server gives a rendition the access of the ``ProductImage`` with that checksum: public for
+    catalogue photos, staff only for snapshot-derived ones.
+    """
+    match = _CATALOGUE_THUMB.match(name)
+    return match.group(1) if match else None
 
 
 def _rendition_size(size: int) -> int:

@@ -159,3 +159,13 @@ def test_active_models_cannot_be_deleted_or_repointed(client, cm):
                 {"action": "activate", "_selected_action": [spare.pk]})
     assert SegmenterModel.objects.get(active=True).pk == spare.pk
     assert Product.objects.count() == 0
+
+
+def test_a_rendition_names_the_photo_it_came_from(client, cm):
+    from catalog.thumbnails import thumbnail_make, thumbnail_source_sha256
+
+    image, _ = product_image_add(product=factories.product(sku="T-1"), data=jpeg_bytes(400, 300), role="primary")
+    name = thumbnail_make(source=image.file, size=64, key=image.sha256)
+    assert thumbnail_source_sha256(name) == image.sha256  # a media server checks access through the photo
+    assert thumbnail_source_sha256(image.file.name) is None
+    assert thumbnail_source_sha256("snapshots/thumbs/640/ab/" + "a" * 64 + ".jpg") is None
