@@ -1,18 +1,23 @@
-"""Catalogue admin for the catalogue team: thumbnails, search by SKU and name, variants and images inline."""
+"""Catalogue admin for the catalogue team: thumbnails, search by SKU and name, variants and images inline, history."""
 from django.contrib import admin
-from django.db.models import Sum
+from django.db.models import IntegerField, OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils.html import format_html
+from simple_history.admin import SimpleHistoryAdmin
 
+from .admin_history import ProductHistoryAdminMixin, StockAdjustAdminMixin, adjust_stock_link
 from .models import Category, Look, Product, ProductImage, Variant
+from .thumbnails import thumbnail_url
 
 
 def thumbnail(image: ProductImage | None, size: int = 64) -> str:
-    if image is None or not image.file:
+    url = thumbnail_url(source=image.file, size=size, key=image.sha256) if image is not None else ""
+    if not url:
         return "—"
     return format_html(
         '<img src="{}" width="{}" height="{}" loading="lazy" style="object-fit:contain;background:#f4f4f4;'
         'border-radius:4px" alt="{}">',
-        image.file.url, size, size, image.product.sku if image.product_id else "",
+        url, size, size, image.product.sku if image.product_id else "",
     )
 
 
@@ -31,7 +36,12 @@ class CategoryAdmin(admin.ModelAdmin):
 class VariantInline(admin.TabularInline):
     model = Variant
     extra = 0
-    fields = ("size", "barcode", "stock_quantity")
+    fields = ("size", "barcode", "stock_quantity", "adjust")
+    readonly_fields = ("stock_quantity", "adjust")  # stock changes only through the stock service
+
+    @admin.display(description="stock")
+    def adjust(self, obj: Variant) -> str:
+        return adjust_stock_link(obj)
 
 
 class ProductImageInline(admin.TabularInline):
@@ -49,23 +59,35 @@ class ProductImageInline(admin.TabularInline):
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(ProductHistoryAdminMixin, SimpleHistoryAdmin):
     list_display = ("photo", "sku", "name", "category", "gender", "status", "stock", "price", "synthetic_badge")
     list_display_links = ("photo", "sku")
     list_filter = ("status", "gender", "category__kind", "category", "is_synthetic")
     search_fields = ("sku", "name", "brand", "variants__barcode")
     list_select_related = ("category",)
     list_per_page = 50
-    readonly_fields = ("created_at", "updated_at", "is_synthetic")
+    readonly_fields = ("origin", "created_at", "updated_at", "is_synthetic")
     autocomplete_fields = ("merged_into",)
     inlines = [VariantInline, ProductImageInline]
     fieldsets = (
-        (None, {"fields": ("sku", "name", "brand", "category", "gender", "colour", "price", "status")}),
+        (None, {"fields": ("sku", "name", "brand", "category", "gender", "colour", "price", "status", "origin")}),
         ("History", {"fields": ("merged_into", "is_synthetic", "created_at", "updated_at"), "classes": ["collapse"]}),
     )
 
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("images").annotate(total_stock=Sum("variants__stock_quantity"))
+        # A subquery, not Sum() over the join: a search on variants__barcode joins variants again and
+        # would multiply the sum by the number of variants.
+        stock = (Variant.objects.filter(product=OuterRef("pk")).order_by().values("product")
+                 .annotate(total=Sum("stock_quantity")).values("total"))
+        return super().get_queryset(request).prefetch_related("images").annotate(
+            total_stock=Coalesce(Subquery(stock, output_field=IntegerField()), 0)
+        )
+
+    @admin.display(description="came from")
+    def origin(self, obj: Product) -> str:
+        from warehouse.review.admin_draft import draft_origin_html
+
+        return draft_origin_html(obj)
 
     @admin.display(description="photo")
     def photo(self, obj: Product) -> str:
@@ -83,15 +105,17 @@ class ProductAdmin(admin.ModelAdmin):
 
 
 @admin.register(Variant)
-class VariantAdmin(admin.ModelAdmin):
+class VariantAdmin(StockAdjustAdminMixin, SimpleHistoryAdmin):
     list_display = ("product", "size", "barcode", "stock_quantity")
     search_fields = ("product__sku", "product__name", "barcode")
     list_select_related = ("product",)
     autocomplete_fields = ("product",)
+    readonly_fields = ("stock_quantity",)  # changed only by the "adjust stock" action (the stock service)
+    actions = ["adjust_stock"]
 
 
 @admin.register(ProductImage)
-class ProductImageAdmin(admin.ModelAdmin):
+class ProductImageAdmin(SimpleHistoryAdmin):
     list_display = ("preview", "product", "role", "width", "height", "quality_flags", "is_synthetic")
     list_filter = ("role", "is_synthetic")
     search_fields = ("product__sku", "product__name", "sha256")

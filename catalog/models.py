@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import Q
+from simple_history.models import HistoricalRecords
 
 
 class CategoryKind(models.TextChoices):
@@ -72,6 +73,7 @@ class Product(models.Model):
     is_synthetic = models.BooleanField(default=False, help_text="Generated demo data, not a real product.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords(history_change_reason_field=models.TextField(null=True))
 
     class Meta:
         ordering = ["sku"]
@@ -100,6 +102,7 @@ class Variant(models.Model):
     size = models.CharField(max_length=20)
     barcode = models.CharField(max_length=64, null=True, blank=True)
     stock_quantity = models.IntegerField(default=0)
+    history = HistoricalRecords(history_change_reason_field=models.TextField(null=True))
 
     class Meta:
         ordering = ["product", "id"]
@@ -140,6 +143,7 @@ class ProductImage(models.Model):
     quality_flags = models.JSONField(default=list, blank=True, help_text="e.g. blurry, small, dark, cluttered")
     is_synthetic = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords(history_change_reason_field=models.TextField(null=True))
 
     class Meta:
         ordering = ["product", "role", "id"]

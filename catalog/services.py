@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils.text import slugify
 
+from .history import history_record_create
 from .imaging import ImageRejected, load_image
 from .models import Category, CategoryKind, Gender, ImageRole, Product, ProductImage, ProductStatus, Variant
 
@@ -136,10 +138,29 @@ def quality_flags_for(image) -> list[str]:
 
 
 @transaction.atomic
-def variant_adjust_stock(*, variant_id: int, delta: int) -> Variant:
-    """Add ``delta`` (negative to remove) to a variant's stock atomically; the database refuses < 0."""
+def variant_adjust_stock(
+    *, variant_id: int, delta: int, reason: str = "", user: AbstractBaseUser | None = None
+) -> Variant:
+    """Add ``delta`` (negative to remove) to a variant's stock atomically; the database refuses < 0.
+
+    The only way stock changes: each change leaves a history row with who, why and the new quantity.
+    """
     Variant.objects.filter(pk=variant_id).update(stock_quantity=F("stock_quantity") + delta)
-    return Variant.objects.get(pk=variant_id)
+    variant = Variant.objects.get(pk=variant_id)
+    history_record_create(variant, user=user, reason=reason or f"stock {delta:+d}")
+    return variant
+
+
+def variant_get_or_create(*, product: Product, size: str) -> Variant:
+    """The product's variant of ``size`` (any case), created with no stock when missing; safe under races."""
+    variant = Variant.objects.filter(product=product, size__iexact=size).first()
+    if variant is not None:
+        return variant
+    try:
+        with transaction.atomic():
+            return Variant.objects.create(product=product, size=size, stock_quantity=0)
+    except IntegrityError:
+        return Variant.objects.get(product=product, size=size)
 
 
 def product_create(
@@ -154,5 +175,5 @@ def product_create(
 
 __all__ = [
     "ImageRejected", "category_for_text", "category_get_or_create", "gender_for_text", "kind_for_text",
-    "product_create", "product_image_add", "quality_flags_for", "variant_adjust_stock",
+    "product_create", "product_image_add", "quality_flags_for", "variant_adjust_stock", "variant_get_or_create",
 ]

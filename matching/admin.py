@@ -18,6 +18,17 @@ class EmbeddingModelAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False  # versions are created from settings.EMBEDDERS by the services
 
+    def has_delete_permission(self, request, obj: EmbeddingModel | None = None) -> bool:
+        # Deleting a version deletes its vectors: never the one serving (nor one being built into).
+        if obj is not None and (obj.active or obj.state == ModelState.BUILDING):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # one at a time, from a version's page, never the active one
+        return actions
+
     @admin.display(description="re-embedding")
     def progress_display(self, obj: EmbeddingModel) -> str:
         progress = obj.progress or {}

@@ -131,3 +131,17 @@ def shipped_write(weights_file: Path, *, version: str, metrics: dict, training_d
     }
     (target_dir / f"{meta['arch']}.json").write_text(json.dumps(sidecar, indent=1, sort_keys=True) + "\n")
     return sidecar
+
+
+def segmenter_activate(*, model_id: int) -> SegmenterModel:
+    """Serve version ``model_id`` from now on (the only way to switch; the admin never edits weights paths)."""
+    with transaction.atomic():
+        row = SegmenterModel.objects.select_for_update().get(pk=model_id)
+        if not row.active:
+            SegmenterModel.objects.filter(active=True).update(active=False)
+            row.active = True
+            row.save(update_fields=["active"])
+    from .segmenter import reset_segmenter
+
+    transaction.on_commit(reset_segmenter)
+    return row

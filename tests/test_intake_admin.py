@@ -28,7 +28,7 @@ def test_admin_shows_snapshots_and_arrivals_read_only(client, upload, worker, sh
 
     listing = client.get("/admin/warehouse/snapshot/")
     assert listing.status_code == 200
-    assert f"/intake/s/{snapshot_id}/image/preview/".encode() in listing.content  # thumbnail
+    assert f"/admin/warehouse/reviewitem/{snapshot_id}/thumb/preview/64/".encode() in listing.content  # thumbnail
     page = client.get(f"/admin/warehouse/snapshot/{snapshot_id}/change/")
     assert page.status_code == 200 and b"GrabCut gave up" in page.content
     assert client.get("/admin/warehouse/snapshot/add/").status_code == 403

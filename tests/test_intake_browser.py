@@ -26,26 +26,31 @@ from .test_intake_fixtures import (
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 VIEWPORT = (390, 844)
+DESKTOP = (1400, 1000)
 
 
-def chromium(profile: Path) -> webdriver.Chrome:
+def chromium(profile: Path, *, phone: bool = True) -> webdriver.Chrome:
+    """Headless Chromium: a phone (the intake pages) or a desktop window (the admin)."""
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    size = VIEWPORT if phone else DESKTOP
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={profile}", f"--window-size={VIEWPORT[0]},{VIEWPORT[1]}"):
+                 "--disable-dev-shm-usage", f"--user-data-dir={profile}", f"--window-size={size[0]},{size[1]}"):
         options.add_argument(flag)
-    options.add_experimental_option("mobileEmulation", {
-        "deviceMetrics": {"width": VIEWPORT[0], "height": VIEWPORT[1], "pixelRatio": 2.0, "touch": True},
-        "userAgent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-                     "Chrome/126.0 Mobile Safari/537.36",
-    })
+    if phone:
+        options.add_experimental_option("mobileEmulation", {
+            "deviceMetrics": {"width": VIEWPORT[0], "height": VIEWPORT[1], "pixelRatio": 2.0, "touch": True},
+            "userAgent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+                         "Chrome/126.0 Mobile Safari/537.36",
+        })
     return webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"))
 
 
 @pytest.fixture
 def browser(tmp_path, request) -> Iterator[webdriver.Chrome]:
-    driver = chromium(tmp_path / "chromium-profile")
+    """A phone, unless the test module sets ``BROWSER_PHONE = False``; keeps a screenshot when the test fails."""
+    driver = chromium(tmp_path / "chromium-profile", phone=getattr(request.module, "BROWSER_PHONE", True))
     driver.set_page_load_timeout(60)
     failures_before = request.session.testsfailed
     yield driver

@@ -68,10 +68,17 @@ def build_catalogue(shared_data: Path, n: int = CATALOGUE_SIZE) -> list[Product]
     """Real products with one studio photo each and sizes S/M/L (5 in stock), embedded for matching."""
     from matching.services import catalog_embed, embedding_model_active
 
+    products = catalogue_products(shared_data, n)
+    catalog_embed(model=embedding_model_active())
+    return products
+
+
+def catalogue_products(shared_data: Path, n: int, *, prefix: str = "CAT") -> list[Product]:
+    """Real products with one studio photo each and sizes S/M/L (5 in stock), not embedded yet."""
     products = []
     for i, row in enumerate(catalogue_rows(shared_data, n)):
         product = product_create(
-            sku=f"CAT-{i:03d}", name=f"{row['colour']} {row['article_type']}",
+            sku=f"{prefix}-{i:03d}", name=f"{row['colour']} {row['article_type']}",
             category=category_for_text(row["article_type"]), gender=gender_for_text(row["gender"]) or "unisex",
         )
         product_image_add(product=product, data=(shared_data / "catalog-photos" / row["image"]).read_bytes(),
@@ -79,7 +86,6 @@ def build_catalogue(shared_data: Path, n: int = CATALOGUE_SIZE) -> list[Product]
         for size in ("S", "M", "L"):
             factories.variant(product_obj=product, size=size, stock=5)
         products.append(product)
-    catalog_embed(model=embedding_model_active())
     return products
 
 

@@ -181,3 +181,5 @@ class Arrival(models.Model):
     @property
     def is_undone(self) -> bool:
         return self.undone_at is not None
+
+from .review.models import LabelledPair, ReviewDecision, ReviewItem  # noqa: E402,F401 - registered in this app

@@ -4,12 +4,14 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import health, home
+from .dashboard import views as dashboard
 
 admin.site.site_header = "Stockmatch catalogue"
 admin.site.site_title = "Stockmatch"
 
 urlpatterns = [
     path("", home.home, name="home"),
+    path("admin/dashboard/", admin.site.admin_view(dashboard.dashboard), name="admin-dashboard"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("healthz", health.healthz, name="healthz"),
