@@ -2,10 +2,15 @@
 # ruff: noqa: F811 - pytest fixtures imported from tests/test_intake_fixtures.py are redefined as arguments
 from __future__ import annotations
 
+import io
+import os
+import signal
 import time
 
 import pytest
+import redis
 from django.core.files.storage import default_storage
+from PIL import Image
 
 from tests import celery_worker
 from warehouse.celery import app as celery_app
@@ -64,12 +69,70 @@ def test_a_real_worker_processes_an_upload_end_to_end(broker, api, shared_data, 
                     default_storage.delete(field.name)
 
 
-def upload_photo(client, data: bytes):
-    import io
+@pytest.mark.celery_worker
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_task_leaves_nothing_stuck(broker, api, shared_data, tmp_path):
+    # given an item with four 12 MP photos, queued while no worker runs
+    build_catalogue(shared_data, n=4)
+    celery_worker.client_app().control.purge()
+    response = upload_photo(api, phone_sized(phone_photo(shared_data, 0)))
+    assert response.status_code == 202, response.content
+    snapshot_id = response.json()["id"]
+    for index in (1, 2, 3):
+        photo = phone_sized(phone_photo(shared_data, index))
+        more = upload_photo(api, photo, url=f"{SNAPSHOTS_URL}{snapshot_id}/photos/")
+        assert more.status_code == 202, more.content
+    lease = {"STOCKMATCH_SNAPSHOT_LEASE_SECONDS": "6"}
+    log = tmp_path / "worker.log"
+    try:
+        # when a worker starts on it and is killed (SIGKILL: no cleanup, message left unacknowledged)
+        with celery_worker.running_worker(log, purge=False, wait=False, env=lease) as (_, process):
+            processing = wait_for(lambda: Snapshot.objects.get(pk=snapshot_id).status == SnapshotStatus.PROCESSING, 120)
+            assert processing, log.read_text()[-3000:]
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+        killed = Snapshot.objects.get(pk=snapshot_id)
+        assert killed.status == SnapshotStatus.PROCESSING and killed.attempts == 1, log.read_text()[-3000:]
+        # then a new worker takes the dead run over and matches the item
+        with celery_worker.running_worker(log, purge=False, env=lease):
+            body = poll_until_done(api, snapshot_id, deadline_s=180)
+        assert body["status"] == SnapshotStatus.MATCHED, (body["error"], log.read_text()[-3000:])
+        assert body["candidates"] and len(body["group_photos"]) == 3
+        snapshot = Snapshot.objects.get(pk=snapshot_id)
+        actions = [event["action"] for event in snapshot.events]
+        assert snapshot.attempts == 2 and actions.count("matched") == 1
+        assert {"lease expired", "stale sweep"} & set(actions)
+    finally:
+        redis.Redis.from_url(REDIS_URL).delete("unacked", "unacked_index")  # the killed worker's message
+        for snapshot in Snapshot.objects.all():
+            for field in (snapshot.original, snapshot.preview, snapshot.cutout, snapshot.mask):
+                if field:
+                    default_storage.delete(field.name)
 
+
+def phone_sized(data: bytes) -> bytes:
+    """The photo as a 12 MP phone camera sends it (decoding and cutting it out takes a while)."""
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    size = (3000, 4000) if image.height >= image.width else (4000, 3000)
+    buffer = io.BytesIO()
+    image.resize(size).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def wait_for(condition, deadline_s: float) -> bool:
+    stop = time.monotonic() + deadline_s
+    while not condition():
+        if time.monotonic() > stop:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def upload_photo(client, data: bytes, url: str = SNAPSHOTS_URL):
     handle = io.BytesIO(data)
     handle.name = "photo.jpg"
-    return client.post(SNAPSHOTS_URL, {"photo": handle}, format="multipart")
+    return client.post(url, {"photo": handle}, format="multipart")
 
 
 def poll_until_done(client, snapshot_id: int, *, deadline_s: float) -> dict:

@@ -265,6 +265,7 @@ class SnapshotListCreateApi(IntakeAPIView, ListAPIView):
 
     @extend_schema(tags=[TAG], summary="My photographed items", parameters=[FilterSerializer])
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        services.snapshots_sweep_if_due()  # in-process mode has no beat: recover dead runs here
         return super().get(request, *args, **kwargs)
 
     @extend_schema(
@@ -321,6 +322,7 @@ class SnapshotDetailApi(IntakeAPIView):
     @extend_schema(tags=[TAG], summary="A photographed item: status, cut-out, candidates, decision",
                    responses={200: SnapshotDetailSerializer, **ERRORS})
     def get(self, request: Request, snapshot_id: int) -> Response:
+        services.snapshots_sweep_if_due()  # the phone polls this: a dead run is taken over on its next poll
         return Response(snapshot_data(self.snapshot(snapshot_id), request))
 
 

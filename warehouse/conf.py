@@ -12,7 +12,18 @@ def undo_window() -> timedelta:
 
 
 def stale_after() -> timedelta:
-    return timedelta(minutes=float(getattr(settings, "STOCKMATCH_SNAPSHOT_STALE_MINUTES", 15)))
+    """A photo still ``received`` (never started: the broker was down, the message lost) after this is queued again."""
+    return timedelta(minutes=float(getattr(settings, "STOCKMATCH_SNAPSHOT_STALE_MINUTES", 2)))
+
+
+def lease_duration() -> timedelta:
+    """How long a processing claim lives without being renewed; a worker renews it every third of that."""
+    return timedelta(seconds=max(float(getattr(settings, "STOCKMATCH_SNAPSHOT_LEASE_SECONDS", 20)), 3.0))
+
+
+def sweep_interval() -> float:
+    """Seconds between sweeps for dead runs and lost messages (Celery beat, and requests in in-process mode)."""
+    return float(getattr(settings, "STOCKMATCH_SNAPSHOT_SWEEP_SECONDS", 30))
 
 
 def max_attempts() -> int:

@@ -1,6 +1,7 @@
 """Reads for warehouse intake: what a worker may see, with live catalogue data beside stored results."""
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import datetime, time, timedelta
 
@@ -129,6 +130,28 @@ def snapshots_waiting(*, user: AbstractBaseUser) -> QuerySet[Snapshot]:
         user=user, statuses=[*PENDING_STATUSES, SnapshotStatus.FAILED, SnapshotStatus.MATCHED],
         since=start_of_today() - timedelta(days=2),
     )
+
+
+def snapshot_lease_left(*, snapshot_id: int) -> float | None:
+    """Seconds left on the claim of the run processing this item, or ``None`` when no live run holds it."""
+    expires = (
+        Snapshot.objects.filter(pk=snapshot_id, status=SnapshotStatus.PROCESSING)
+        .values_list("lease_expires_at", flat=True)
+        .first()
+    )
+    left = (expires - timezone.now()).total_seconds() if expires else 0.0
+    return left if left > 0 else None
+
+
+def snapshot_leases_left(*, limit: int = 20) -> list[float]:
+    """Seconds until each claim held now runs out (soonest first): when a dead worker's items become free."""
+    now = timezone.now()
+    ends = (
+        Snapshot.objects.filter(status=SnapshotStatus.PROCESSING, lease_expires_at__gt=now)
+        .order_by("lease_expires_at")
+        .values_list("lease_expires_at", flat=True)[:limit]
+    )
+    return sorted({math.ceil((end - now).total_seconds()) for end in ends})
 
 
 def training_pairs() -> QuerySet[Snapshot]:
