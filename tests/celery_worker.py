@@ -10,6 +10,7 @@ from pathlib import Path
 
 from celery import Celery
 from django.db import connection
+from kombu import pools
 
 from tests.conftest import REPO_ROOT
 
@@ -26,6 +27,14 @@ def worker_env() -> dict[str, str]:
     else:
         env["STOCKMATCH_DB_NAME"] = name
     return env
+
+
+def reset_connections(app: Celery) -> None:
+    """Forget the app's broker connections and producers, so the next publish uses its current ``broker_url``."""
+    app.pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
+    pools.reset()  # kombu's process-wide producer pools, keyed by broker URL
 
 
 def client_app() -> Celery:

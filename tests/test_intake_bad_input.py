@@ -65,7 +65,8 @@ def test_unusable_files_are_refused_with_a_reason_and_nothing_is_stored(upload, 
     response = upload(data, name=name, key=str(uuid.uuid4()))
     assert response.status_code == status, response.content
     if code == "empty":
-        assert response.json()["photo"]  # DRF refuses an empty file before the service sees it
+        body = response.json()  # DRF refuses an empty file before the service sees it
+        assert body["field"] == "photo" and body["code"] == "empty" and body["detail"].startswith("photo: ")
     else:
         assert response.json()["code"] == code
         assert words in response.json()["detail"]
@@ -94,7 +95,8 @@ def test_the_configured_size_limit_applies_to_the_photo_itself(upload, settings,
 @pytest.mark.django_db
 def test_a_missing_photo_field_is_explained(api):
     response = api.post(SNAPSHOTS_URL, {"idempotency_key": str(uuid.uuid4())}, format="multipart")
-    assert response.status_code == 400 and "photo" in response.json()
+    assert response.status_code == 400 and response.json()["field"] == "photo"
+    assert response.json()["code"] == "required"
     assert_nothing_stored()
 
 

@@ -34,12 +34,12 @@ def broker(monkeypatch, settings):
     settings.MEDIA_ROOT = DATA_DIR / "media"
     saved = {key: celery_app.conf[key] for key in ("broker_url", "result_backend", "task_always_eager")}
     celery_app.conf.update(broker_url=REDIS_URL, result_backend=REDIS_URL, task_always_eager=False)
+    celery_worker.reset_connections(celery_app)
     try:
         yield
     finally:
         celery_app.conf.update(saved)
-        celery_app.pool.force_close_all()
-        celery_app._pool = None
+        celery_worker.reset_connections(celery_app)
 
 
 @pytest.mark.celery_worker

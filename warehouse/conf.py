@@ -45,3 +45,13 @@ def soft_time_limit() -> int:
 
 def hard_time_limit() -> int:
     return int(getattr(settings, "STOCKMATCH_SNAPSHOT_TIME_LIMIT", soft_time_limit() + 30))
+
+
+def min_image_side() -> int:
+    """Photos narrower than this (in pixels, either side) cannot show a garment: refused at upload."""
+    return int(getattr(settings, "STOCKMATCH_MIN_IMAGE_SIDE", 64))
+
+
+def max_image_aspect() -> float:
+    """Long side over short side above this (a strip, not a photo): refused at upload."""
+    return float(getattr(settings, "STOCKMATCH_MAX_IMAGE_ASPECT", 6))

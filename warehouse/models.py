@@ -54,6 +54,13 @@ class PhotoRole(models.TextChoices):
     DETAIL = "detail", "Detail"
 
 
+class ConfirmSource(models.TextChoices):
+    """How the worker found the product they confirmed (kept in the snapshot's events)."""
+
+    CANDIDATES = "candidates", "One of the matcher's candidates"
+    SEARCH = "search", "Searched by SKU, name or barcode (recognition failed)"
+
+
 def _snapshot_path(kind: str, instance: Snapshot, filename: str) -> str:
     dot = filename.rfind(".")
     suffix = filename[dot:].lower() if dot != -1 else ".jpg"
