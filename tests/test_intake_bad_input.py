@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import io
-import threading
 import uuid
 from pathlib import Path
 
 import pillow_heif
 import pytest
 from django.conf import settings
-from django.db import connection
 from PIL import Image
 from rest_framework.test import APIClient
 
@@ -23,6 +21,7 @@ from .test_intake_fixtures import (  # noqa: F401
     api,
     make_worker,
     phone_photo,
+    run_at_once,
     upload,
     worker,
 )
@@ -170,25 +169,15 @@ def test_two_simultaneous_submits_with_one_key_make_one_snapshot(shared_data):
     # given the same photo sent twice at the same moment (a double tap, or a retry racing the first try)
     user = make_worker("racer")
     photo, key = phone_photo(shared_data, 2), str(uuid.uuid4())
-    barrier, results = threading.Barrier(2), []
-
-    def submit() -> None:
+    def submit() -> tuple[int, int]:
         client = APIClient()
         client.force_login(user)
-        barrier.wait()
-        try:
-            handle = io.BytesIO(photo)
-            handle.name = "photo.jpg"
-            response = client.post(SNAPSHOTS_URL, {"photo": handle}, format="multipart", HTTP_IDEMPOTENCY_KEY=key)
-            results.append((response.status_code, response.json()["id"]))
-        finally:
-            connection.close()
+        handle = io.BytesIO(photo)
+        handle.name = "photo.jpg"
+        response = client.post(SNAPSHOTS_URL, {"photo": handle}, format="multipart", HTTP_IDEMPOTENCY_KEY=key)
+        return response.status_code, response.json()["id"]
 
-    threads = [threading.Thread(target=submit) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = run_at_once(submit, 2)
     # then both get the same snapshot, and only one original is stored
     assert [status for status, _ in results] == [202, 202]
     assert len({snapshot_id for _, snapshot_id in results}) == 1

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
 from PIL import Image
 from rest_framework.test import APIClient
 
@@ -24,6 +23,7 @@ from .test_intake_fixtures import (  # noqa: F401
     SNAPSHOTS_URL,
     api,
     phone_photo,
+    run_at_once,
     upload,
     worker,
 )
@@ -221,25 +221,13 @@ def test_an_item_books_one_arrival_unless_another_is_asked_for(api, matched, var
 
 @pytest.mark.django_db(transaction=True)
 def test_ten_concurrent_confirms_without_a_key_book_one_arrival(worker, matched, variant):
-    barrier = threading.Barrier(10)
-    answers: list[int] = []
-
-    def confirm() -> None:
+    def confirm() -> int:
         client = APIClient()
         client.force_login(worker)
-        try:
-            barrier.wait()
-            response = client.post(f"{SNAPSHOTS_URL}{matched}/confirm/", {"variant_id": variant.pk, "quantity": 3},
-                                   format="json")
-            answers.append(response.status_code)
-        finally:
-            connection.close()
+        payload = {"variant_id": variant.pk, "quantity": 3}
+        return client.post(f"{SNAPSHOTS_URL}{matched}/confirm/", payload, format="json").status_code
 
-    threads = [threading.Thread(target=confirm) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers = run_at_once(confirm, 10)
     assert answers == [201] * 10
     assert Arrival.objects.filter(snapshot_id=matched).count() == 1
     variant.refresh_from_db()

@@ -12,8 +12,8 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from warehouse import conf, services
-from warehouse.services import processing
 from warehouse.models import Snapshot, SnapshotStatus
+from warehouse.services import processing
 from warehouse.tasks import process_snapshot, sweep_stale_snapshots
 
 from .test_intake_fixtures import (  # noqa: F401

@@ -19,6 +19,7 @@ from .test_intake_fixtures import (  # noqa: F401
     api,
     make_worker,
     phone_photo,
+    run_at_once,
     upload,
     worker,
 )
@@ -121,23 +122,8 @@ def test_the_heartbeat_renews_the_lease_while_the_run_works(settings, received):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_claims_of_a_dead_run_have_one_winner(received):
     died_mid_run(received)
-    barrier = threading.Barrier(6)
-    wins: list[object] = []
-
-    def take() -> None:
-        try:
-            barrier.wait()
-            claimed = processing.claim(received.pk)
-            if claimed is not None:
-                wins.append(claimed[1])
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=take) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    claims = run_at_once(lambda: processing.claim(received.pk), 6)
+    wins = [claimed for claimed in claims if claimed is not None]
     assert len(wins) == 1
     received.refresh_from_db()
     assert received.status == SnapshotStatus.PROCESSING and received.attempts == 2

@@ -106,7 +106,7 @@
     const show = item.actions.confirm && item.status !== "confirmed" && (item.candidates || []).length > 0;
     $("cands-section").classList.toggle("hidden", !show);
     const hidden = showAll ? 0 : Math.max(0, item.candidates.length - FIRST);
-    if (show) $("cands").replaceChildren(...item.candidates.slice(0, item.candidates.length - hidden).map(candidateCard));
+    if (show) $("cands").replaceChildren(...item.candidates.slice(0, item.candidates.length - hidden).map((c) => candidateCard(c)));
     $("btn-all").classList.toggle("hidden", !show || hidden === 0);
     $("btn-all").textContent = `Show ${hidden} more`;
   }
