@@ -45,7 +45,8 @@ def client_app() -> Celery:
 
 @contextmanager
 def running_worker(
-    log_path: Path, queues: str = "celery", *, purge: bool = True, wait: bool = True, env: dict[str, str] | None = None
+    log_path: Path, queues: str = "celery", *, purge: bool = True, wait: bool = True, pool: str = "solo",
+    env: dict[str, str] | None = None,
 ):
     """A worker process for the duration of the block; waits until it answers a ping (unless ``wait`` is False:
     a solo worker busy with a task answers no ping). ``purge`` drops the messages waiting in the queue first.
@@ -55,7 +56,7 @@ def running_worker(
         app.control.purge()
     with open(log_path, "a") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "warehouse", "worker", "--pool=solo", "--concurrency=1",
+            [sys.executable, "-m", "celery", "-A", "warehouse", "worker", f"--pool={pool}", "--concurrency=1",
              "--loglevel=INFO", "-Q", queues, "--without-gossip", "--without-mingle", "--without-heartbeat"],
             env={**worker_env(), **(env or {})}, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
         )

@@ -111,6 +111,45 @@ def test_a_worker_killed_mid_task_leaves_nothing_stuck(broker, api, shared_data,
                     default_storage.delete(field.name)
 
 
+@pytest.mark.celery_worker
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_pool_process_is_redelivered_and_takes_over_once_the_lease_ends(broker, api, shared_data, tmp_path):
+    # given a prefork worker (the pool process works, the main process supervises) and one queued photo
+    build_catalogue(shared_data, n=4)
+    celery_worker.client_app().control.purge()
+    response = upload_photo(api, phone_sized(phone_photo(shared_data, 1)))
+    assert response.status_code == 202, response.content
+    snapshot_id = response.json()["id"]
+    log = tmp_path / "worker.log"
+    try:
+        with celery_worker.running_worker(log, purge=False, wait=False, pool="prefork",
+                                          env={"STOCKMATCH_SNAPSHOT_LEASE_SECONDS": "6"}) as (_, process):
+            processing = wait_for(lambda: Snapshot.objects.get(pk=snapshot_id).status == SnapshotStatus.PROCESSING, 120)
+            assert processing, log.read_text()[-3000:]
+            # when the pool process dies mid-task (its lease is still alive for a few seconds)
+            for child in children(process.pid):
+                os.kill(child, signal.SIGKILL)
+            # then the main process gives the message back (reject_on_worker_lost), the redelivered task finds
+            # a live-looking claim, looks again once the lease has run out, and takes the item over
+            body = poll_until_done(api, snapshot_id, deadline_s=180)
+        assert body["status"] == SnapshotStatus.MATCHED, (body["error"], log.read_text()[-3000:])
+        snapshot = Snapshot.objects.get(pk=snapshot_id)
+        actions = [event["action"] for event in snapshot.events]
+        assert snapshot.attempts == 2 and actions[-3:] == ["lease expired", "process", "matched"]
+        assert "WorkerLostError" in log.read_text()
+    finally:
+        for snapshot in Snapshot.objects.all():
+            for field in (snapshot.original, snapshot.preview, snapshot.cutout, snapshot.mask):
+                if field:
+                    default_storage.delete(field.name)
+
+
+def children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as handle:
+        return [int(child) for child in handle.read().split()]
+
+
 def phone_sized(data: bytes) -> bytes:
     """The photo as a 12 MP phone camera sends it (decoding and cutting it out takes a while)."""
     image = Image.open(io.BytesIO(data)).convert("RGB")
