@@ -10,6 +10,7 @@ from pathlib import Path
 
 from celery import Celery
 from django.db import connection
+from kombu import pools
 
 from tests.conftest import REPO_ROOT
 
@@ -28,6 +29,14 @@ def worker_env() -> dict[str, str]:
     return env
 
 
+def reset_connections(app: Celery) -> None:
+    """Forget the app's broker connections and producers, so the next publish uses its current ``broker_url``."""
+    app.pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
+    pools.reset()  # kombu's process-wide producer pools, keyed by broker URL
+
+
 def client_app() -> Celery:
     app = Celery("stockmatch-test-client", broker=REDIS_URL, backend=REDIS_URL)
     app.conf.task_default_queue = "celery"
@@ -35,19 +44,25 @@ def client_app() -> Celery:
 
 
 @contextmanager
-def running_worker(log_path: Path, queues: str = "celery"):
-    """A worker process for the duration of the block; waits until it answers a ping."""
+def running_worker(
+    log_path: Path, queues: str = "celery", *, purge: bool = True, wait: bool = True, pool: str = "solo",
+    env: dict[str, str] | None = None,
+):
+    """A worker process for the duration of the block; waits until it answers a ping (unless ``wait`` is False:
+    a solo worker busy with a task answers no ping). ``purge`` drops the messages waiting in the queue first.
+    """
     app = client_app()
-    app.control.purge()
-    with open(log_path, "w") as log:
+    if purge:
+        app.control.purge()
+    with open(log_path, "a") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "warehouse", "worker", "--pool=solo", "--concurrency=1",
+            [sys.executable, "-m", "celery", "-A", "warehouse", "worker", f"--pool={pool}", "--concurrency=1",
              "--loglevel=INFO", "-Q", queues, "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            env=worker_env(), cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+            env={**worker_env(), **(env or {})}, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
         )
         try:
             deadline = time.monotonic() + 90
-            while not app.control.ping(timeout=1.0):
+            while wait and not app.control.ping(timeout=1.0):
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"Celery worker did not start; log:\n{log_path.read_text()}")
             yield app, process

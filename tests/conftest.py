@@ -18,6 +18,14 @@ def _media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
+@pytest.fixture(autouse=True)
+def _no_sweep_on_requests():
+    """Intake reads sweep for dead runs at most every 30 s (in-process recovery); tests that want it delete the key."""
+    from django.core.cache import cache
+
+    cache.set("warehouse:snapshot-sweep", True, 3600)
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.exists():

@@ -93,8 +93,9 @@ def test_confirm_by_product_and_new_size_creates_the_variant(api, upload, catalo
                         {"product_id": product.pk, "size": "xl", "quantity": 2}, format="json")
     assert response.status_code == 201, response.content
     assert Variant.objects.get(product=product, size="XL").stock_quantity == 2
-    # another size of the same item is a second arrival; a different product is refused
-    more = api.post(f"{SNAPSHOTS_URL}{snapshot_id}/confirm/", {"product_id": product.pk, "size": "S", "quantity": 1})
+    # another size of the same item, asked for, is a second arrival; a different product is refused
+    more = api.post(f"{SNAPSHOTS_URL}{snapshot_id}/confirm/",
+                    {"product_id": product.pk, "size": "S", "quantity": 1, "add_another": True})
     assert more.status_code == 201
     other = api.post(f"{SNAPSHOTS_URL}{snapshot_id}/confirm/",
                      {"product_id": catalogue[1].pk, "size": "S", "quantity": 1})

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import io
-import threading
 import uuid
 from pathlib import Path
 
 import pillow_heif
 import pytest
 from django.conf import settings
-from django.db import connection
 from PIL import Image
 from rest_framework.test import APIClient
 
@@ -23,6 +21,7 @@ from .test_intake_fixtures import (  # noqa: F401
     api,
     make_worker,
     phone_photo,
+    run_at_once,
     upload,
     worker,
 )
@@ -65,7 +64,8 @@ def test_unusable_files_are_refused_with_a_reason_and_nothing_is_stored(upload, 
     response = upload(data, name=name, key=str(uuid.uuid4()))
     assert response.status_code == status, response.content
     if code == "empty":
-        assert response.json()["photo"]  # DRF refuses an empty file before the service sees it
+        body = response.json()  # DRF refuses an empty file before the service sees it
+        assert body["field"] == "photo" and body["code"] == "empty" and body["detail"].startswith("photo: ")
     else:
         assert response.json()["code"] == code
         assert words in response.json()["detail"]
@@ -94,7 +94,8 @@ def test_the_configured_size_limit_applies_to_the_photo_itself(upload, settings,
 @pytest.mark.django_db
 def test_a_missing_photo_field_is_explained(api):
     response = api.post(SNAPSHOTS_URL, {"idempotency_key": str(uuid.uuid4())}, format="multipart")
-    assert response.status_code == 400 and "photo" in response.json()
+    assert response.status_code == 400 and response.json()["field"] == "photo"
+    assert response.json()["code"] == "required"
     assert_nothing_stored()
 
 
@@ -168,25 +169,15 @@ def test_two_simultaneous_submits_with_one_key_make_one_snapshot(shared_data):
     # given the same photo sent twice at the same moment (a double tap, or a retry racing the first try)
     user = make_worker("racer")
     photo, key = phone_photo(shared_data, 2), str(uuid.uuid4())
-    barrier, results = threading.Barrier(2), []
-
-    def submit() -> None:
+    def submit() -> tuple[int, int]:
         client = APIClient()
         client.force_login(user)
-        barrier.wait()
-        try:
-            handle = io.BytesIO(photo)
-            handle.name = "photo.jpg"
-            response = client.post(SNAPSHOTS_URL, {"photo": handle}, format="multipart", HTTP_IDEMPOTENCY_KEY=key)
-            results.append((response.status_code, response.json()["id"]))
-        finally:
-            connection.close()
+        handle = io.BytesIO(photo)
+        handle.name = "photo.jpg"
+        response = client.post(SNAPSHOTS_URL, {"photo": handle}, format="multipart", HTTP_IDEMPOTENCY_KEY=key)
+        return response.status_code, response.json()["id"]
 
-    threads = [threading.Thread(target=submit) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = run_at_once(submit, 2)
     # then both get the same snapshot, and only one original is stored
     assert [status for status, _ in results] == [202, 202]
     assert len({snapshot_id for _, snapshot_id in results}) == 1

@@ -4,12 +4,14 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from django.contrib.auth.models import Group, User
+from django.db import connection
 from PIL import Image
 from rest_framework.test import APIClient
 
@@ -129,6 +131,25 @@ def upload(api, django_capture_on_commit_callbacks) -> Callable:
         return response
 
     return post
+
+
+def run_at_once(action: Callable[[], object], n: int) -> list:
+    """Call ``action`` in ``n`` threads released together (a race), each on its own database connection."""
+    barrier, results = threading.Barrier(n), []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            results.append(action())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
 
 
 def _named(data: bytes, name: str) -> io.BytesIO:

@@ -12,8 +12,8 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from warehouse import conf, services
-from warehouse.services import processing
 from warehouse.models import Snapshot, SnapshotStatus
+from warehouse.services import processing
 from warehouse.tasks import process_snapshot, sweep_stale_snapshots
 
 from .test_intake_fixtures import (  # noqa: F401
@@ -41,18 +41,22 @@ def test_processing_twice_does_the_work_once(received):
     assert received.cutout and received.mask and received.timings["total"] > 0
 
 
-def test_a_snapshot_being_processed_is_left_alone_until_it_is_stale(api, received, django_capture_on_commit_callbacks):
-    # given a worker started on it a minute ago
+def test_a_snapshot_being_processed_is_left_alone_while_its_lease_lives(
+    api, received, django_capture_on_commit_callbacks
+):
+    # given a worker started on it a minute ago and renewed its lease a moment ago
+    now = timezone.now()
     Snapshot.objects.filter(pk=received.pk).update(
-        status=SnapshotStatus.PROCESSING, processing_started_at=timezone.now() - timedelta(minutes=1), attempts=1
+        status=SnapshotStatus.PROCESSING, processing_started_at=now - timedelta(minutes=1),
+        lease_expires_at=now + timedelta(seconds=20), attempts=1,
     )
     # then a redelivered task, the sweep and the retry button leave it alone
     assert process_snapshot.delay(received.pk).get()["skipped"]
     assert sweep_stale_snapshots.delay().get() == {"requeued": []}
     response = api.post(f"{SNAPSHOTS_URL}{received.pk}/retry/")
-    assert response.status_code == 400 and response.json()["code"] == "busy"
-    # when its worker died and the snapshot has been processing for longer than the stale limit
-    Snapshot.objects.filter(pk=received.pk).update(processing_started_at=timezone.now() - timedelta(hours=1))
+    assert response.status_code == 409 and response.json()["code"] == "busy"
+    # when its worker died and stopped renewing the lease
+    Snapshot.objects.filter(pk=received.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     with django_capture_on_commit_callbacks(execute=True):
         requeued = sweep_stale_snapshots.delay().get()
     # then the sweep queues it again and it is matched
@@ -60,6 +64,7 @@ def test_a_snapshot_being_processed_is_left_alone_until_it_is_stale(api, receive
     received.refresh_from_db()
     assert received.status == SnapshotStatus.MATCHED and received.attempts == 2
     assert [e["action"] for e in received.events][-3:] == ["stale sweep", "process", "matched"]
+    assert received.lease_expires_at is None
 
 
 def test_an_upload_whose_task_was_never_queued_is_picked_up_by_the_sweep(received, django_capture_on_commit_callbacks):

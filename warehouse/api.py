@@ -1,6 +1,7 @@
 """Intake REST API (under /api/v1/intake/): thin views over ``warehouse.services`` and ``selectors``."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.shortcuts import get_object_or_404
@@ -26,7 +27,7 @@ from catalog.imaging import ImageRejected, max_bytes
 from catalog.models import Product, Variant
 
 from . import selectors, services
-from .models import Arrival, PhotoRole, Snapshot, SnapshotStatus
+from .models import Arrival, ConfirmSource, PhotoRole, Snapshot, SnapshotStatus
 from .roles import WAREHOUSE, has_role
 
 TAG = "intake"
@@ -40,8 +41,28 @@ class IsWarehouseWorker(BasePermission):
 
 
 class IntakeErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    code = serializers.CharField()
+    detail = serializers.CharField(help_text="A sentence for the worker.")
+    code = serializers.CharField(help_text="Machine-readable: invalid, not_an_image, already_booked, …")
+    field = serializers.CharField(required=False, help_text="The first input field at fault, if any.")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.JSONField()), required=False,
+        help_text="Invalid input: the messages per field.",
+    )
+
+
+PLAIN_INTEGER_RE = re.compile(r"-?[0-9]{1,18}")
+
+
+class PlainIntegerField(serializers.IntegerField):
+    """A whole number as people type it: a JSON integer or ASCII digits. "1.0", " 2 ", "٣" and true are refused
+    (DRF's IntegerField takes all four)."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not (
+            isinstance(data, int) or (isinstance(data, str) and PLAIN_INTEGER_RE.fullmatch(data))
+        ):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 ERRORS = {
@@ -75,10 +96,7 @@ class IntakeAPIView(APIView):
             return error_response(exc.reason, exc.code, code)
         if isinstance(exc, NotAuthenticated):
             exc.detail = ErrorDetail("Sign in first.", code="not_authenticated")
-        response = super().handle_exception(exc)
-        if isinstance(response.data, dict) and set(response.data) == {"detail"}:  # DRF's own errors get a code too
-            response.data["code"] = getattr(response.data["detail"], "code", None) or "error"
-        return response
+        return super().handle_exception(exc)  # then warehouse.api_errors gives DRF's errors {detail, code}
 
     def snapshot(self, snapshot_id: int) -> Snapshot:
         return selectors.snapshot_get(user=self.request.user, snapshot_id=snapshot_id)
@@ -93,18 +111,21 @@ class IntakeSizeSerializer(serializers.Serializer):
     stock = serializers.IntegerField()
 
 
-class IntakeCandidateSerializer(serializers.Serializer):
-    rank = serializers.IntegerField()
+class IntakeProductFoundSerializer(serializers.Serializer):
     product_id = serializers.IntegerField()
     sku = serializers.CharField()
     name = serializers.CharField()
-    score = serializers.FloatField(allow_null=True, help_text="Cosine similarity, higher is better.")
     image_url = serializers.CharField()
     category = serializers.CharField()
     category_kind = serializers.CharField()
     gender = serializers.CharField()
     status = serializers.CharField()
     sizes = IntakeSizeSerializer(many=True)
+
+
+class IntakeCandidateSerializer(IntakeProductFoundSerializer):
+    rank = serializers.IntegerField()
+    score = serializers.FloatField(allow_null=True, help_text="Cosine similarity, higher is better.")
 
 
 class IntakeProductSerializer(serializers.Serializer):
@@ -265,6 +286,7 @@ class SnapshotListCreateApi(IntakeAPIView, ListAPIView):
 
     @extend_schema(tags=[TAG], summary="My photographed items", parameters=[FilterSerializer])
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        services.snapshots_sweep_if_due()  # in-process mode has no beat: recover dead runs here
         return super().get(request, *args, **kwargs)
 
     @extend_schema(
@@ -321,6 +343,7 @@ class SnapshotDetailApi(IntakeAPIView):
     @extend_schema(tags=[TAG], summary="A photographed item: status, cut-out, candidates, decision",
                    responses={200: SnapshotDetailSerializer, **ERRORS})
     def get(self, request: Request, snapshot_id: int) -> Response:
+        services.snapshots_sweep_if_due()  # the phone polls this: a dead run is taken over on its next poll
         return Response(snapshot_data(self.snapshot(snapshot_id), request))
 
 
@@ -340,13 +363,22 @@ class SnapshotPhotosApi(IntakeAPIView):
 class SnapshotConfirmApi(IntakeAPIView):
     @extend_schema_serializer(component_name="SnapshotConfirmInput")
     class InputSerializer(serializers.Serializer):
-        variant_id = serializers.IntegerField(required=False)
-        product_id = serializers.IntegerField(required=False)
-        size = serializers.CharField(required=False, allow_blank=True, max_length=20)
-        quantity = serializers.IntegerField(min_value=1)
+        variant_id = PlainIntegerField(required=False, min_value=1)
+        product_id = PlainIntegerField(required=False, min_value=1)
+        size = serializers.CharField(required=False, allow_blank=True, max_length=20,
+                                     help_text="A size the product lacks is added: ≤ 10 of A–Z 0–9 space . , / -")
+        quantity = PlainIntegerField(min_value=1)
         bin_location = serializers.CharField(required=False, allow_blank=True, max_length=50, default="")
         idempotency_key = serializers.CharField(required=False, allow_blank=True, max_length=100, default="",
                                                 help_text="A fresh UUID per booking; a resend books nothing twice.")
+        add_another = serializers.BooleanField(
+            default=False, help_text="Book another size of an item that already has an arrival. Without it, an "
+            "item books one arrival: the same request again returns it, a different one is refused (409).",
+        )
+        source = serializers.ChoiceField(
+            choices=ConfirmSource.choices, default=ConfirmSource.CANDIDATES,
+            help_text="`search` when the worker found the product by SKU, name or barcode (recorded in the events).",
+        )
 
         def validate(self, attrs: dict) -> dict:
             if not attrs.get("variant_id") and not (attrs.get("product_id") and attrs.get("size")):
@@ -366,6 +398,7 @@ class SnapshotConfirmApi(IntakeAPIView):
             snapshot=snapshot, user=request.user, variant=variant, product=product, size=data.get("size", ""),
             quantity=data["quantity"], bin_location=data["bin_location"],
             idempotency_key=request.headers.get("Idempotency-Key") or data["idempotency_key"],
+            add_another=data["add_another"], source=data["source"],
         )
         arrival = selectors.arrival_list(since=arrival.created_at).get(pk=arrival.pk)
         return Response(ArrivalOutputSerializer(arrival, context={"request": request}).data, status=201)
@@ -379,8 +412,8 @@ class SnapshotMarkNewApi(IntakeAPIView):
                                          help_text="Free text (T-Shirt, jeans…); default: the candidates' majority.")
         gender = serializers.CharField(required=False, allow_blank=True, max_length=10, default="")
         size = serializers.CharField(required=False, allow_blank=True, max_length=20, default="")
-        quantity = serializers.IntegerField(required=False, min_value=1, allow_null=True, default=None,
-                                            help_text="Book this many pieces on the draft at once.")
+        quantity = PlainIntegerField(required=False, min_value=1, allow_null=True, default=None,
+                                     help_text="Book this many pieces on the draft at once.")
         bin_location = serializers.CharField(required=False, allow_blank=True, max_length=50, default="")
 
     @extend_schema_serializer(component_name="SnapshotMarkNewOutput")
@@ -442,6 +475,27 @@ SnapshotDiscardApi = _simple_action("snapshot_discard", "Discard a photo (it can
 SnapshotReopenApi = _simple_action(
     "snapshot_reopen", "Take back 'not in catalogue', or restore a discarded photo", status.HTTP_200_OK
 )
+
+
+# --- finding a product by hand -----------------------------------------------------------------------------
+
+
+class ProductSearchApi(IntakeAPIView):
+    @extend_schema_serializer(component_name="IntakeProductSearchFilter")
+    class FilterSerializer(serializers.Serializer):
+        q = serializers.CharField(max_length=100, help_text="SKU, barcode, or part of the name (2+ characters).")
+
+    @extend_schema(
+        tags=[TAG], summary="Find a product by SKU, name or barcode (when recognition failed)",
+        parameters=[FilterSerializer], responses={200: IntakeProductFoundSerializer(many=True), **ERRORS},
+        description="Active and draft products, exact SKU or barcode first, at most 20. Confirm one with "
+        "`POST snapshots/{id}/confirm/` and `source: search`: it becomes a labelled pair like any other.",
+    )
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        products = selectors.product_search(query=filters.validated_data["q"])
+        return Response(IntakeProductFoundSerializer(products, many=True).data)
 
 
 # --- arrivals --------------------------------------------------------------------------------------------

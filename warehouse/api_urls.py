@@ -13,6 +13,7 @@ urlpatterns = [
     path("intake/snapshots/<int:snapshot_id>/retry/", api.SnapshotRetryApi.as_view(), name="api-intake-retry"),
     path("intake/snapshots/<int:snapshot_id>/discard/", api.SnapshotDiscardApi.as_view(), name="api-intake-discard"),
     path("intake/snapshots/<int:snapshot_id>/reopen/", api.SnapshotReopenApi.as_view(), name="api-intake-reopen"),
+    path("intake/products/", api.ProductSearchApi.as_view(), name="api-intake-products"),
     path("intake/arrivals/", api.ArrivalListApi.as_view(), name="api-intake-arrivals"),
     path("intake/arrivals/<int:arrival_id>/undo/", api.ArrivalUndoApi.as_view(), name="api-intake-undo"),
 ]

@@ -12,7 +12,18 @@ def undo_window() -> timedelta:
 
 
 def stale_after() -> timedelta:
-    return timedelta(minutes=float(getattr(settings, "STOCKMATCH_SNAPSHOT_STALE_MINUTES", 15)))
+    """A photo still ``received`` (never started: the broker was down, the message lost) after this is queued again."""
+    return timedelta(minutes=float(getattr(settings, "STOCKMATCH_SNAPSHOT_STALE_MINUTES", 2)))
+
+
+def lease_duration() -> timedelta:
+    """How long a processing claim lives without being renewed; a worker renews it every third of that."""
+    return timedelta(seconds=max(float(getattr(settings, "STOCKMATCH_SNAPSHOT_LEASE_SECONDS", 20)), 3.0))
+
+
+def sweep_interval() -> float:
+    """Seconds between sweeps for dead runs and lost messages (Celery beat, and requests in in-process mode)."""
+    return float(getattr(settings, "STOCKMATCH_SNAPSHOT_SWEEP_SECONDS", 30))
 
 
 def max_attempts() -> int:
@@ -34,3 +45,13 @@ def soft_time_limit() -> int:
 
 def hard_time_limit() -> int:
     return int(getattr(settings, "STOCKMATCH_SNAPSHOT_TIME_LIMIT", soft_time_limit() + 30))
+
+
+def min_image_side() -> int:
+    """Photos narrower than this (in pixels, either side) cannot show a garment: refused at upload."""
+    return int(getattr(settings, "STOCKMATCH_MIN_IMAGE_SIDE", 64))
+
+
+def max_image_aspect() -> float:
+    """Long side over short side above this (a strip, not a photo): refused at upload."""
+    return float(getattr(settings, "STOCKMATCH_MAX_IMAGE_ASPECT", 6))

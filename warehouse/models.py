@@ -13,6 +13,7 @@ the others point at it with ``group_head`` and are matched together with it as o
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -51,6 +52,13 @@ class PhotoRole(models.TextChoices):
     BACK = "back", "Back"
     LABEL = "label", "Label"
     DETAIL = "detail", "Detail"
+
+
+class ConfirmSource(models.TextChoices):
+    """How the worker found the product they confirmed (kept in the snapshot's events)."""
+
+    CANDIDATES = "candidates", "One of the matcher's candidates"
+    SEARCH = "search", "Searched by SKU, name or barcode (recognition failed)"
 
 
 def _snapshot_path(kind: str, instance: Snapshot, filename: str) -> str:
@@ -117,7 +125,13 @@ class Snapshot(models.Model):
         "catalog.Product", null=True, blank=True, on_delete=models.SET_NULL, related_name="snapshots",
         help_text="The confirmed product (or the draft made for it): the training pair.",
     )
-    processing_started_at = models.DateTimeField(null=True, blank=True)
+    processing_started_at = models.DateTimeField(
+        null=True, blank=True, help_text="Start of the current (or last) run; a run's writes must still match it."
+    )
+    lease_expires_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="The running worker renews this while it works; once passed, its run is dead and may be taken over.",
+    )
     processed_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -134,7 +148,7 @@ class Snapshot(models.Model):
         ]
         indexes = [
             models.Index(fields=["uploaded_by", "status", "-created_at"]),
-            models.Index(fields=["status", "processing_started_at"]),
+            models.Index(fields=["status", "lease_expires_at"], name="snapshot_status_lease_idx"),
         ]
 
     def __str__(self) -> str:
@@ -147,6 +161,12 @@ class Snapshot(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.status in PENDING_STATUSES
+
+    def lease_expired(self, now: datetime) -> bool:
+        """Processing, but its worker stopped renewing the claim (it died): another run may take over."""
+        return self.status == SnapshotStatus.PROCESSING and (
+            self.lease_expires_at is None or self.lease_expires_at <= now
+        )
 
     def can_become(self, status: str) -> bool:
         return status in SNAPSHOT_TRANSITIONS.get(self.status, frozenset())

@@ -6,14 +6,12 @@ in-process (eager) mode runs them right here and a broker gets a message.
 """
 from __future__ import annotations
 
-import logging
-
-from celery import current_app
 from django.db import transaction
 
-logger = logging.getLogger(__name__)
+from .celery import app
 
 PROCESS_SNAPSHOT = "warehouse.process_snapshot"
+SWEEP_STALE_SNAPSHOTS = "warehouse.sweep_stale_snapshots"
 
 
 def snapshot_enqueue(snapshot_id: int) -> None:
@@ -22,4 +20,13 @@ def snapshot_enqueue(snapshot_id: int) -> None:
     ``robust``: when the broker is unreachable the snapshot simply stays ``received`` and the stale
     sweep (or the worker's retry button) queues it again; the upload itself is never lost.
     """
-    transaction.on_commit(lambda: current_app.tasks[PROCESS_SNAPSHOT].delay(snapshot_id), robust=True)
+    transaction.on_commit(lambda: send(PROCESS_SNAPSHOT, snapshot_id), robust=True)
+
+
+def send(task_name: str, *args: object, countdown: float | None = None) -> None:
+    """Publish once, without retrying: a request never waits for a broker that is down.
+
+    The caller's state already says what is left to do (a ``received`` photo), and the sweep sends it
+    again later. Our tasks ignore results, so no result backend is contacted either.
+    """
+    app.tasks[task_name].apply_async(args=args, countdown=countdown, retry=False)

@@ -1,15 +1,16 @@
 """Reads for warehouse intake: what a worker may see, with live catalogue data beside stored results."""
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import datetime, time, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Case, Prefetch, Q, QuerySet, When
 from django.http import Http404
 from django.utils import timezone
 
-from catalog.models import ImageRole, Product, ProductImage, Variant
+from catalog.models import ImageRole, Product, ProductImage, ProductStatus, Variant
 
 from .conf import undo_window
 from .models import PENDING_STATUSES, Arrival, Snapshot, SnapshotStatus
@@ -92,35 +93,63 @@ def candidates_with_stock(snapshot: Snapshot, *, limit: int | None = None) -> li
     Scores come from the match; names, sizes and stock are read now, since they change.
     """
     stored = [c for c in (snapshot.candidates or []) if c.get("product_id")][:limit]
-    products = (
-        Product.objects.filter(pk__in=[c["product_id"] for c in stored])
-        .select_related("category")
-        .prefetch_related(
-            Prefetch("variants", queryset=Variant.objects.order_by("id")),
-            Prefetch("images", queryset=ProductImage.objects.exclude(role=ImageRole.SNAPSHOT).order_by("role", "id")),
-        )
-    )
+    products = _with_photos_and_sizes(Product.objects.filter(pk__in=[c["product_id"] for c in stored]))
     by_id = {product.pk: product for product in products}
     rows = []
     for rank, candidate in enumerate(stored, start=1):
         product = by_id.get(candidate["product_id"])
         if product is None:
             continue  # deleted since the match
-        image = product.primary_image
-        rows.append({
-            "rank": candidate.get("rank", rank),
-            "product_id": product.pk,
-            "sku": product.sku,
-            "name": product.name,
-            "score": candidate.get("score"),
-            "image_url": image.file.url if image else candidate.get("image_url") or "",
-            "category": str(product.category),
-            "category_kind": product.category.kind,
-            "gender": product.gender,
-            "status": product.status,
-            "sizes": [{"variant_id": v.pk, "size": v.size, "stock": v.stock_quantity} for v in product.variants.all()],
-        })
+        row = product_row(product)
+        row.update(rank=candidate.get("rank", rank), score=candidate.get("score"))
+        row["image_url"] = row["image_url"] or candidate.get("image_url") or ""
+        rows.append(row)
     return rows
+
+
+def _with_photos_and_sizes(products: QuerySet[Product]) -> QuerySet[Product]:
+    return products.select_related("category").prefetch_related(
+        Prefetch("variants", queryset=Variant.objects.order_by("id")),
+        Prefetch("images", queryset=ProductImage.objects.exclude(role=ImageRole.SNAPSHOT).order_by("role", "id")),
+    )
+
+
+def product_row(product: Product) -> dict:
+    """What the phone shows of a product (loaded by ``_with_photos_and_sizes``): photo, names, sizes with stock."""
+    image = product.primary_image
+    return {
+        "product_id": product.pk,
+        "sku": product.sku,
+        "name": product.name,
+        "image_url": image.file.url if image else "",
+        "category": str(product.category),
+        "category_kind": product.category.kind,
+        "gender": product.gender,
+        "status": product.status,
+        "sizes": [{"variant_id": v.pk, "size": v.size, "stock": v.stock_quantity} for v in product.variants.all()],
+    }
+
+
+def product_search(*, query: str, limit: int = 20) -> list[dict]:
+    """Products a worker can book, found by SKU, name or barcode, for when recognition failed.
+
+    Exact SKU or barcode first, then SKUs that start with the query, then names that contain it.
+    """
+    query = " ".join(query.split())
+    if len(query) < 2:
+        return []
+    exact = Q(sku__iexact=query) | Q(variants__barcode=query)
+    found = (
+        Product.objects.filter(status__in=[ProductStatus.ACTIVE, ProductStatus.DRAFT])
+        .filter(exact | Q(sku__istartswith=query) | Q(name__icontains=query))
+        .annotate(rank=Case(When(exact, then=0), When(sku__istartswith=query, then=1), default=2))
+        .order_by("rank", "sku")
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+    ids = list(dict.fromkeys(found[: limit * 5]))[:limit]  # a product matched through several variants repeats
+    by_id = _with_photos_and_sizes(Product.objects.filter(pk__in=ids)).in_bulk()
+    return [product_row(by_id[pk]) for pk in ids]
 
 
 def snapshots_waiting(*, user: AbstractBaseUser) -> QuerySet[Snapshot]:
@@ -129,6 +158,28 @@ def snapshots_waiting(*, user: AbstractBaseUser) -> QuerySet[Snapshot]:
         user=user, statuses=[*PENDING_STATUSES, SnapshotStatus.FAILED, SnapshotStatus.MATCHED],
         since=start_of_today() - timedelta(days=2),
     )
+
+
+def snapshot_lease_left(*, snapshot_id: int) -> float | None:
+    """Seconds left on the claim of the run processing this item, or ``None`` when no live run holds it."""
+    expires = (
+        Snapshot.objects.filter(pk=snapshot_id, status=SnapshotStatus.PROCESSING)
+        .values_list("lease_expires_at", flat=True)
+        .first()
+    )
+    left = (expires - timezone.now()).total_seconds() if expires else 0.0
+    return left if left > 0 else None
+
+
+def snapshot_leases_left(*, limit: int = 20) -> list[float]:
+    """Seconds until each claim held now runs out (soonest first): when a dead worker's items become free."""
+    now = timezone.now()
+    ends = (
+        Snapshot.objects.filter(status=SnapshotStatus.PROCESSING, lease_expires_at__gt=now)
+        .order_by("lease_expires_at")
+        .values_list("lease_expires_at", flat=True)[:limit]
+    )
+    return sorted({math.ceil((end - now).total_seconds()) for end in ends})
 
 
 def training_pairs() -> QuerySet[Snapshot]:

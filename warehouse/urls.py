@@ -1,9 +1,10 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import health, home
+from .api_errors import api_not_found
 from .dashboard import views as dashboard
 
 admin.site.site_header = "Stockmatch catalogue"
@@ -20,6 +21,7 @@ urlpatterns = [
     path("api/v1/", include("warehouse.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    re_path(r"^api/(?P<path>.*)$", api_not_found),  # last: unknown API paths get JSON, not an HTML 404
 ]
 
 if settings.DEBUG:

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from catalog.imaging import max_bytes
 
-from . import conf, selectors
+from . import conf, selectors, services
 from .api import SnapshotDetailSerializer
 from .models import SnapshotStatus
 from .roles import WAREHOUSE, has_role
@@ -35,6 +35,7 @@ def warehouse_required(view: Callable[..., HttpResponse] | None = None, *, or_pe
             if not allowed:
                 return render(request, "warehouse/forbidden.html", status=403)
             get_token(request)  # the pages' JavaScript sends it back as X-CSRFToken
+            services.snapshots_sweep_if_due()  # in-process mode has no beat: recover dead runs on page loads
             return view(request, *args, **kwargs)
 
         return wrapper

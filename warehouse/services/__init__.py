@@ -11,7 +11,13 @@ Callers use the names re-exported here (``from warehouse import services``; ``se
 from .arrivals import arrival_undo, clean_bin, clean_size, snapshot_confirm
 from .drafts import draft_sku, guess_category_and_gender, snapshot_mark_new
 from .errors import TRANSIENT_ERRORS, IntakeError, TransitionError
-from .processing import snapshot_fail, snapshot_process, snapshot_retry, snapshots_requeue_stale
+from .processing import (
+    snapshot_fail,
+    snapshot_process,
+    snapshot_retry,
+    snapshots_requeue_stale,
+    snapshots_sweep_if_due,
+)
 from .snapshots import (
     clean_hints,
     clean_idempotency_key,
@@ -46,4 +52,5 @@ __all__ = [
     "snapshot_reopen",
     "snapshot_retry",
     "snapshots_requeue_stale",
+    "snapshots_sweep_if_due",
 ]

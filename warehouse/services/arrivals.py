@@ -1,6 +1,8 @@
 """Arrivals: confirming the product of an item books its pieces into stock; undo takes them back exactly."""
 from __future__ import annotations
 
+import re
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -9,10 +11,13 @@ from catalog.models import Product, ProductStatus, Variant
 from catalog.services import variant_adjust_stock
 
 from .. import conf
-from ..models import Arrival, Snapshot, SnapshotStatus
+from ..models import Arrival, ConfirmSource, Snapshot, SnapshotStatus
 from .errors import IntakeError
 from .snapshots import IDEMPOTENCY_KEY_RE
 from .state import locked, locked_head, save_head, transition
+
+# Sizes a worker may add to the catalogue by confirming: "M", "XXL", "42", "32/34", "EU 38.5", "ONE SIZE".
+NEW_SIZE_RE = re.compile(r"^[A-Z0-9](?:[A-Z0-9 .,/-]{0,8}[A-Z0-9.])?$")
 
 
 def clean_size(size: str) -> str:
@@ -22,6 +27,25 @@ def clean_size(size: str) -> str:
     if len(size) > 20:
         raise IntakeError("A size has at most 20 characters.", code="invalid_size")
     return size
+
+
+def clean_new_size(size: str) -> str:
+    """A size to add to the catalogue: plain letters, digits and separators, so no "über😀" becomes a size."""
+    size = clean_size(size)
+    if not NEW_SIZE_RE.match(size):
+        raise IntakeError(
+            "A new size is at most 10 letters A–Z, digits, spaces and . , / - (e.g. M, XL, 42, 32/34, EU 38.5).",
+            code="invalid_size",
+        )
+    return size
+
+
+def clean_quantity(quantity: int) -> int:
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+        raise IntakeError("The quantity must be a whole number of at least 1.", code="invalid_quantity")
+    if quantity > conf.max_arrival_quantity():
+        raise IntakeError(f"At most {conf.max_arrival_quantity()} pieces in one arrival.", code="invalid_quantity")
+    return quantity
 
 
 def clean_bin(bin_location: str) -> str:
@@ -41,10 +65,12 @@ def _usable_product(product: Product) -> Product:
 
 
 def variant_for(*, product: Product, size: str) -> Variant:
+    """The product's variant of ``size``; a size it does not have yet is created if it looks like a size."""
     size = clean_size(size)
     variant = Variant.objects.filter(product=product, size__iexact=size).first()
     if variant is not None:
         return variant
+    size = clean_new_size(size)
     try:
         with transaction.atomic():
             return Variant.objects.create(product=product, size=size, stock_quantity=0)
@@ -54,10 +80,7 @@ def variant_for(*, product: Product, size: str) -> Variant:
 
 def arrival_create(*, variant: Variant, quantity: int, bin_location: str, user: AbstractBaseUser,
                     snapshot: Snapshot | None, idempotency_key: str = "") -> Arrival:
-    if not isinstance(quantity, int) or quantity < 1:
-        raise IntakeError("The quantity must be at least 1.", code="invalid_quantity")
-    if quantity > conf.max_arrival_quantity():
-        raise IntakeError(f"At most {conf.max_arrival_quantity()} pieces in one arrival.", code="invalid_quantity")
+    quantity = clean_quantity(quantity)
     arrival = Arrival.objects.create(
         variant=variant, quantity=quantity, bin_location=clean_bin(bin_location), user=user, snapshot=snapshot,
         idempotency_key=idempotency_key,
@@ -69,13 +92,18 @@ def arrival_create(*, variant: Variant, quantity: int, bin_location: str, user: 
 def snapshot_confirm(
     *, snapshot: Snapshot, user: AbstractBaseUser, quantity: int, variant: Variant | None = None,
     product: Product | None = None, size: str = "", bin_location: str = "", idempotency_key: str = "",
+    add_another: bool = False, source: str = ConfirmSource.CANDIDATES,
 ) -> Arrival:
     """Book ``quantity`` pieces of the confirmed product (``variant``, or ``product`` + ``size``) as arrived.
 
-    The snapshot keeps the product as its confirmed match. Confirming again adds another size of the
-    same item; a different product needs the earlier arrivals undone first. A resent request with the
-    same ``idempotency_key`` returns the first arrival instead of booking the pieces twice.
+    The snapshot keeps the product as its confirmed match. An item books one arrival: confirming it
+    again returns that arrival when the request is the same (a resend, a double tap; with or without
+    an ``idempotency_key``) and is refused otherwise, unless the worker asks to book another size of
+    it (``add_another``). A different product needs the earlier arrivals undone first. ``source`` says
+    how the worker found the product (one of the candidates, or a search); it goes into the events.
     """
+    if source not in ConfirmSource.values:
+        raise IntakeError(f"Unknown source {source!r}; use one of {', '.join(ConfirmSource.values)}.")
     if variant is None and product is None:
         raise IntakeError("Pick the product and size.", code="product_required")
     key = (idempotency_key or "").strip()
@@ -83,7 +111,7 @@ def snapshot_confirm(
         raise IntakeError("The idempotency key must be 8–100 letters, digits or . _ : -.", code="invalid_key")
     try:
         return _confirm(snapshot=snapshot, user=user, quantity=quantity, variant=variant, product=product,
-                        size=size, bin_location=bin_location, key=key)
+                        size=size, bin_location=bin_location, key=key, add_another=add_another, source=source)
     except IntegrityError:
         existing = _existing_arrival(user=user, key=key, snapshot=snapshot)
         if existing is None:
@@ -101,7 +129,8 @@ def _existing_arrival(*, user: AbstractBaseUser, key: str, snapshot: Snapshot) -
 
 
 def _confirm(*, snapshot: Snapshot, user: AbstractBaseUser, quantity: int, variant: Variant | None,
-             product: Product | None, size: str, bin_location: str, key: str) -> Arrival:
+             product: Product | None, size: str, bin_location: str, key: str, add_another: bool,
+             source: str) -> Arrival:
     existing = _existing_arrival(user=user, key=key, snapshot=snapshot)
     if existing is not None:
         return existing
@@ -122,14 +151,31 @@ def _confirm(*, snapshot: Snapshot, user: AbstractBaseUser, quantity: int, varia
                 f"This item is already confirmed as {head.product.sku}. Undo that arrival to choose another product.",
                 code="already_confirmed",
             )
+        booked = list(head.arrivals.filter(undone_at__isnull=True).select_related("variant").order_by("created_at"))
+        if booked and not add_another:
+            return _same_booking(booked, variant=variant, quantity=quantity, bin_location=clean_bin(bin_location))
         rank = next((c.get("rank") for c in head.candidates if c.get("product_id") == chosen.pk), None)
         transition(head, SnapshotStatus.CONFIRMED, by=user, action="confirm", product=chosen.pk, rank=rank,
-                    size=variant.size, quantity=quantity)
+                   size=variant.size, quantity=quantity, source=source if source != ConfirmSource.CANDIDATES else None,
+                   another=add_another or None)
         head.product = chosen
         head.decided_at = timezone.now()
         save_head(head, "product", "decided_at")
         return arrival_create(variant=variant, quantity=quantity, bin_location=bin_location, user=user,
                                snapshot=head, idempotency_key=key)
+
+
+def _same_booking(booked: list[Arrival], *, variant: Variant, quantity: int, bin_location: str) -> Arrival:
+    """The arrival this confirm repeats (a resend or a double tap), else refuse booking the item twice."""
+    for arrival in booked:
+        if (arrival.variant_id, arrival.quantity, arrival.bin_location) == (variant.pk, quantity, bin_location):
+            return arrival
+    first = booked[0]
+    raise IntakeError(
+        f"This item is already booked ({first.quantity} × {first.variant.size}). To book another size of it as "
+        "well, use “Another size” (add_another); to change the booking, undo it first.",
+        code="already_booked", status_code=409,
+    )
 
 
 def arrival_undo(*, arrival: Arrival, user: AbstractBaseUser) -> Arrival:

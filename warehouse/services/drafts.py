@@ -5,6 +5,7 @@ import secrets
 from collections import Counter
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -19,7 +20,7 @@ from catalog.services import (
 )
 
 from ..models import Snapshot, SnapshotStatus
-from .arrivals import arrival_create, variant_for
+from .arrivals import arrival_create, clean_bin, clean_new_size, clean_quantity, variant_for
 from .errors import IntakeError, TransitionError
 from .snapshots import SUFFIX
 from .state import locked_head, save_head, transition
@@ -59,8 +60,26 @@ def snapshot_mark_new(
     """"Not in catalogue": a draft product for the catalogue team, made from the item's photos.
 
     Category and gender are the worker's words when given, else the majority of the top candidates.
-    With a ``quantity`` (and ``size``) the pieces are booked as arrived on the draft at once.
+    With a ``quantity`` (and ``size``) the pieces are booked as arrived on the draft at once. Nothing
+    is left behind when it is refused: the booking is checked before any photo is copied, and copied
+    photos are deleted again if the transaction fails.
     """
+    if quantity is not None:
+        quantity = clean_quantity(quantity)
+        size = clean_new_size(size or "ONE SIZE")
+        bin_location = clean_bin(bin_location)
+    copied: list[str] = []
+    try:
+        return _mark_new(snapshot=snapshot, user=user, name=name, category=category, gender=gender, size=size,
+                         quantity=quantity, bin_location=bin_location, copied=copied)
+    except BaseException:
+        for file_name in copied:
+            default_storage.delete(file_name)
+        raise
+
+
+def _mark_new(*, snapshot: Snapshot, user: AbstractBaseUser, name: str, category: str, gender: str, size: str,
+              quantity: int | None, bin_location: str, copied: list[str]) -> Product:
     with transaction.atomic():
         head = locked_head(snapshot)
         if head.uploaded_by_id != user.pk and not user.is_superuser:
@@ -91,12 +110,14 @@ def snapshot_mark_new(
             raise IntakeError("Could not find a free draft SKU; try again.", code="sku_exhausted")
         for photo in [head, *head.group_photos.order_by("created_at", "id")]:
             data, filename = _catalogue_bytes(photo)
-            product_image_add(product=product, data=data, filename=filename, role=ImageRole.SNAPSHOT)
+            image, created = product_image_add(product=product, data=data, filename=filename, role=ImageRole.SNAPSHOT)
+            if created:
+                copied.append(image.file.name)
         transition(head, SnapshotStatus.NEW, by=user, action="mark new", product=product.pk, sku=product.sku)
         head.product = product
         head.decided_at = timezone.now()
         save_head(head, "product", "decided_at")
         if quantity:
-            variant = variant_for(product=product, size=size or "ONE SIZE")
+            variant = variant_for(product=product, size=size)
             arrival_create(variant=variant, quantity=quantity, bin_location=bin_location, user=user, snapshot=head)
         return product

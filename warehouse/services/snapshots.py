@@ -14,9 +14,10 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from catalog.imaging import encode_jpeg, load_image, read_bytes, sha256_of
+from catalog.imaging import ImageRejected, encode_jpeg, load_image, read_bytes, sha256_of
 from catalog.models import Product, ProductStatus
 
+from .. import conf
 from ..models import DECIDED_STATUSES, PhotoRole, Snapshot, SnapshotStatus
 from ..queue import snapshot_enqueue
 from .errors import IntakeError, TransitionError
@@ -79,6 +80,7 @@ def snapshot_create(
 
     loaded = load_image(data)  # raises ImageRejected: nothing is written for a bad photo
     width, height = loaded.image.size
+    check_photo_shape(width=width, height=height)
     preview = loaded.image.copy()
     preview.thumbnail((PREVIEW_LONG_SIDE, PREVIEW_LONG_SIDE))
     snapshot = Snapshot(
@@ -112,6 +114,21 @@ def snapshot_create(
     if head is not snapshot:
         snapshot.status = head.status
     return snapshot, True
+
+
+def check_photo_shape(*, width: int, height: int) -> None:
+    """Refuse what cannot show a garment (1×1, a 59000×1 strip): it would only fail later, beyond any retry."""
+    short, long = sorted((width, height))
+    if short < conf.min_image_side():
+        raise ImageRejected(
+            f"The photo is {width}×{height} pixels: too small to show a garment (at least {conf.min_image_side()} "
+            "pixels each way). Take it again.", code="too_small",
+        )
+    if long > short * conf.max_image_aspect():
+        raise ImageRejected(
+            f"The photo is {width}×{height} pixels: far too narrow to show a garment. Take it again.",
+            code="bad_shape",
+        )
 
 
 def _check_can_add_photo(head: Snapshot, user: AbstractBaseUser) -> None:

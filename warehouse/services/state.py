@@ -5,6 +5,7 @@ appends the move to ``Snapshot.events``.
 """
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -53,10 +54,12 @@ def delete_files_on_commit(names: list[str]) -> None:
         transaction.on_commit(lambda: [default_storage.delete(name) for name in names], robust=True)
 
 
-def is_stale(snapshot: Snapshot, now=None) -> bool:
+def is_stale(snapshot: Snapshot, now: datetime | None = None) -> bool:
+    """Waiting for nobody: processing by a worker that died (lease run out), or received but never started."""
     now = now or timezone.now()
-    since = snapshot.processing_started_at if snapshot.status == SnapshotStatus.PROCESSING else snapshot.updated_at
-    return since is None or since < now - conf.stale_after()
+    if snapshot.status == SnapshotStatus.PROCESSING:
+        return snapshot.lease_expired(now)
+    return snapshot.updated_at < now - conf.stale_after()
 
 
 def requeue(head: Snapshot, *, by: AbstractBaseUser | None, action: str, **note: Any) -> None:

@@ -96,6 +96,7 @@ REST_FRAMEWORK = {
         "mirror": env_str("STOCKMATCH_MIRROR_RATE", "60/min"),
     },
 }
+REST_FRAMEWORK["EXCEPTION_HANDLER"] = "warehouse.api_errors.api_exception_handler"  # {detail, code} everywhere
 SPECTACULAR_SETTINGS = {
     "TITLE": "Stockmatch API",
     "DESCRIPTION": "Visual stock matching for fashion warehouses: intake, matching and the smart-mirror API.",

@@ -1,5 +1,6 @@
 """Celery: a real broker when CELERY_BROKER_URL is set, in-process eager execution otherwise."""
 from .env import env_int, env_str
+from .intake import STOCKMATCH_SNAPSHOT_SWEEP_SECONDS
 
 _broker = env_str("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not _broker
@@ -15,10 +16,21 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Fail fast when the broker is down: an upload keeps its photo and the sweep queues it later.
+CELERY_BROKER_CONNECTION_TIMEOUT = env_int("CELERY_BROKER_CONNECTION_TIMEOUT", 2)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
+    # Redis gives an unacknowledged message (its worker was killed) to another worker after this; no task
+    # outlives the hard time limit, so a live one is never handed out twice. The intake sweep is faster.
+    "visibility_timeout": CELERY_TASK_TIME_LIMIT + 60,
+}
 
-# Run with `celery -A warehouse beat`: picks up snapshots whose worker died mid-task.
+# Run with `celery -A warehouse beat`: takes over snapshots whose worker died (their lease ran out) and
+# queues photos whose message was lost. Each worker also sweeps when it starts.
 CELERY_BEAT_SCHEDULE = {
-    "intake-sweep-stale-snapshots": {"task": "warehouse.sweep_stale_snapshots", "schedule": 300.0},
+    "intake-sweep-stale-snapshots": {
+        "task": "warehouse.sweep_stale_snapshots", "schedule": float(STOCKMATCH_SNAPSHOT_SWEEP_SECONDS),
+    },
 }
 
 # Scheduled embedder retraining, off by default (matching.training.schedule; settings.MATCHING["RETRAIN"]).

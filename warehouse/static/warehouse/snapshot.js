@@ -9,7 +9,7 @@
   const PENDING = new Set(["received", "processing"]);
   let pollDelay = 1000;
   let pollTimer = null;
-  let sheet = null; // {mode: "confirm" | "new", candidate, size}
+  let sheet = null; // {mode: "confirm" | "new", candidate, size, addAnother, source}
   let busy = false;
   let showAll = false;
   const FIRST = 5; // candidates shown before "Show all": the actions stay one scroll away
@@ -84,15 +84,18 @@
       el("img", { src: p.photo_url, alt: `${p.photo_role} photo`, title: p.photo_role })));
   }
 
-  function candidateCard(c) {
-    const best = item.decision && item.decision.in_catalogue && item.decision.product_id === c.product_id;
+  function candidateCard(c, source = "candidates") {
+    const searched = source === "search";
+    const best = !searched && item.decision && item.decision.in_catalogue && item.decision.product_id === c.product_id;
     const chips = (c.sizes || []).map((s) => el("span", { class: "chip" + (s.stock ? "" : " zero"), text: `${s.size}: ${s.stock}` }));
     const picture = c.image_url ? el("img", { src: c.image_url, alt: "", loading: "lazy" }) : el("div", { class: "noimg", text: "no photo" });
     const button = el("button", {
       type: "button", class: "cand" + (best ? " best" : ""), "data-product": c.product_id,
-      "aria-label": `${c.sku} ${c.name}, score ${pct(c.score)}`, onclick: () => openSheet("confirm", c),
+      "aria-label": searched ? `${c.sku} ${c.name}` : `${c.sku} ${c.name}, score ${pct(c.score)}`,
+      onclick: () => openSheet("confirm", c, { source }),
     }, picture, el("div", {},
-      el("div", {}, el("span", { class: "sku", text: c.sku }), " ", el("span", { class: "score" + (best ? " hi" : ""), text: pct(c.score) })),
+      el("div", {}, el("span", { class: "sku", text: c.sku }), " ",
+        searched ? "" : el("span", { class: "score" + (best ? " hi" : ""), text: pct(c.score) })),
       el("div", { class: "name", text: c.name }),
       el("div", { class: "meta", text: `${c.category} · ${c.gender}${c.status === "draft" ? " · draft" : ""}` }),
       chips.length ? el("div", { class: "chips" }, chips) : el("div", { class: "meta", text: "no sizes yet" })));
@@ -103,9 +106,64 @@
     const show = item.actions.confirm && item.status !== "confirmed" && (item.candidates || []).length > 0;
     $("cands-section").classList.toggle("hidden", !show);
     const hidden = showAll ? 0 : Math.max(0, item.candidates.length - FIRST);
-    if (show) $("cands").replaceChildren(...item.candidates.slice(0, item.candidates.length - hidden).map(candidateCard));
+    if (show) $("cands").replaceChildren(...item.candidates.slice(0, item.candidates.length - hidden).map((c) => candidateCard(c)));
     $("btn-all").classList.toggle("hidden", !show || hidden === 0);
     $("btn-all").textContent = `Show ${hidden} more`;
+  }
+
+  function searchSection() {
+    $("search-section").classList.toggle("hidden", !(item.actions.confirm && item.status !== "confirmed"));
+  }
+
+  // --- a way out when recognition fails: find the product by SKU, name or barcode ---------------------
+
+  async function search(query) {
+    query = query.trim();
+    if (query.length < 2) return;
+    try {
+      const found = await api("GET", `/api/v1/intake/products/?q=${encodeURIComponent(query)}`);
+      $("search-results").replaceChildren(...found.map((c) => candidateCard(c, "search")));
+      $("search-empty").classList.toggle("hidden", found.length > 0);
+    } catch (err) {
+      toast(err.message, "bad");
+    }
+  }
+
+  let scanStream = null;
+  const canScan = "BarcodeDetector" in window && !!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia);
+
+  function stopScan() {
+    if (scanStream) scanStream.getTracks().forEach((track) => track.stop());
+    scanStream = null;
+    $("scanner").classList.add("hidden");
+  }
+
+  async function startScan() {
+    try {
+      const detector = new BarcodeDetector();
+      scanStream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } });
+      const video = $("scan-video");
+      video.srcObject = scanStream;
+      $("scanner").classList.remove("hidden");
+      await video.play();
+      const look = async () => {
+        if (!scanStream) return;
+        try {
+          const codes = await detector.detect(video);
+          if (codes.length) {
+            stopScan();
+            $("search-q").value = codes[0].rawValue;
+            await search(codes[0].rawValue);
+            return;
+          }
+        } catch (err) { /* a frame the detector could not read: try the next one */ }
+        setTimeout(look, 250);
+      };
+      look();
+    } catch (err) {
+      stopScan();
+      toast(`The camera cannot scan here (${err.message}). Type the code instead.`, "bad");
+    }
   }
 
   function booked() {
@@ -137,6 +195,7 @@
     banner();
     images();
     candidates();
+    searchSection();
     booked();
     actions();
   }
@@ -187,8 +246,8 @@
     if (size) $("size-other").value = "";
   }
 
-  function openSheet(mode, candidate = null) {
-    sheet = { mode, candidate, size: null };
+  function openSheet(mode, candidate = null, options = {}) {
+    sheet = { mode, candidate, size: null, addAnother: false, source: "candidates", ...options };
     const isNew = mode === "new";
     $("sheet-title").textContent = isNew ? "Not in catalogue" : `Book ${candidate.sku}`;
     $("sheet-product").textContent = isNew
@@ -252,6 +311,8 @@
           ? { variant_id: known.variant_id, quantity, bin_location: bin }
           : { product_id: sheet.candidate.product_id, size, quantity, bin_location: bin };
         body.idempotency_key = sheet.key || (sheet.key = Intake.uuid());
+        if (sheet.addAnother) body.add_another = true; // an item books one arrival unless asked for another
+        if (sheet.source !== "candidates") body.source = sheet.source;
         const arrival = await api("POST", `${base}confirm/`, body);
         toast(`Booked ${arrival.quantity} × ${arrival.product.sku} ${arrival.size}. Stock now ${arrival.stock}.`);
       }
@@ -277,10 +338,15 @@
   $("qty-minus").addEventListener("click", () => { $("qty").value = Math.max(1, (parseInt($("qty").value, 10) || 1) - 1); });
   $("qty-plus").addEventListener("click", () => { $("qty").value = (parseInt($("qty").value, 10) || 0) + 1; });
   $("btn-new").addEventListener("click", () => openSheet("new"));
+  $("search-form").addEventListener("submit", (event) => { event.preventDefault(); search($("search-q").value); });
+  $("btn-scan").classList.toggle("hidden", !canScan); // only where the browser offers BarcodeDetector
+  $("btn-scan").addEventListener("click", startScan);
+  $("scan-stop").addEventListener("click", stopScan);
   $("btn-all").addEventListener("click", () => { showAll = true; candidates(); });
   $("btn-more").addEventListener("click", () => {
     const product = item.product && (item.candidates || []).find((c) => c.product_id === item.product.id);
-    openSheet("confirm", product || { ...item.product, product_id: item.product.id, sizes: [], name: item.product.name });
+    openSheet("confirm", product || { ...item.product, product_id: item.product.id, sizes: [], name: item.product.name },
+      { addAnother: true });
   });
   $("btn-retry").addEventListener("click", () => act(() => api("POST", `${base}retry/`), "Queued again."));
   $("btn-discard").addEventListener("click", () => {
