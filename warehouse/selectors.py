@@ -190,25 +190,28 @@ def training_pairs() -> QuerySet[Snapshot]:
 
 
 def training_groups() -> list:
-    """Confirmed snapshots as embedder training groups (``matching.training.data.Group``).
+    """Labelled intake items as embedder training groups (``matching.training.data.Group``).
 
-    The snapshot's photos are the query side of the confirmed product's group (its catalogue photos join it
-    by key); candidates the matcher ranked above the confirmed product are its hard negatives.
+    Read through ``warehouse.review.selectors.labelled_pairs`` (review decisions, and worker confirmations
+    nobody reviewed): the snapshot's photos are the query side of the right product's group (its catalogue
+    photos join it by key); rejected candidates are its hard negatives.
     """
+    from django.core.files.storage import default_storage
+
+    from catalog.models import Product
     from matching.training.data import QUERY, Group, Photo
 
+    from .review.selectors import labelled_pairs
+
+    rows = labelled_pairs()
+    ids = {row.product_id for row in rows} | {pid for row in rows for pid in row.negative_product_ids}
+    skus = dict(Product.objects.filter(pk__in=ids).values_list("id", "sku"))
     groups = []
-    for snapshot in training_pairs():
-        photos = [snapshot, *snapshot.group_photos.all()]
-        paths = [Photo(photo.original.path, QUERY) for photo in photos if photo.original]
-        if not paths:
+    for row in rows:
+        photos = [Photo(default_storage.path(name), QUERY, mask_path=row.mask_path or "")
+                  for name in row.query_photos if name]
+        if not photos or row.product_id not in skus:
             continue
-        wrong = []
-        for candidate in snapshot.candidates or []:
-            if candidate.get("product_id") == snapshot.product_id:
-                break
-            if candidate.get("sku"):
-                wrong.append(f"product:{candidate['sku']}")
-        groups.append(Group(key=f"product:{snapshot.product.sku}", source="confirmed", photos=paths,
-                            negatives=wrong))
+        groups.append(Group(key=f"product:{skus[row.product_id]}", source=row.source, photos=photos,
+                            negatives=[f"product:{skus[pid]}" for pid in row.negative_product_ids if pid in skus]))
     return groups
