@@ -21,6 +21,7 @@ from PIL import Image
 from . import conf, grabcut, postprocess
 from . import hints as hint_utils
 from .classes import BACKGROUND, GARMENT_KINDS
+from .segmenter import get_segmenter
 from .source import Source
 from .types import METHODS, CutOut
 
@@ -46,8 +47,6 @@ def _prepare(image, hints: Mapping | None) -> _Working:
 
 
 def _network():
-    from .segmenter import get_segmenter
-
     try:
         return get_segmenter()
     except Exception:  # a broken model must not stop intake: GrabCut still works
@@ -249,8 +248,6 @@ def cut_out_garments(image, method: str = "auto") -> list[CutOut]:
         return [_finish(work, mask, soft, used, version, started)]
     garment_probs = probs[1:]  # every class but background
     assigned = garment_probs.argmax(axis=0) + 1
-    from .segmenter import get_segmenter
-
     classes = get_segmenter().classes
     results: list[tuple[int, CutOut]] = []
     min_pixels = max(4, 0.01 * mask.size)

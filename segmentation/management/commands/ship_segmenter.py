@@ -21,7 +21,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         from segmentation.models import SegmenterModel
-        from segmentation.versions import resolve_path, shipped_write
+        from segmentation.versions import shipped_write
+        from segmentation.weights import resolve_path
 
         if opts["version_name"]:
             row = SegmenterModel.objects.filter(name=opts["version_name"]).first()

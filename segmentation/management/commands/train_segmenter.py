@@ -37,7 +37,8 @@ class Command(BaseCommand):
         from segmentation.data import examples_from_rows
         from segmentation.nets import UnknownArchitecture, config_for
         from segmentation.training import TrainConfig, train
-        from segmentation.versions import active_version, resolve_path, segmenter_register, shipped_register
+        from segmentation.versions import active_version, segmenter_register, shipped_register
+        from segmentation.weights import resolve_path
 
         try:
             config_for(opts["arch"])
