@@ -80,7 +80,7 @@ def main() -> None:
         for name, values in ranks.items()
     }
     report["items"] = len(pairs)
-    report["segmentation"] = segment if services.segmentation_available() else False
+    report["segmentation"] = segment
     print(json.dumps(report, indent=2))
 
 

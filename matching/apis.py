@@ -18,17 +18,20 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog.imaging import ImageRejected, load_image
-from warehouse.roles import CATALOG, WAREHOUSE, has_role
 
+from . import conf
 from .search import MAX_K, SearchFilters
-from .services import match_image, match_input_errors
+from .services import MATCH_INPUT_ERRORS, match_image
 
 
 class IsWarehouseOrCatalogStaff(BasePermission):
+    """Both staff roles (warehouse, catalogue) may view the catalogue; shoppers and other accounts may not."""
+
     message = "Matching is for warehouse and catalogue staff."
 
     def has_permission(self, request, view) -> bool:
-        return has_role(request.user, WAREHOUSE) or has_role(request.user, CATALOG)
+        user = request.user
+        return bool(user and user.is_authenticated and user.is_active and user.has_perm("catalog.view_product"))
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -117,23 +120,14 @@ class MatchApi(APIView):
         images = []
         for n, upload in enumerate(values["image"]):
             try:
-                images.append(load_image(upload).image)
+                images.append(load_image(upload, max_side=conf.working_size()))
             except ImageRejected as exc:
                 detail = exc.reason if len(values["image"]) == 1 else f"Photo {n + 1}: {exc.reason}"
                 return Response({"detail": detail, "code": exc.code, "field": "image"}, status=status.HTTP_400_BAD_REQUEST)
         try:
             result = match_image(images, hints=values.get("hints"), filters=values.get("filters"), k=values["k"],
                                  segment=values["segment"])
-        except match_input_errors() as exc:  # hints outside the photo, malformed strokes
+        except MATCH_INPUT_ERRORS as exc:  # hints outside the photo, malformed strokes
             return Response({"detail": str(exc), "code": "invalid_hints", "field": "hints"},
                             status=status.HTTP_400_BAD_REQUEST)
-        payload = {
-            "candidates": [candidate.to_dict() for candidate in result.candidates],
-            "decision": result.decision, "timings": result.timings, "model_version": result.model_version,
-            "cutouts": [
-                {"method": c.method, "status": c.status, "bbox": c.bbox, "model_version": c.model_version,
-                 "kind": getattr(c, "kind", None), "ms": round(float(c.ms), 1)}
-                for c in result.cutouts
-            ],
-        }
-        return Response(self.OutputSerializer(payload).data)
+        return Response(self.OutputSerializer(result.to_dict()).data)

@@ -170,7 +170,7 @@ def summarise(records: list[QueryRecord], *, ingest: dict, model: EmbeddingModel
     segmentation = "none"
     if segment:
         method = segment if isinstance(segment, str) else "auto"
-        segmentation = f"cut_out ({method})" if services.segmentation_available() else "unavailable (whole photo)"
+        segmentation = f"cut_out ({method})"
     return {
         "n_queries": len(records), "n_in_catalogue": len(known), "n_not_in_catalogue": len(unknown),
         "recall@1": recall(1), "recall@5": recall(5), "recall@10": recall(10),

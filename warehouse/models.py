@@ -144,10 +144,6 @@ class Snapshot(models.Model):
     def is_group_head(self) -> bool:
         return self.group_head_id is None
 
-    @property
-    def is_pending(self) -> bool:
-        return self.status in PENDING_STATUSES
-
     def can_become(self, status: str) -> bool:
         return status in SNAPSHOT_TRANSITIONS.get(self.status, frozenset())
 
@@ -177,7 +173,3 @@ class Arrival(models.Model):
 
     def __str__(self) -> str:
         return f"+{self.quantity} {self.variant} @ {self.bin_location or '—'}"
-
-    @property
-    def is_undone(self) -> bool:
-        return self.undone_at is not None

@@ -135,3 +135,19 @@ def training_pairs() -> QuerySet[Snapshot]:
     return Snapshot.objects.filter(
         status=SnapshotStatus.CONFIRMED, group_head__isnull=True, product__isnull=False
     ).select_related("product").prefetch_related("group_photos")
+
+
+def match_outcomes(*, model_version: str) -> list[dict]:
+    """What the matcher proposed and what the worker decided, for snapshots matched by ``model_version``.
+
+    ``product_id`` is the confirmed product, or None for "not in catalogue". Read by matching's
+    calibration through ``MATCHING["CALIBRATION_SOURCE"]``.
+    """
+    rows = Snapshot.objects.filter(
+        status__in=[SnapshotStatus.CONFIRMED, SnapshotStatus.NEW], model_version=model_version, group_head__isnull=True
+    ).values("status", "candidates", "product_id")
+    return [
+        {"candidates": row["candidates"] or [],
+         "product_id": row["product_id"] if row["status"] == SnapshotStatus.CONFIRMED else None}
+        for row in rows
+    ]

@@ -77,7 +77,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Uploads: the request body may carry one phone photo plus form fields.
 STOCKMATCH_MAX_UPLOAD_BYTES = env_int("STOCKMATCH_MAX_UPLOAD_BYTES", 25 * 1024 * 1024)
-STOCKMATCH_MAX_IMAGE_PIXELS = env_int("STOCKMATCH_MAX_IMAGE_PIXELS", 60_000_000)
+# Phones send 12 MP (the phone page 2,000 px); larger photos are refused before decoding (docs/intake.md).
+STOCKMATCH_MAX_IMAGE_PIXELS = env_int("STOCKMATCH_MAX_IMAGE_PIXELS", 25_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = STOCKMATCH_MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 

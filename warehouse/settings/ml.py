@@ -45,4 +45,6 @@ MATCHING = {
     "FUSION": "max",
     # Embed new catalogue photos after commit (Celery; in-process when no broker is configured).
     "AUTO_EMBED": True,
+    # Decided intake matches for `calibrate_matching` (a selector of the intake app; matching never imports it).
+    "CALIBRATION_SOURCE": "warehouse.selectors.match_outcomes",
 }
