@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import health, home
+from . import accounts, health, home
 
 admin.site.site_header = "Stockmatch catalogue"
 admin.site.site_title = "Stockmatch"
@@ -14,6 +14,8 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("intake/", include("warehouse.intake_urls")),
+    path("api/v1/auth/token/", accounts.AuthTokenApi.as_view(), name="api-auth-token"),
+    path("api/v1/auth/token/revoke/", accounts.AuthTokenRevokeApi.as_view(), name="api-auth-token-revoke"),
     path("api/v1/", include("matching.urls")),
     path("api/v1/", include("warehouse.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -1,4 +1,6 @@
 """Core Django settings: apps, middleware, templates, static and media files, DRF, auth."""
+from datetime import timedelta
+
 from .env import BASE_DIR, DATA_DIR, DJANGO_ENV, env_bool, env_int, env_list, env_str
 
 DEBUG = env_bool("DJANGO_DEBUG", DJANGO_ENV != "production")
@@ -14,6 +16,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "catalog",
@@ -30,6 +34,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into the "try again later" answer
 ]
 
 ROOT_URLCONF = "warehouse.urls"
@@ -57,6 +62,22 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses locked-out usernames and addresses before PBKDF2
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Failed sign-ins (login page, admin, API token) are counted per username and, separately, per client
+# address; either reaching the limit within the cool-off locks it until the cool-off has passed.
+AXES_FAILURE_LIMIT = env_int("STOCKMATCH_LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("STOCKMATCH_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_CALLABLE = "warehouse.accounts.lockout_response"
+# Behind N reverse proxies the client address is the N-th from the right in X-Forwarded-For.
+_proxies = env_int("STOCKMATCH_PROXY_COUNT", 0)
+AXES_IPWARE_PROXY_COUNT = _proxies or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR") if _proxies else ("REMOTE_ADDR",)
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 
@@ -84,8 +105,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        "rest_framework.authentication.SessionAuthentication",  # the phone pages and the API docs
+        "rest_framework.authentication.TokenAuthentication",  # native apps: POST /api/v1/auth/token/
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -93,6 +114,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 25,
     "DEFAULT_THROTTLE_RATES": {
         "mirror": env_str("STOCKMATCH_MIRROR_RATE", "60/min"),
+        "auth_token": env_str("STOCKMATCH_TOKEN_RATE", "20/min"),
     },
 }
 SPECTACULAR_SETTINGS = {
