@@ -1,9 +1,8 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import accounts, health, home
+from . import accounts, health, home, media
 
 admin.site.site_header = "Stockmatch catalogue"
 admin.site.site_title = "Stockmatch"
@@ -20,9 +19,6 @@ urlpatterns = [
     path("api/v1/", include("warehouse.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Uploaded files, in development and production alike: each request is checked (warehouse/media.py).
+    path("media/<path:path>", media.media_file, name="media"),
 ]
-
-if settings.DEBUG:
-    from django.conf.urls.static import static
-
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

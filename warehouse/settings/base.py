@@ -1,5 +1,6 @@
 """Core Django settings: apps, middleware, templates, static and media files, DRF, auth."""
 from datetime import timedelta
+from pathlib import Path
 
 from .env import BASE_DIR, DATA_DIR, DJANGO_ENV, env_bool, env_int, env_list, env_str
 
@@ -87,9 +88,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
-MEDIA_URL = "/media/"
-MEDIA_ROOT = DATA_DIR / "media"
+STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+MEDIA_URL = "/media/"  # served by warehouse/media.py with a permission check per file
+MEDIA_ROOT = Path(env_str("STOCKMATCH_MEDIA_ROOT", str(DATA_DIR / "media")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
