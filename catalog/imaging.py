@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import warnings
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -113,10 +114,12 @@ def load_image(
             image = Image.open(io.BytesIO(data))
             orientation = image.getexif().get(0x0112, 1)
             if max_side and max(image.size) > max_side:
+                factor = max_side / max(image.size)
+                # JPEG: libjpeg decodes at the smallest 1/2-1/8 scale still at least the target size.
+                image.draft(None, (math.ceil(image.width * factor), math.ceil(image.height * factor)))
                 if image.mode not in _REDUCIBLE_MODES:
                     image.load()
                     image = to_rgb(image)
-                # JPEG: draft decoding at 1/2-1/8 scale; then integer reduce + bilinear to the exact size.
                 image.thumbnail((max_side, max_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
             image.load()
     except ImageRejected:

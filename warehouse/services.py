@@ -24,7 +24,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, transact
 from django.db.models import Q
 from django.utils import timezone
 
-from catalog.imaging import ImageRejected, encode_jpeg, encode_png, load_image, read_bytes, sha256_of
+from catalog.imaging import ImageRejected, LoadedImage, encode_jpeg, encode_png, load_image, read_bytes, sha256_of
 from catalog.models import Category, ImageRole, Product, ProductStatus, Variant
 from catalog.services import (
     category_for_text,
@@ -34,6 +34,7 @@ from catalog.services import (
     product_image_add,
     variant_adjust_stock,
 )
+from matching.conf import working_size as match_working_size
 
 from .models import (
     DECIDED_STATUSES,
@@ -210,10 +211,11 @@ def snapshot_create(
     if group_head is not None:
         _check_can_add_photo(group_head, uploaded_by)
 
-    loaded = load_image(data)  # raises ImageRejected: nothing is written for a bad photo
-    width, height = loaded.image.size
-    preview = loaded.image.copy()
-    preview.thumbnail((PREVIEW_LONG_SIDE, PREVIEW_LONG_SIDE))
+    # Raises ImageRejected: nothing is written for a bad photo. Decoded at preview size (JPEG draft mode):
+    # the full-resolution photo is never held in memory; width/height are the photo's own.
+    loaded = load_image(data, max_side=PREVIEW_LONG_SIDE)
+    width, height = loaded.size
+    preview = loaded.image
     snapshot = Snapshot(
         uploaded_by=uploaded_by, idempotency_key=key, original_sha256=sha256, original_format=loaded.format,
         original_bytes=len(data), width=width, height=height, photo_role=photo_role,
@@ -348,9 +350,10 @@ def _claim(snapshot_id: int) -> tuple[Snapshot, datetime] | None:
         return head, head.processing_started_at
 
 
-def _open_original(snapshot: Snapshot):
+def _open_original(snapshot: Snapshot) -> LoadedImage:
+    """The photo decoded at matching's working size; hints stay in the full photo's coordinates."""
     with snapshot.original.open("rb") as handle:
-        return load_image(handle.read(), limit_bytes=max(snapshot.original_bytes, 1)).image
+        return load_image(handle.read(), limit_bytes=max(snapshot.original_bytes, 1), max_side=match_working_size())
 
 
 def _as_dict(value: Any) -> dict:
