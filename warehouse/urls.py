@@ -7,6 +7,8 @@ from . import accounts, health, home, media
 admin.site.site_header = "Stockmatch catalogue"
 admin.site.site_title = "Stockmatch"
 
+handler404 = "warehouse.api_errors.not_found"
+
 urlpatterns = [
     path("", home.home, name="home"),
     path("admin/", admin.site.urls),
