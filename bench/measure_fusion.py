@@ -47,7 +47,7 @@ def main() -> None:
     chosen = rng.sample(skus, min(args.items, len(skus)))
     plates = backgrounds(rng, 2 * len(chosen))
     pairs = [
-        (sku, [composite(DATA / "catalog-photos" / "images" / f"{sku[3:]}.jpg", plates[2 * n + i], rng) for i in (0, 1)])
+        (sku, [composite(DATA / "catalog-photos" / "images" / f"{sku[3:]}.jpg", plates[2 * n + i], rng) for i in (0, 1)])  # noqa: E501
         for n, sku in enumerate(chosen)
     ]
     segment = False if args.no_segmentation else args.segmentation_method

@@ -44,7 +44,7 @@ class ProductImageInline(admin.TabularInline):
     def preview(self, obj: ProductImage) -> str:
         return thumbnail(obj, 96)
 
-    def has_add_permission(self, request, obj=None) -> bool:
+    def has_add_permission(self, request, obj=None) -> bool:  # noqa: ANN001
         return False  # new photos go through the import or intake so they are validated and hashed
 
 
@@ -64,8 +64,8 @@ class ProductAdmin(admin.ModelAdmin):
         ("History", {"fields": ("merged_into", "is_synthetic", "created_at", "updated_at"), "classes": ["collapse"]}),
     )
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("images").annotate(total_stock=Sum("variants__stock_quantity"))
+    def get_queryset(self, request):  # noqa: ANN001, ANN201
+        return super().get_queryset(request).prefetch_related("images").annotate(total_stock=Sum("variants__stock_quantity"))  # noqa: E501
 
     @admin.display(description="photo")
     def photo(self, obj: Product) -> str:
@@ -78,7 +78,7 @@ class ProductAdmin(admin.ModelAdmin):
     @admin.display(description="data", ordering="is_synthetic")
     def synthetic_badge(self, obj: Product) -> str:
         if obj.is_synthetic:
-            return format_html('<span style="background:#fde68a;padding:2px 6px;border-radius:3px">{}</span>', "synthetic")
+            return format_html('<span style="background:#fde68a;padding:2px 6px;border-radius:3px">{}</span>', "synthetic")  # noqa: E501
         return ""
 
 
@@ -103,7 +103,7 @@ class ProductImageAdmin(admin.ModelAdmin):
     def preview(self, obj: ProductImage) -> str:
         return thumbnail(obj, 96)
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request) -> bool:  # noqa: ANN001
         return False
 
 

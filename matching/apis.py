@@ -29,7 +29,7 @@ class IsWarehouseOrCatalogStaff(BasePermission):
 
     message = "Matching is for warehouse and catalogue staff."
 
-    def has_permission(self, request, view) -> bool:
+    def has_permission(self, request, view) -> bool:  # noqa: ANN001
         user = request.user
         return bool(user and user.is_authenticated and user.is_active and user.has_perm("catalog.view_product"))
 
@@ -38,7 +38,7 @@ class IsWarehouseOrCatalogStaff(BasePermission):
 class JSONTextField(serializers.Field):
     """A JSON object sent as a multipart text field."""
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data):  # noqa: ANN001, ANN201
         if isinstance(data, dict):
             return data
         try:
@@ -49,7 +49,7 @@ class JSONTextField(serializers.Field):
             raise serializers.ValidationError("Expected a JSON object.")
         return value
 
-    def to_representation(self, value):
+    def to_representation(self, value):  # noqa: ANN001, ANN201
         return value
 
 
@@ -74,13 +74,13 @@ class MatchApi(APIView):
             help_text="One or more photos of ONE item (front, back, label): they form one query.",
         )
         hints = JSONTextField(required=False, allow_null=True,
-                              help_text='Cut-out hints for the first photo: {"rect": [x0,y0,x1,y1], "fg": [...], "bg": [...]}')
+                              help_text='Cut-out hints for the first photo: {"rect": [x0,y0,x1,y1], "fg": [...], "bg": [...]}')  # noqa: E501
         filters = JSONTextField(required=False, allow_null=True,
-                                help_text='{"category_kind": "topwear", "category_id": 3, "gender": "women", "in_stock": true}')
+                                help_text='{"category_kind": "topwear", "category_id": 3, "gender": "women", "in_stock": true}')  # noqa: E501
         k = serializers.IntegerField(required=False, default=10, min_value=1, max_value=MAX_K)
         segment = serializers.BooleanField(required=False, default=True)
 
-        def validate_filters(self, value):
+        def validate_filters(self, value):  # noqa: ANN001, ANN201
             try:
                 SearchFilters.from_dict(value)
             except (TypeError, ValueError) as exc:
@@ -90,7 +90,7 @@ class MatchApi(APIView):
     class OutputSerializer(serializers.Serializer):
         candidates = CandidateSerializer(many=True)
         decision = serializers.DictField(help_text="in_catalogue, sku, product_id, score, margin, threshold, label")
-        timings = serializers.DictField(child=serializers.FloatField(), help_text="ms: decode, segment, embed, search, total")
+        timings = serializers.DictField(child=serializers.FloatField(), help_text="ms: decode, segment, embed, search, total")  # noqa: E501
         model_version = serializers.CharField()
         cutouts = serializers.ListField(child=serializers.DictField())
 
@@ -108,10 +108,10 @@ class MatchApi(APIView):
             403: OpenApiResponse(description="Not logged in, or not warehouse/catalogue staff."),
         },
         examples=[OpenApiExample("Rejected photo", status_codes=["400"], response_only=True,
-                                 value={"detail": "This file is not a photo Stockmatch can read (JPEG, PNG, WebP or HEIC).",
+                                 value={"detail": "This file is not a photo Stockmatch can read (JPEG, PNG, WebP or HEIC).",  # noqa: E501
                                         "code": "not_an_image", "field": "image"})],
     )
-    def post(self, request):
+    def post(self, request):  # noqa: ANN001, ANN201
         data = {key: request.data.get(key) for key in ("hints", "filters", "k", "segment") if key in request.data}
         data["image"] = request.FILES.getlist("image")
         serializer = self.InputSerializer(data=data)
@@ -123,7 +123,7 @@ class MatchApi(APIView):
                 images.append(load_image(upload, max_side=conf.working_size()))
             except ImageRejected as exc:
                 detail = exc.reason if len(values["image"]) == 1 else f"Photo {n + 1}: {exc.reason}"
-                return Response({"detail": detail, "code": exc.code, "field": "image"}, status=status.HTTP_400_BAD_REQUEST)
+                return Response({"detail": detail, "code": exc.code, "field": "image"}, status=status.HTTP_400_BAD_REQUEST)  # noqa: E501
         try:
             result = match_image(images, hints=values.get("hints"), filters=values.get("filters"), k=values["k"],
                                  segment=values["segment"])

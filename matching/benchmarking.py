@@ -100,7 +100,7 @@ def search_figures(*, model_id: int, queries: int, seed: int) -> dict:
     return figures
 
 
-def ef_search_sweep(*, model_id: int, queries: int, seed: int, values=(40, 80, 120, 200)) -> dict:
+def ef_search_sweep(*, model_id: int, queries: int, seed: int, values=(40, 80, 120, 200)) -> dict:  # noqa: ANN001
     """Unfiltered top-10 latency and recall for several ``hnsw.ef_search`` values on the same index."""
     vectors = synthetic_vectors(queries, seed=seed + 20_000_000)
     truths = [{h.product_id for h in search.nearest_products(v, model_id=model_id, k=10, strategy="exact")}

@@ -50,7 +50,7 @@ def operating_point(pairs: Sequence[Pair], *, target_precision: float) -> dict:
             f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
             point = {"score": round(float(threshold), 6), "margin": margin, "precision": round(precision, 4),
                      "recall": round(recall, 4), "f1": round(f1, 4), "accepted": n_accepted}
-            if precision >= target_precision and (best is None or (recall, -threshold) > (best["recall"], -best["score"])):
+            if precision >= target_precision and (best is None or (recall, -threshold) > (best["recall"], -best["score"])):  # noqa: E501
                 best = point
             if best_f1 is None or f1 > best_f1["f1"]:
                 best_f1 = point

@@ -20,7 +20,13 @@ from django.db import transaction
 
 from catalog.imaging import ImageRejected, load_image
 from catalog.models import CategoryKind, Product
-from catalog.services import category_for_text, category_get_or_create, gender_for_text, product_create, product_image_add
+from catalog.services import (
+    category_for_text,
+    category_get_or_create,
+    gender_for_text,
+    product_create,
+    product_image_add,
+)
 
 from . import services
 from .models import EmbeddingModel, ProductEmbedding

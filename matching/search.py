@@ -70,7 +70,7 @@ class SearchFilters:
             raise FilterError(
                 f"Unknown category kind {self.category_kind!r}; use one of {', '.join(CategoryKind.values)}."
             )
-        if self.category_id is not None and (isinstance(self.category_id, bool) or not isinstance(self.category_id, int)):
+        if self.category_id is not None and (isinstance(self.category_id, bool) or not isinstance(self.category_id, int)):  # noqa: E501
             raise FilterError("category_id must be a number.")
         if self.gender is not None and self.gender not in Gender.values:
             raise FilterError(f"Unknown gender {self.gender!r}; use one of {', '.join(Gender.values)}.")
@@ -163,7 +163,7 @@ def as_query_vector(vector: np.ndarray | Sequence[float]) -> np.ndarray:
     return array
 
 
-def _numpy(value) -> np.ndarray:
+def _numpy(value) -> np.ndarray:  # noqa: ANN001
     return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
 
 
@@ -237,7 +237,7 @@ def _hnsw(query: np.ndarray, where: str, params: list, k: int, ef_search: int) -
         )
         with transaction.atomic(), _cursor() as cursor:
             cursor.execute(
-                "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+                "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)",  # noqa: E501
                 [str(max(ef_search, fetch))],
             )
             cursor.execute(sql, [query, *params, query, fetch], prepare=False)
@@ -296,7 +296,7 @@ def similar_pairs(*, model_id: int, min_similarity: float, neighbours: int = 10)
 
 # Both writers insert these columns; a replaced vector refreshes every one of them (created_at: when computed).
 _UPSERT_COLUMNS = (
-    "product_id", "image_sha256", "category_id", "category_kind", "gender", "status", "in_stock", "vector", "created_at",
+    "product_id", "image_sha256", "category_id", "category_kind", "gender", "status", "in_stock", "vector", "created_at",  # noqa: E501
 )
 _UPSERT_UPDATES = ", ".join(f"{column} = EXCLUDED.{column}" for column in _UPSERT_COLUMNS)
 

@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 
 
 @receiver(post_save, sender=ProductImage, dispatch_uid="matching_embed_new_product_image")
-def product_image_saved(sender, instance: ProductImage, raw: bool = False, **kwargs) -> None:
+def product_image_saved(sender, instance: ProductImage, raw: bool = False, **kwargs) -> None:  # noqa: ANN001
     if raw or not conf.auto_embed():
         return
     from .services import images_embed_after_commit

@@ -9,7 +9,7 @@ from . import conf
 @shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
 def embed_product_images(image_ids: list[int]) -> int:
     """Embed catalogue images into the active (and any building) model version; skips finished work."""
-    from .services import images_needing_embedding, images_embed
+    from .services import images_embed, images_needing_embedding
 
     todo = images_needing_embedding(image_ids=image_ids)
     if not todo:

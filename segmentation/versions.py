@@ -27,7 +27,7 @@ def _stored_path(path: Path) -> str:
         return str(Path(path).resolve())
 
 
-def shipped_register(model=SegmenterModel) -> SegmenterModel | None:
+def shipped_register(model=SegmenterModel) -> SegmenterModel | None:  # noqa: ANN001
     """Register the shipped weights as a version (idempotent, keyed by checksum); active when none is.
 
     ``model`` lets the data migration pass its historical model class."""

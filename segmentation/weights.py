@@ -38,7 +38,7 @@ def resolve_path(stored: str) -> Path:
     return path if path.is_absolute() else Path(settings.BASE_DIR) / path
 
 
-def load_network(path: Path, expected_sha256: str | None = None):
+def load_network(path: Path, expected_sha256: str | None = None):  # noqa: ANN201
     """(model in eval mode, channels_last; metadata dict without the state dict)."""
     import torch
 

@@ -16,7 +16,7 @@ from matching.throwaway import throwaway_database
 class Command(BaseCommand):
     help = "Search, embedding, ingestion and end-to-end match timings on a throwaway synthetic catalogue."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
         parser.add_argument("--catalog-size", type=int, default=100_000)
         parser.add_argument("--json", type=Path)
         parser.add_argument("--queries", type=int, default=100, help="Search queries timed (each checked exactly).")

@@ -6,9 +6,8 @@ in a throwaway database. Stores thresholds and expected precision/recall on the 
 """
 from __future__ import annotations
 
-import sys
-
 import json
+import sys
 from pathlib import Path
 
 from django.conf import settings
@@ -25,7 +24,7 @@ MIN_SNAPSHOT_PAIRS = 40
 class Command(BaseCommand):
     help = "Fit and store the decision threshold(s) of an embedding model version."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
         default = Path(settings.BASE_DIR) / "var" / "eval"
         parser.add_argument("--model", help="EmbeddingModel name (default: the active one).")
         parser.add_argument("--catalog", type=Path, default=default / "catalog.csv")
@@ -58,7 +57,7 @@ class Command(BaseCommand):
             raise CommandError(f"No embedding model {name!r}; known: {known}.")
         return model
 
-    def _evaluation_pairs(self, model: EmbeddingModel, options) -> list[calibration.Pair]:
+    def _evaluation_pairs(self, model: EmbeddingModel, options) -> list[calibration.Pair]:  # noqa: ANN001
         catalog, queries = options["catalog"].resolve(), options["queries"].resolve()
         evaluation.read_csv(catalog, ["sku", "image"])
         evaluation.read_csv(queries, ["image", "sku"])
