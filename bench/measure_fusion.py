@@ -23,12 +23,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "warehouse.settings")
 
 
 def main() -> None:
+    from segmentation import METHODS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--eval", type=Path, default=REPO / "var" / "eval")
     parser.add_argument("--items", type=int, default=100)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--no-segmentation", action="store_true")
-    parser.add_argument("--segmentation-method", default="auto", choices=["auto", "grabcut", "tiramisu"])
+    parser.add_argument("--segmentation-method", default="auto", choices=METHODS)
     args = parser.parse_args()
 
     import django

@@ -14,6 +14,7 @@ from drf_spectacular.utils import (
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -29,7 +30,7 @@ class IsWarehouseOrCatalogStaff(BasePermission):
 
     message = "Matching is for warehouse and catalogue staff."
 
-    def has_permission(self, request, view) -> bool:  # noqa: ANN001
+    def has_permission(self, request: Request, view: APIView) -> bool:
         user = request.user
         return bool(user and user.is_authenticated and user.is_active and user.has_perm("catalog.view_product"))
 
@@ -38,7 +39,7 @@ class IsWarehouseOrCatalogStaff(BasePermission):
 class JSONTextField(serializers.Field):
     """A JSON object sent as a multipart text field."""
 
-    def to_internal_value(self, data):  # noqa: ANN001, ANN201
+    def to_internal_value(self, data: object) -> dict | None:
         if isinstance(data, dict):
             return data
         try:
@@ -49,7 +50,7 @@ class JSONTextField(serializers.Field):
             raise serializers.ValidationError("Expected a JSON object.")
         return value
 
-    def to_representation(self, value):  # noqa: ANN001, ANN201
+    def to_representation(self, value: dict | None) -> dict | None:
         return value
 
 
@@ -80,7 +81,7 @@ class MatchApi(APIView):
         k = serializers.IntegerField(required=False, default=10, min_value=1, max_value=MAX_K)
         segment = serializers.BooleanField(required=False, default=True)
 
-        def validate_filters(self, value):  # noqa: ANN001, ANN201
+        def validate_filters(self, value: dict | None) -> dict | None:
             try:
                 SearchFilters.from_dict(value)
             except (TypeError, ValueError) as exc:
@@ -90,7 +91,9 @@ class MatchApi(APIView):
     class OutputSerializer(serializers.Serializer):
         candidates = CandidateSerializer(many=True)
         decision = serializers.DictField(help_text="in_catalogue, sku, product_id, score, margin, threshold, label")
-        timings = serializers.DictField(child=serializers.FloatField(), help_text="ms: decode, segment, embed, search, total")  # noqa: E501
+        timings = serializers.DictField(
+            child=serializers.FloatField(), help_text="ms: decode, segment, embed, search, total"
+        )
         model_version = serializers.CharField()
         cutouts = serializers.ListField(child=serializers.DictField())
 
@@ -111,7 +114,7 @@ class MatchApi(APIView):
                                  value={"detail": "This file is not a photo Stockmatch can read (JPEG, PNG, WebP or HEIC).",  # noqa: E501
                                         "code": "not_an_image", "field": "image"})],
     )
-    def post(self, request):  # noqa: ANN001, ANN201
+    def post(self, request: Request) -> Response:
         data = {key: request.data.get(key) for key in ("hints", "filters", "k", "segment") if key in request.data}
         data["image"] = request.FILES.getlist("image")
         serializer = self.InputSerializer(data=data)
@@ -123,7 +126,8 @@ class MatchApi(APIView):
                 images.append(load_image(upload, max_side=conf.working_size()))
             except ImageRejected as exc:
                 detail = exc.reason if len(values["image"]) == 1 else f"Photo {n + 1}: {exc.reason}"
-                return Response({"detail": detail, "code": exc.code, "field": "image"}, status=status.HTTP_400_BAD_REQUEST)  # noqa: E501
+                return Response({"detail": detail, "code": exc.code, "field": "image"},
+                                status=status.HTTP_400_BAD_REQUEST)
         try:
             result = match_image(images, hints=values.get("hints"), filters=values.get("filters"), k=values["k"],
                                  segment=values["segment"])

@@ -70,7 +70,8 @@ class SearchFilters:
             raise FilterError(
                 f"Unknown category kind {self.category_kind!r}; use one of {', '.join(CategoryKind.values)}."
             )
-        if self.category_id is not None and (isinstance(self.category_id, bool) or not isinstance(self.category_id, int)):  # noqa: E501
+        category_id = self.category_id
+        if category_id is not None and (isinstance(category_id, bool) or not isinstance(category_id, int)):
             raise FilterError("category_id must be a number.")
         if self.gender is not None and self.gender not in Gender.values:
             raise FilterError(f"Unknown gender {self.gender!r}; use one of {', '.join(Gender.values)}.")
@@ -163,7 +164,7 @@ def as_query_vector(vector: np.ndarray | Sequence[float]) -> np.ndarray:
     return array
 
 
-def _numpy(value) -> np.ndarray:  # noqa: ANN001
+def _numpy(value: object) -> np.ndarray:
     return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
 
 
@@ -296,7 +297,8 @@ def similar_pairs(*, model_id: int, min_similarity: float, neighbours: int = 10)
 
 # Both writers insert these columns; a replaced vector refreshes every one of them (created_at: when computed).
 _UPSERT_COLUMNS = (
-    "product_id", "image_sha256", "category_id", "category_kind", "gender", "status", "in_stock", "vector", "created_at",  # noqa: E501
+    "product_id", "image_sha256", "category_id", "category_kind", "gender", "status", "in_stock", "vector",
+    "created_at",
 )
 _UPSERT_UPDATES = ", ".join(f"{column} = EXCLUDED.{column}" for column in _UPSERT_COLUMNS)
 

@@ -400,9 +400,11 @@ def match_image(
 
     tick = time.perf_counter()
     if len(vectors) > 1 and conf.fusion() == "mean":
-        hits = search.nearest_products(l2_normalise(vectors.mean(axis=0)), model_id=model.pk, k=k, filters=parsed_filters)  # noqa: E501
+        mean = l2_normalise(vectors.mean(axis=0))
+        hits = search.nearest_products(mean, model_id=model.pk, k=k, filters=parsed_filters)
     else:
-        hits = _max_fusion([search.nearest_products(v, model_id=model.pk, k=k, filters=parsed_filters) for v in vectors], k)  # noqa: E501
+        each = [search.nearest_products(v, model_id=model.pk, k=k, filters=parsed_filters) for v in vectors]
+        hits = _max_fusion(each, k)
     candidates = candidates_for(hits)
     timings["search"] = _ms(tick)
 
@@ -412,7 +414,9 @@ def match_image(
                        model_version=model.name)
 
 
-def match_garments(image: Photo, *, filters: dict | None = None, k: int = 10, segment: bool | str = True) -> MatchResult:  # noqa: E501
+def match_garments(
+    image: Photo, *, filters: dict | None = None, k: int = 10, segment: bool | str = True
+) -> MatchResult:
     """Match every garment in one photo (a person in a top and trousers) and merge the lists by score.
 
     ``segment`` as in ``match_image`` (False, True for "auto", or a segmentation method name).

@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand
 
 from matching import benchmarking, services
 from matching.throwaway import throwaway_database
+from segmentation import METHODS
 
 
 class Command(BaseCommand):
@@ -24,7 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--photos", type=int, default=128, help="Studio photos for the embedding figures.")
         parser.add_argument("--data", type=Path, default=Path(settings.BASE_DIR).parent / "shared" / "data")
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--segmentation-method", default="auto", choices=["auto", "grabcut", "tiramisu"],
+        parser.add_argument("--segmentation-method", default="auto", choices=METHODS,
                             help="Segmentation method for the end-to-end match figures.")
 
     def log(self, message: str) -> None:

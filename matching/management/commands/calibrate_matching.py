@@ -17,6 +17,7 @@ from tqdm import tqdm
 from matching import calibration, evaluation, services
 from matching.models import EmbeddingModel
 from matching.throwaway import throwaway_database
+from segmentation import METHODS
 
 MIN_SNAPSHOT_PAIRS = 40
 
@@ -31,7 +32,7 @@ class Command(BaseCommand):
         parser.add_argument("--queries", type=Path, default=default / "queries.csv")
         parser.add_argument("--target-precision", type=float, default=0.95)
         parser.add_argument("--no-segmentation", action="store_true")
-        parser.add_argument("--segmentation-method", default="auto", choices=["auto", "grabcut", "tiramisu"])
+        parser.add_argument("--segmentation-method", default="auto", choices=METHODS)
         parser.add_argument("--source", choices=["auto", "snapshots", "evaluation"], default="auto")
 
     def handle(self, *args, **options) -> None:

@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from matching import evaluation, services
 from matching.throwaway import throwaway_database
+from segmentation import METHODS
 
 
 class Command(BaseCommand):
@@ -20,7 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--queries", type=Path, required=True, help="CSV: image,sku (empty sku: not in catalogue)")
         parser.add_argument("--json", type=Path, help="Also write the JSON object here.")
         parser.add_argument("--no-segmentation", action="store_true", help="Match whole photos (no cut-out).")
-        parser.add_argument("--segmentation-method", default="auto", choices=["auto", "grabcut", "tiramisu"],
+        parser.add_argument("--segmentation-method", default="auto", choices=METHODS,
                             help="Segmentation method for the query photos (default: auto).")
         parser.add_argument("--single-garment", action="store_true",
                             help="One cut-out per photo instead of every garment found.")
