@@ -1,4 +1,4 @@
-"""One error shape for the whole API: ``{"detail": str, "code": str}`` (plus ``errors`` per field).
+"""One error shape for the whole API: ``{"detail": str, "code": str}``, plus DRF's messages per field.
 
 DRF answers validation errors as ``{field: [messages]}`` and Django answers unknown URLs with an HTML page;
 clients were promised ``{detail, code}`` (docs, schema). ``exception_handler`` (DRF's
@@ -20,7 +20,8 @@ def _first(messages: Any) -> tuple[str, str]:
     if isinstance(messages, dict):
         for key, value in messages.items():
             text, code = _first(value)
-            return (text if key == "non_field_errors" else f"{key}: {text}"), code
+            plain = key == "non_field_errors" or str(key).isdigit()  # list items are keyed by position
+            return (text if plain else f"{key}: {text}"), code
     if isinstance(messages, list) and messages:
         return _first(messages[0])
     return str(messages), getattr(messages, "code", None) or "invalid"
@@ -36,7 +37,8 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
             data["code"] = getattr(data["detail"], "code", None) or "error"
         return response
     detail, code = _first(data)
-    response.data = {"detail": detail, "code": code, "errors": data}
+    # The field messages stay where DRF puts them (clients read them), beside the promised detail and code.
+    response.data = {**(data if isinstance(data, dict) else {"errors": data}), "detail": detail, "code": code}
     return response
 
 
@@ -52,8 +54,8 @@ _ERROR_SCHEMA = {
     "properties": {
         "detail": {"type": "string"},
         "code": {"type": "string"},
-        "errors": {"type": "object", "additionalProperties": True, "description": "Messages per field."},
     },
+    "additionalProperties": {"description": "Messages for the field of that name (validation errors)."},
     "required": ["detail", "code"],
 }
 _ERRORS = {
