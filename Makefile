@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1:8000
 DATA ?=
 
-.PHONY: demo test venv migrate lint clean-db
+.PHONY: demo test serve venv migrate lint clean-db
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,3 +33,11 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+
+# Production start: DJANGO_ENV=production with DJANGO_SECRET_KEY and DJANGO_ALLOWED_HOSTS set (README).
+serve: export DJANGO_ENV = production
+serve: $(STAMP)
+	$(PY) manage.py check --deploy
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py migrate --noinput
+	$(VENV)/bin/gunicorn --config warehouse/gunicorn.conf.py warehouse.wsgi:application

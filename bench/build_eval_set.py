@@ -33,12 +33,12 @@ from matching.preprocess import studio_mask  # noqa: E402  (no Django needed)
 DATA = REPO.parent / "shared" / "data"
 CANVAS = (480, 640)  # width, height: phone-photo proportions at the development sets' size
 KEEP_MASTER = {"Apparel", "Footwear"}
-KEEP_SUB = {"Topwear", "Bottomwear", "Dress", "Shoes", "Sandal", "Flip Flops", "Bags", "Innerwear", "Loungewear and Nightwear"}
+KEEP_SUB = {"Topwear", "Bottomwear", "Dress", "Shoes", "Sandal", "Flip Flops", "Bags", "Innerwear", "Loungewear and Nightwear"}  # noqa: E501
 
 
 def catalogue_rows() -> list[dict]:
     with open(DATA / "catalog-photos" / "labels.csv", newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if r["master_category"] in KEEP_MASTER or r["sub_category"] in KEEP_SUB]
+        rows = [r for r in csv.DictReader(handle) if r["master_category"] in KEEP_MASTER or r["sub_category"] in KEEP_SUB]  # noqa: E501
     return [r for r in rows if r["sub_category"] in KEEP_SUB]
 
 
@@ -121,7 +121,7 @@ def composite(path: Path, background: Image.Image, rng: random.Random) -> Image.
     canvas.paste(shadow, (x + 6, y + 8), soft.point(lambda v: v * 0.35))
     canvas.paste(layer, (x, y), soft)
     canvas = canvas.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.2)))
-    noisy = np.asarray(canvas, dtype=np.float32) + np.random.default_rng(rng.randint(0, 1 << 30)).normal(0, 3, (CANVAS[1], CANVAS[0], 3))
+    noisy = np.asarray(canvas, dtype=np.float32) + np.random.default_rng(rng.randint(0, 1 << 30)).normal(0, 3, (CANVAS[1], CANVAS[0], 3))  # noqa: E501
     return Image.fromarray(noisy.clip(0, 255).astype(np.uint8))
 
 

@@ -23,12 +23,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "warehouse.settings")
 
 
 def main() -> None:
+    from segmentation import METHODS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--eval", type=Path, default=REPO / "var" / "eval")
     parser.add_argument("--items", type=int, default=100)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--no-segmentation", action="store_true")
-    parser.add_argument("--segmentation-method", default="auto", choices=["auto", "grabcut", "tiramisu"])
+    parser.add_argument("--segmentation-method", default="auto", choices=METHODS)
     args = parser.parse_args()
 
     import django
@@ -47,7 +49,7 @@ def main() -> None:
     chosen = rng.sample(skus, min(args.items, len(skus)))
     plates = backgrounds(rng, 2 * len(chosen))
     pairs = [
-        (sku, [composite(DATA / "catalog-photos" / "images" / f"{sku[3:]}.jpg", plates[2 * n + i], rng) for i in (0, 1)])
+        (sku, [composite(DATA / "catalog-photos" / "images" / f"{sku[3:]}.jpg", plates[2 * n + i], rng) for i in (0, 1)])  # noqa: E501
         for n, sku in enumerate(chosen)
     ]
     segment = False if args.no_segmentation else args.segmentation_method
@@ -80,7 +82,7 @@ def main() -> None:
         for name, values in ranks.items()
     }
     report["items"] = len(pairs)
-    report["segmentation"] = segment if services.segmentation_available() else False
+    report["segmentation"] = segment
     print(json.dumps(report, indent=2))
 
 

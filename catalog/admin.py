@@ -54,7 +54,7 @@ class ProductImageInline(admin.TabularInline):
     def preview(self, obj: ProductImage) -> str:
         return thumbnail(obj, 96)
 
-    def has_add_permission(self, request, obj=None) -> bool:
+    def has_add_permission(self, request, obj=None) -> bool:  # noqa: ANN001
         return False  # new photos go through the import or intake so they are validated and hashed
 
 
@@ -100,7 +100,7 @@ class ProductAdmin(ProductHistoryAdminMixin, SimpleHistoryAdmin):
     @admin.display(description="data", ordering="is_synthetic")
     def synthetic_badge(self, obj: Product) -> str:
         if obj.is_synthetic:
-            return format_html('<span style="background:#fde68a;padding:2px 6px;border-radius:3px">{}</span>', "synthetic")
+            return format_html('<span style="background:#fde68a;padding:2px 6px;border-radius:3px">{}</span>', "synthetic")  # noqa: E501
         return ""
 
 
@@ -127,7 +127,7 @@ class ProductImageAdmin(SimpleHistoryAdmin):
     def preview(self, obj: ProductImage) -> str:
         return thumbnail(obj, 96)
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request) -> bool:  # noqa: ANN001
         return False
 
 

@@ -3,11 +3,19 @@
 Every photo entering Stockmatch passes ``load_image``: it refuses what is not an image, is truncated,
 too large in bytes or pixels (decompression bombs), and returns an upright RGB ``PIL.Image`` whatever
 the source (EXIF rotation, HEIC, CMYK, 16-bit, palette, alpha).
+
+Memory: with ``max_side`` the photo is decoded at reduced size. A JPEG is decoded at 1/2, 1/4 or 1/8
+scale by libjpeg itself (draft mode), so a 12 MP phone photo never exists at full resolution in memory;
+other formats are decoded whole, then reduced (``Image.reduce`` through ``thumbnail``) before any mode
+conversion, so the full-resolution RGB copy is never made. The pixel cap (``STOCKMATCH_MAX_IMAGE_PIXELS``,
+25 MP) is checked from the header, before decoding: phones send 12 MP (the phone page sends 2,000 px);
+a 48-200 MP "high resolution" mode photo or a 56 MP PNG is refused with a reason (docs/intake.md).
 """
 from __future__ import annotations
 
 import hashlib
 import io
+import math
 import warnings
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -37,16 +45,26 @@ class ImageRejected(ValueError):
         self.code = code
 
 
+# Modes Pillow can shrink directly; others (palette, 1-bit, 16-bit) are converted first.
+_REDUCIBLE_MODES = {"RGB", "RGBA", "RGBX", "L", "LA", "CMYK", "YCbCr", "I", "F"}
+
+
 @dataclass(frozen=True)
 class LoadedImage:
-    image: Image.Image  # upright RGB
+    image: Image.Image  # upright RGB, at most ``max_side`` on its long side when that was asked for
     format: str
     sha256: str
-    original_size: tuple[int, int]
+    original_size: tuple[int, int]  # as stored in the file (before EXIF rotation)
+    size: tuple[int, int]  # upright, full resolution: what coordinates on the photo (hints) refer to
+
+    @property
+    def scale(self) -> float:
+        """``image``'s size over the photo's full size (1.0 when decoded whole)."""
+        return self.image.width / self.size[0]
 
 
 def max_pixels() -> int:
-    return int(getattr(settings, "STOCKMATCH_MAX_IMAGE_PIXELS", 60_000_000))
+    return int(getattr(settings, "STOCKMATCH_MAX_IMAGE_PIXELS", 25_000_000))
 
 
 def max_bytes() -> int:
@@ -75,7 +93,10 @@ def read_bytes(source: BinaryIO | bytes, *, limit: int | None = None) -> bytes:
     return data
 
 
-def load_image(source: BinaryIO | bytes, *, limit_bytes: int | None = None) -> LoadedImage:
+def load_image(
+    source: BinaryIO | bytes, *, limit_bytes: int | None = None, max_side: int | None = None
+) -> LoadedImage:
+    """Validate and decode a photo; with ``max_side``, decoded no larger than that on its long side."""
     data = read_bytes(source, limit=limit_bytes)
     pixel_limit = max_pixels()
     try:
@@ -91,6 +112,15 @@ def load_image(source: BinaryIO | bytes, *, limit_bytes: int | None = None) -> L
                 )
             probe.verify()  # structural check; the object is unusable afterwards
             image = Image.open(io.BytesIO(data))
+            orientation = image.getexif().get(0x0112, 1)
+            if max_side and max(image.size) > max_side:
+                factor = max_side / max(image.size)
+                # JPEG: libjpeg decodes at the smallest 1/2-1/8 scale still at least the target size.
+                image.draft(None, (math.ceil(image.width * factor), math.ceil(image.height * factor)))
+                if image.mode not in _REDUCIBLE_MODES:
+                    image.load()
+                    image = to_rgb(image)
+                image.thumbnail((max_side, max_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
             image.load()
     except ImageRejected:
         raise
@@ -104,10 +134,10 @@ def load_image(source: BinaryIO | bytes, *, limit_bytes: int | None = None) -> L
         raise ImageRejected(f"The photo is damaged or incomplete ({exc}). Take it again.", code="corrupt") from exc
     if fmt not in ACCEPTED_FORMATS:
         raise ImageRejected(f"Photos in {fmt or 'this'} format are not accepted.", code="unsupported_format")
-    original_size = image.size
+    upright = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
     image = ImageOps.exif_transpose(image)
     return LoadedImage(
-        image=to_rgb(image), format=fmt, sha256=sha256_of(data), original_size=original_size
+        image=to_rgb(image), format=fmt, sha256=sha256_of(data), original_size=(width, height), size=upright
     )
 
 

@@ -216,7 +216,7 @@ def catalog_export(*, csv_path: Path, statuses: tuple[str, ...] | None = None) -
     return rows
 
 
-def _export_image(image, image_dir: Path) -> str:
+def _export_image(image, image_dir: Path) -> str:  # noqa: ANN001
     suffix = Path(image.file.name).suffix or ".jpg"
     name = f"{image.sha256}{suffix}"
     target = image_dir / name

@@ -81,7 +81,7 @@ class Product(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(gender__in=Gender.values), name="product_gender_valid"),
             models.CheckConstraint(condition=Q(status__in=ProductStatus.values), name="product_status_valid"),
-            models.CheckConstraint(condition=Q(price__isnull=True) | Q(price__gte=0), name="product_price_not_negative"),
+            models.CheckConstraint(condition=Q(price__isnull=True) | Q(price__gte=0), name="product_price_not_negative"),  # noqa: E501
             models.CheckConstraint(condition=~Q(sku=""), name="product_sku_not_empty"),
         ]
 

@@ -16,19 +16,19 @@ from .models import Category, CategoryKind, Gender, ImageRole, Product, ProductI
 # Free-text category words (catalogue CSVs, article types, phone-photo labels) → (parent, child, kind).
 CATEGORY_ALIASES: dict[str, tuple[str, str, str]] = {}
 _CATEGORY_WORDS = {
-    ("Topwear", "T-Shirt", CategoryKind.TOPWEAR): ["t-shirt", "tshirt", "tshirts", "tee", "top", "tops", "polo", "longsleeve"],
+    ("Topwear", "T-Shirt", CategoryKind.TOPWEAR): ["t-shirt", "tshirt", "tshirts", "tee", "top", "tops", "polo", "longsleeve"],  # noqa: E501
     ("Topwear", "Shirt", CategoryKind.TOPWEAR): ["shirt", "shirts", "blouse", "blouses"],
-    ("Topwear", "Sweater", CategoryKind.TOPWEAR): ["sweater", "sweaters", "sweatshirt", "sweatshirts", "hoodie", "jumper", "cardigan", "kurtas", "kurta", "tunics"],
+    ("Topwear", "Sweater", CategoryKind.TOPWEAR): ["sweater", "sweaters", "sweatshirt", "sweatshirts", "hoodie", "jumper", "cardigan", "kurtas", "kurta", "tunics"],  # noqa: E501
     ("Topwear", "Top", CategoryKind.TOPWEAR): ["topwear", "vest", "tank", "camisole"],
-    ("Bottomwear", "Trousers", CategoryKind.BOTTOMWEAR): ["trousers", "pants", "pant", "track pants", "chinos", "leggings", "bottomwear", "capris"],
+    ("Bottomwear", "Trousers", CategoryKind.BOTTOMWEAR): ["trousers", "pants", "pant", "track pants", "chinos", "leggings", "bottomwear", "capris"],  # noqa: E501
     ("Bottomwear", "Jeans", CategoryKind.BOTTOMWEAR): ["jeans", "denim"],
     ("Bottomwear", "Shorts", CategoryKind.BOTTOMWEAR): ["shorts"],
     ("Bottomwear", "Skirt", CategoryKind.BOTTOMWEAR): ["skirt", "skirts"],
     ("Full body", "Dress", CategoryKind.FULL_BODY): ["dress", "dresses", "jumpsuit", "full-body", "full body"],
-    ("Outerwear", "Jacket", CategoryKind.OUTERWEAR): ["jacket", "jackets", "outwear", "outerwear", "coat", "coats", "blazer", "blazers"],
-    ("Footwear", "Shoes", CategoryKind.FOOTWEAR): ["shoes", "shoe", "footwear", "casual shoes", "sports shoes", "formal shoes", "sneakers", "heels", "flats", "boots"],
+    ("Outerwear", "Jacket", CategoryKind.OUTERWEAR): ["jacket", "jackets", "outwear", "outerwear", "coat", "coats", "blazer", "blazers"],  # noqa: E501
+    ("Footwear", "Shoes", CategoryKind.FOOTWEAR): ["shoes", "shoe", "footwear", "casual shoes", "sports shoes", "formal shoes", "sneakers", "heels", "flats", "boots"],  # noqa: E501
     ("Footwear", "Sandals", CategoryKind.FOOTWEAR): ["sandals", "sandal", "flip flops", "slippers"],
-    ("Accessories", "Accessory", CategoryKind.ACCESSORY): ["accessory", "accessories", "hat", "cap", "bag", "bags", "handbags", "belt", "belts", "watch", "watches", "scarf", "socks", "skip"],
+    ("Accessories", "Accessory", CategoryKind.ACCESSORY): ["accessory", "accessories", "hat", "cap", "bag", "bags", "handbags", "belt", "belts", "watch", "watches", "scarf", "socks", "skip"],  # noqa: E501
 }
 for _key, _words in _CATEGORY_WORDS.items():
     for _word in _words:
@@ -116,7 +116,7 @@ def product_image_add(
     return image, True
 
 
-def quality_flags_for(image) -> list[str]:
+def quality_flags_for(image) -> list[str]:  # noqa: ANN001
     """Cheap per-photo quality flags shown to the catalogue team (small, dark, overexposed, blurry)."""
     import cv2
     import numpy as np

@@ -15,7 +15,7 @@ class EmbeddingModelAdmin(admin.ModelAdmin):
     ]
     actions = ["activate"]
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request) -> bool:  # noqa: ANN001
         return False  # versions are created from settings.EMBEDDERS by the services
 
     def has_delete_permission(self, request, obj: EmbeddingModel | None = None) -> bool:
@@ -47,7 +47,7 @@ class EmbeddingModelAdmin(admin.ModelAdmin):
         return f"{default['score']:.3f} (+{default['margin']:.3f})" if default else "not calibrated"
 
     @admin.action(permissions=["change"], description="Activate: re-embed the catalogue, then switch")
-    def activate(self, request, queryset) -> None:
+    def activate(self, request, queryset) -> None:  # noqa: ANN001
         for model in queryset:
             started = embedding_model_activate(embedder_name=model.embedder)
             if started.active:

@@ -14,28 +14,32 @@ from drf_spectacular.utils import (
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog.imaging import ImageRejected, load_image
-from warehouse.roles import CATALOG, WAREHOUSE, has_role
 
+from . import conf
 from .search import MAX_K, SearchFilters
-from .services import match_image, match_input_errors
+from .services import MATCH_INPUT_ERRORS, match_image
 
 
 class IsWarehouseOrCatalogStaff(BasePermission):
+    """Both staff roles (warehouse, catalogue) may view the catalogue; shoppers and other accounts may not."""
+
     message = "Matching is for warehouse and catalogue staff."
 
-    def has_permission(self, request, view) -> bool:
-        return has_role(request.user, WAREHOUSE) or has_role(request.user, CATALOG)
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and user.is_active and user.has_perm("catalog.view_product"))
 
 
 @extend_schema_field(OpenApiTypes.STR)
 class JSONTextField(serializers.Field):
     """A JSON object sent as a multipart text field."""
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: object) -> dict | None:
         if isinstance(data, dict):
             return data
         try:
@@ -46,7 +50,7 @@ class JSONTextField(serializers.Field):
             raise serializers.ValidationError("Expected a JSON object.")
         return value
 
-    def to_representation(self, value):
+    def to_representation(self, value: dict | None) -> dict | None:
         return value
 
 
@@ -71,13 +75,13 @@ class MatchApi(APIView):
             help_text="One or more photos of ONE item (front, back, label): they form one query.",
         )
         hints = JSONTextField(required=False, allow_null=True,
-                              help_text='Cut-out hints for the first photo: {"rect": [x0,y0,x1,y1], "fg": [...], "bg": [...]}')
+                              help_text='Cut-out hints for the first photo: {"rect": [x0,y0,x1,y1], "fg": [...], "bg": [...]}')  # noqa: E501
         filters = JSONTextField(required=False, allow_null=True,
-                                help_text='{"category_kind": "topwear", "category_id": 3, "gender": "women", "in_stock": true}')
+                                help_text='{"category_kind": "topwear", "category_id": 3, "gender": "women", "in_stock": true}')  # noqa: E501
         k = serializers.IntegerField(required=False, default=10, min_value=1, max_value=MAX_K)
         segment = serializers.BooleanField(required=False, default=True)
 
-        def validate_filters(self, value):
+        def validate_filters(self, value: dict | None) -> dict | None:
             try:
                 SearchFilters.from_dict(value)
             except (TypeError, ValueError) as exc:
@@ -87,7 +91,9 @@ class MatchApi(APIView):
     class OutputSerializer(serializers.Serializer):
         candidates = CandidateSerializer(many=True)
         decision = serializers.DictField(help_text="in_catalogue, sku, product_id, score, margin, threshold, label")
-        timings = serializers.DictField(child=serializers.FloatField(), help_text="ms: decode, segment, embed, search, total")
+        timings = serializers.DictField(
+            child=serializers.FloatField(), help_text="ms: decode, segment, embed, search, total"
+        )
         model_version = serializers.CharField()
         cutouts = serializers.ListField(child=serializers.DictField())
 
@@ -105,10 +111,10 @@ class MatchApi(APIView):
             403: OpenApiResponse(description="Not logged in, or not warehouse/catalogue staff."),
         },
         examples=[OpenApiExample("Rejected photo", status_codes=["400"], response_only=True,
-                                 value={"detail": "This file is not a photo Stockmatch can read (JPEG, PNG, WebP or HEIC).",
+                                 value={"detail": "This file is not a photo Stockmatch can read (JPEG, PNG, WebP or HEIC).",  # noqa: E501
                                         "code": "not_an_image", "field": "image"})],
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         data = {key: request.data.get(key) for key in ("hints", "filters", "k", "segment") if key in request.data}
         data["image"] = request.FILES.getlist("image")
         serializer = self.InputSerializer(data=data)
@@ -117,23 +123,15 @@ class MatchApi(APIView):
         images = []
         for n, upload in enumerate(values["image"]):
             try:
-                images.append(load_image(upload).image)
+                images.append(load_image(upload, max_side=conf.working_size()))
             except ImageRejected as exc:
                 detail = exc.reason if len(values["image"]) == 1 else f"Photo {n + 1}: {exc.reason}"
-                return Response({"detail": detail, "code": exc.code, "field": "image"}, status=status.HTTP_400_BAD_REQUEST)
+                return Response({"detail": detail, "code": exc.code, "field": "image"},
+                                status=status.HTTP_400_BAD_REQUEST)
         try:
             result = match_image(images, hints=values.get("hints"), filters=values.get("filters"), k=values["k"],
                                  segment=values["segment"])
-        except match_input_errors() as exc:  # hints outside the photo, malformed strokes
+        except MATCH_INPUT_ERRORS as exc:  # hints outside the photo, malformed strokes
             return Response({"detail": str(exc), "code": "invalid_hints", "field": "hints"},
                             status=status.HTTP_400_BAD_REQUEST)
-        payload = {
-            "candidates": [candidate.to_dict() for candidate in result.candidates],
-            "decision": result.decision, "timings": result.timings, "model_version": result.model_version,
-            "cutouts": [
-                {"method": c.method, "status": c.status, "bbox": c.bbox, "model_version": c.model_version,
-                 "kind": getattr(c, "kind", None), "ms": round(float(c.ms), 1)}
-                for c in result.cutouts
-            ],
-        }
-        return Response(self.OutputSerializer(payload).data)
+        return Response(self.OutputSerializer(result.to_dict()).data)

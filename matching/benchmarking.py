@@ -13,7 +13,7 @@ from PIL import Image
 from catalog.imaging import load_image
 from catalog.models import Category, CategoryKind, Product, ProductImage
 
-from . import search, services
+from . import conf, search, services
 
 FILTER_KIND = CategoryKind.FOOTWEAR
 FILTER_SHARE = 20  # every 20th product is footwear: the filter keeps 5% of rows
@@ -100,7 +100,7 @@ def search_figures(*, model_id: int, queries: int, seed: int) -> dict:
     return figures
 
 
-def ef_search_sweep(*, model_id: int, queries: int, seed: int, values=(40, 80, 120, 200)) -> dict:
+def ef_search_sweep(*, model_id: int, queries: int, seed: int, values=(40, 80, 120, 200)) -> dict:  # noqa: ANN001
     """Unfiltered top-10 latency and recall for several ``hnsw.ef_search`` values on the same index."""
     vectors = synthetic_vectors(queries, seed=seed + 20_000_000)
     truths = [{h.product_id for h in search.nearest_products(v, model_id=model_id, k=10, strategy="exact")}
@@ -149,12 +149,12 @@ def phone_jpeg_12mp(data_dir: Path) -> bytes:
 
 
 def match_figures(jpeg: bytes, *, runs: int, segment: bool | str = True) -> dict:
-    services.match_image(load_image(jpeg).image, segment=segment)  # warm up
+    services.match_image(jpeg, segment=segment)  # warm up
     times = []
     stages: dict[str, list[float]] = {}
     for _ in range(runs):
         started = time.perf_counter()
-        loaded = load_image(jpeg).image
+        loaded = load_image(jpeg, max_side=conf.working_size())  # what the intake worker and the API do
         load_ms = (time.perf_counter() - started) * 1000
         result = services.match_image(loaded, segment=segment)
         times.append((time.perf_counter() - started) * 1000)
@@ -165,7 +165,7 @@ def match_figures(jpeg: bytes, *, runs: int, segment: bool | str = True) -> dict
         "match_ms_p50": percentile(times, 50), "match_ms_p95": percentile(times, 95),
         "match_stage_ms_p50": {stage: percentile(values, 50) for stage, values in stages.items()},
         "match_segmentation": (f"cut_out ({segment if isinstance(segment, str) else 'auto'})"
-                               if segment and services.segmentation_available() else "none (whole photo)"),
+                               if segment else "none (whole photo)"),
         "match_cutout_methods": sorted({f"{c.method}/{c.status}" for c in result.cutouts}),
     }
 

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
+from . import conf
 from .models import EmbeddingModel
 
 MARGINS = (0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08)
@@ -48,7 +50,7 @@ def operating_point(pairs: Sequence[Pair], *, target_precision: float) -> dict:
             f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
             point = {"score": round(float(threshold), 6), "margin": margin, "precision": round(precision, 4),
                      "recall": round(recall, 4), "f1": round(f1, 4), "accepted": n_accepted}
-            if precision >= target_precision and (best is None or (recall, -threshold) > (best["recall"], -best["score"])):
+            if precision >= target_precision and (best is None or (recall, -threshold) > (best["recall"], -best["score"])):  # noqa: E501
                 best = point
             if best_f1 is None or f1 > best_f1["f1"]:
                 best_f1 = point
@@ -88,36 +90,28 @@ def model_calibration_store(*, model: EmbeddingModel, thresholds: dict, metrics:
 
 
 def pairs_from_snapshots(model: EmbeddingModel) -> list[Pair]:
-    """Confirmed (and "not in catalogue") snapshots matched by ``model``, as calibration pairs.
+    """Decided intake matches made by ``model`` (confirmed, or "not in catalogue"), as calibration pairs.
 
-    Uses what the matcher said at the time (stored candidates and decision), so a snapshot photo later
-    added to the catalogue does not make its own match look perfect.
+    Uses what the matcher said at the time (stored candidates), so a snapshot photo later added to the
+    catalogue does not make its own match look perfect. The outcomes come from the selector named by
+    ``MATCHING["CALIBRATION_SOURCE"]`` (the warehouse app's), so matching does not reach into intake.
     """
-    try:
-        from warehouse.models import Snapshot
-    except ImportError:
+    source = conf.calibration_source()
+    if not source:
         return []
-    fields = {f.name for f in Snapshot._meta.get_fields()}
-    if not {"status", "candidates", "product", "model_version"} <= fields:
-        return []
-    from django.db import DatabaseError
-
-    rows = Snapshot.objects.filter(status__in=["confirmed", "new"], model_version=model.name)
-    try:
-        snapshots = list(rows.only("status", "candidates", "product_id", "decision"))
-    except DatabaseError:  # intake tables not migrated in this database
-        return []
+    outcomes = import_string(source)(model_version=model.name)
     pairs = []
-    for snapshot in snapshots:
-        candidates = snapshot.candidates or []
+    for outcome in outcomes:
+        candidates = outcome["candidates"] or []
         if not candidates:
             continue
         top = candidates[0]
         second = candidates[1]["score"] if len(candidates) > 1 else 0.0
-        in_catalogue = snapshot.status == "confirmed" and snapshot.product_id is not None
+        product_id = outcome["product_id"]
+        in_catalogue = product_id is not None
         pairs.append(Pair(
             score=float(top["score"]), margin=float(top["score"]) - float(second),
-            correct=in_catalogue and top.get("product_id") == snapshot.product_id, in_catalogue=in_catalogue,
+            correct=in_catalogue and top.get("product_id") == product_id, in_catalogue=in_catalogue,
             kind=top.get("category_kind"),
         ))
     return pairs

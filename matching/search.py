@@ -16,19 +16,22 @@ iterative scans bring them back but slowly (62 ms p50 for a 5% filter at 100k ro
 """
 from __future__ import annotations
 
+import json
+import time
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import weakref
-
 import numpy as np
 import psycopg
-from django.conf import settings
+from django.apps import apps
 from django.db import connection, transaction
 from pgvector.django import HnswIndex, VectorField
 from pgvector.psycopg import register_vector
 
-from catalog.models import Category, CategoryKind, Product, ProductImage, ProductStatus, Variant
+from catalog.models import Category, CategoryKind, Gender, Product, ProductImage, ProductStatus, Variant
+
+from . import conf
 
 __all__ = [
     "EMBEDDING_DIMENSION", "HnswIndex", "ProductHit", "SearchFilters", "VectorField", "embeddings_upsert",
@@ -54,15 +57,38 @@ class ProductHit:
 
 @dataclass(frozen=True)
 class SearchFilters:
+    """A validated search filter: every value is checked on construction, so ``sql()`` can trust it."""
+
     category_kind: str | None = None
     category_id: int | None = None
     gender: str | None = None
     in_stock: bool = False
     statuses: tuple[str, ...] = SEARCHABLE_STATUSES
 
+    def __post_init__(self) -> None:
+        if self.category_kind is not None and self.category_kind not in CategoryKind.values:
+            raise FilterError(
+                f"Unknown category kind {self.category_kind!r}; use one of {', '.join(CategoryKind.values)}."
+            )
+        category_id = self.category_id
+        if category_id is not None and (isinstance(category_id, bool) or not isinstance(category_id, int)):
+            raise FilterError("category_id must be a number.")
+        if self.gender is not None and self.gender not in Gender.values:
+            raise FilterError(f"Unknown gender {self.gender!r}; use one of {', '.join(Gender.values)}.")
+        if not isinstance(self.in_stock, bool):
+            raise FilterError("in_stock must be true or false.")
+        statuses = tuple(self.statuses) if isinstance(self.statuses, list | tuple) else (self.statuses,)
+        unknown = [status for status in statuses if status not in ProductStatus.values]
+        if unknown or not statuses:
+            raise FilterError(f"Unknown product status(es) {unknown}; use any of {', '.join(ProductStatus.values)}.")
+        object.__setattr__(self, "statuses", statuses)
+
     @classmethod
     def from_dict(cls, data: dict | None) -> SearchFilters:
+        """Filters from request data: values may come as strings ("3", "true")."""
         data = data or {}
+        if not isinstance(data, dict):
+            raise FilterError("Filters must be an object.")
         unknown = set(data) - {"category_kind", "category_id", "gender", "in_stock", "status"}
         if unknown:
             raise FilterError(f"Unknown filter(s): {', '.join(sorted(unknown))}.")
@@ -73,14 +99,14 @@ class SearchFilters:
             category_id = int(category_id) if category_id not in (None, "") else None
         except (TypeError, ValueError) as exc:
             raise FilterError("category_id must be a number.") from exc
-        kind = data.get("category_kind") or None
-        if kind is not None and kind not in CategoryKind.values:
-            raise FilterError(f"Unknown category kind {kind!r}; use one of {', '.join(CategoryKind.values)}.")
+        in_stock = data.get("in_stock", False)
+        if isinstance(in_stock, str):
+            in_stock = in_stock.strip().lower() in {"1", "true", "yes", "on"}
         return cls(
-            category_kind=kind,
+            category_kind=data.get("category_kind") or None,
             category_id=category_id,
             gender=data.get("gender") or None,
-            in_stock=bool(data.get("in_stock", False)),
+            in_stock=bool(in_stock),
             statuses=statuses,
         )
 
@@ -92,7 +118,7 @@ class SearchFilters:
     def sql(self, model_id: int, exclude_product_ids: Sequence[int] = ()) -> tuple[str, list]:
         clauses, params = ["model_id = %s"], [model_id]
         if self.category_kind:
-            # A literal (checked above), so the planner can match the kind's partial HNSW index.
+            # A literal (checked in __post_init__), so the planner can match the kind's partial HNSW index.
             clauses.append(f"category_kind = '{self.category_kind}'")
         if self.category_id:
             clauses.append("category_id = %s")
@@ -138,7 +164,7 @@ def as_query_vector(vector: np.ndarray | Sequence[float]) -> np.ndarray:
     return array
 
 
-def _numpy(value) -> np.ndarray:
+def _numpy(value: object) -> np.ndarray:
     return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
 
 
@@ -146,10 +172,6 @@ def vector_literal(vector: np.ndarray | Sequence[float]) -> str:
     """pgvector's text form (for array parameters, which cannot be sent in binary here)."""
     values = np.round(as_query_vector(vector).astype(np.float64), 7).tolist()
     return "[" + ",".join(map(repr, values)) + "]"
-
-
-def _setting(name: str, default):
-    return getattr(settings, "MATCHING", {}).get(name, default)
 
 
 def nearest_products(
@@ -171,13 +193,13 @@ def nearest_products(
         # A kind filter has its own partial index: no need to ask the planner. Other selective filters
         # (gender, category, in stock) are answered exactly when the planner expects few rows.
         wide = filters.category_kind is not None or not filters.selective
-        if not wide and _estimated_rows(where, params) <= int(_setting("EXACT_SEARCH_MAX_ROWS", 3000)):
+        if not wide and _estimated_rows(where, params) <= conf.exact_search_max_rows():
             strategy = "exact"
     if strategy == "exact":
         return _exact(query, where, params, k)
     if strategy != "hnsw":
         raise ValueError(f"Unknown search strategy {strategy!r}: use auto, hnsw or exact.")
-    return _hnsw(query, where, params, k, ef_search or int(_setting("HNSW_EF_SEARCH", 120)))
+    return _hnsw(query, where, params, k, ef_search or conf.hnsw_ef_search())
 
 
 def _estimated_rows(where: str, params: list) -> int:
@@ -186,8 +208,6 @@ def _estimated_rows(where: str, params: list) -> int:
         cursor.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {TABLE} WHERE {where}", params, prepare=False)
         plan = cursor.fetchone()[0]
     if isinstance(plan, str):
-        import json
-
         plan = json.loads(plan)
     return int(plan[0]["Plan"]["Plan Rows"])
 
@@ -218,7 +238,7 @@ def _hnsw(query: np.ndarray, where: str, params: list, k: int, ef_search: int) -
         )
         with transaction.atomic(), _cursor() as cursor:
             cursor.execute(
-                "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+                "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)",  # noqa: E501
                 [str(max(ef_search, fetch))],
             )
             cursor.execute(sql, [query, *params, query, fetch], prepare=False)
@@ -275,6 +295,14 @@ def similar_pairs(*, model_id: int, min_similarity: float, neighbours: int = 10)
         return [(int(a), int(b), float(s)) for a, b, s in cursor.fetchall()]
 
 
+# Both writers insert these columns; a replaced vector refreshes every one of them (created_at: when computed).
+_UPSERT_COLUMNS = (
+    "product_id", "image_sha256", "category_id", "category_kind", "gender", "status", "in_stock", "vector",
+    "created_at",
+)
+_UPSERT_UPDATES = ", ".join(f"{column} = EXCLUDED.{column}" for column in _UPSERT_COLUMNS)
+
+
 def embeddings_upsert(*, model_id: int, image_ids: Sequence[int], vectors: np.ndarray) -> int:
     """Store one vector per image for ``model_id`` (replacing an older one), with the filter columns."""
     if len(image_ids) != len(vectors):
@@ -292,24 +320,11 @@ def embeddings_upsert(*, model_id: int, image_ids: Sequence[int], vectors: np.nd
         f" FROM unnest(%s::bigint[], %s::text[]) AS data(image_id, vector)"
         f" JOIN {image_t} i ON i.id = data.image_id JOIN {product_t} p ON p.id = i.product_id"
         f" JOIN {category_t} c ON c.id = p.category_id"
-        f" ON CONFLICT (image_id, model_id) DO UPDATE SET vector = EXCLUDED.vector,"
-        f" image_sha256 = EXCLUDED.image_sha256, product_id = EXCLUDED.product_id, category_id = EXCLUDED.category_id,"
-        f" category_kind = EXCLUDED.category_kind, gender = EXCLUDED.gender, status = EXCLUDED.status,"
-        f" in_stock = EXCLUDED.in_stock"
+        f" ON CONFLICT (image_id, model_id) DO UPDATE SET {_UPSERT_UPDATES}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [model_id, [int(i) for i in image_ids], [vector_literal(v) for v in vectors]])
         return cursor.rowcount
-
-
-def embedding_vectors(*, model_id: int, image_ids: Sequence[int]) -> dict[int, np.ndarray]:
-    """Stored vectors by image id (for tests, calibration and product-to-product work)."""
-    with _cursor() as cursor:
-        cursor.execute(
-            f"SELECT image_id, vector FROM {TABLE} WHERE model_id = %s AND image_id = ANY(%s)",
-            [model_id, list(image_ids)],
-        )
-        return {int(i): _numpy(v) for i, v in cursor.fetchall()}
 
 
 def embeddings_bulk_load(*, model_id: int, image_ids: Sequence[int], vectors: np.ndarray) -> int:
@@ -336,16 +351,16 @@ def embeddings_bulk_load(*, model_id: int, image_ids: Sequence[int], vectors: np
             f" EXISTS (SELECT 1 FROM {variant_t} v WHERE v.product_id = p.id AND v.stock_quantity > 0), s.vector, now()"
             f" FROM matching_staging s JOIN {image_t} i ON i.id = s.image_id JOIN {product_t} p ON p.id = i.product_id"
             f" JOIN {category_t} c ON c.id = p.category_id"
-            f" ON CONFLICT (image_id, model_id) DO UPDATE SET vector = EXCLUDED.vector",
+            f" ON CONFLICT (image_id, model_id) DO UPDATE SET {_UPSERT_UPDATES}",
             [model_id],
         )
         return cursor.rowcount
 
 
-def _vector_indexes():
-    from .models import ProductEmbedding
-
-    return ProductEmbedding, [index for index in ProductEmbedding._meta.indexes if isinstance(index, HnswIndex)]
+def _vector_indexes() -> tuple[type, list[HnswIndex]]:
+    # Looked up in the app registry: matching.models imports this module for its vector field.
+    model = apps.get_model("matching", "ProductEmbedding")
+    return model, [index for index in model._meta.indexes if isinstance(index, HnswIndex)]
 
 
 def vector_index_drop() -> None:
@@ -358,8 +373,6 @@ def vector_index_drop() -> None:
 
 def vector_index_build(*, maintenance_work_mem: str = "1GB") -> dict[str, float]:
     """(Re)create the HNSW indexes exactly as the migrations define them; seconds per index."""
-    import time
-
     model, indexes = _vector_indexes()
     seconds = {}
     with connection.cursor() as cursor:

@@ -5,37 +5,41 @@ import io
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from PIL import Image
 
-from catalog.imaging import load_image
+from catalog.imaging import LoadedImage, load_image
 from catalog.models import Product, ProductImage
+from segmentation import METHODS, CutOut, HintError, SegmentationInputError, cut_out, cut_out_garments
+from segmentation import hints as hint_utils
+from segmentation.hints import Hints
 
-from . import search
+from . import conf, search
 from .embedders import Embedder, get_embedder
 from .embedders.base import l2_normalise
 from .models import EmbeddingModel, ModelState, ProductEmbedding
-from .preprocess import canonical_crop, scale_hints, studio_mask, working_copy
+from .preprocess import canonical_crop, studio_mask, working_copy
 
 logger = logging.getLogger(__name__)
 
 NOT_IN_CATALOGUE = "likely not in catalogue"
-SEGMENTATION_METHODS = ("auto", "grabcut", "tiramisu")
+SEGMENTATION_METHODS = METHODS
 
 
 class MatchInputError(ValueError):
     """The caller asked for something that cannot be done (an unknown segmentation method, no photo)."""
 
 
-def matching_setting(name: str, default: Any) -> Any:
-    return getattr(settings, "MATCHING", {}).get(name, default)
+# Exceptions meaning "the caller's input was wrong" (4xx), as opposed to a failure of the matcher.
+MATCH_INPUT_ERRORS: tuple[type[Exception], ...] = (
+    search.FilterError, MatchInputError, HintError, SegmentationInputError,
+)
 
 
 # -- model versions ----------------------------------------------------------------------------------
@@ -203,7 +207,7 @@ def catalog_embed(
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Embed every image missing for ``model`` (or just ``image_ids``) in batches; safe to interrupt and rerun."""
-    batch_size = batch_size or int(matching_setting("EMBED_BATCH_SIZE", 64))
+    batch_size = batch_size or conf.embed_batch_size()
     missing = list(image_ids) if image_ids is not None else catalog_missing_ids(model=model)
     total, done = len(missing), 0
     for start in range(0, total, batch_size):
@@ -237,7 +241,7 @@ def _flush_pending() -> None:
         return
     from .tasks import embed_product_images
 
-    batch = int(matching_setting("EMBED_BATCH_SIZE", 64))
+    batch = conf.embed_batch_size()
     for start in range(0, len(ids), batch):
         try:
             embed_product_images.delay(ids[start : start + batch])
@@ -269,128 +273,131 @@ class Candidate:
     category_kind: str
     gender: str
 
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-
-@dataclass
-class WholePhoto:
-    """The ``segmentation.CutOut`` shape, for when segmentation is off or not installed."""
-
-    mask: np.ndarray
-    cutout: Image.Image
-    bbox: tuple[int, int, int, int] | None
-    method: str = "none"
-    model_version: str | None = None
-    ms: float = 0.0
-    status: str = "empty"
-    kind: str | None = None
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass
 class MatchResult:
+    """What ``match_image`` found: ranked candidates, the verdict, and how it got there."""
+
     candidates: list[Candidate]
-    decision: dict
-    timings: dict[str, float]
-    cutouts: list[Any] = field(default_factory=list)
+    decision: dict[str, Any]  # in_catalogue, sku, product_id, score, margin, threshold, margin_threshold, label
+    timings: dict[str, float]  # ms: decode, segment, embed, search, total
+    cutouts: list[CutOut] = field(default_factory=list)
     model_version: str = ""
 
-
-def _segmentation() -> tuple[Callable | None, Callable | None]:
-    """``(cut_out, cut_out_garments)`` when the segmentation app provides them, else ``(None, None)``."""
-    try:
-        import segmentation
-    except ImportError:
-        return None, None
-    return getattr(segmentation, "cut_out", None), getattr(segmentation, "cut_out_garments", None)
-
-
-def match_input_errors() -> tuple[type[Exception], ...]:
-    """Exceptions that mean "the caller's input was wrong" (bad hints), as opposed to a failure."""
-    errors: list[type[Exception]] = [search.FilterError, MatchInputError]
-    try:
-        from segmentation import HintError, SegmentationInputError
-
-        errors += [HintError, SegmentationInputError]
-    except ImportError:
-        pass
-    return tuple(errors)
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the match API's response; masks and cut-out images are left out)."""
+        return {
+            "candidates": [candidate.to_dict() for candidate in self.candidates],
+            "decision": dict(self.decision),
+            "timings": dict(self.timings),
+            "model_version": self.model_version,
+            "cutouts": [
+                {"method": cut.method, "status": cut.status, "bbox": list(cut.bbox) if cut.bbox else None,
+                 "model_version": cut.model_version, "kind": cut.kind, "ms": round(float(cut.ms), 1)}
+                for cut in self.cutouts
+            ],
+        }
 
 
-def segmentation_available() -> bool:
-    return _segmentation()[0] is not None
+Photo = Image.Image | np.ndarray | bytes | LoadedImage
 
 
-def _as_pil(image: Any) -> Image.Image:
-    if isinstance(image, Image.Image):
-        return image
-    if isinstance(image, np.ndarray):
-        return Image.fromarray(image.astype(np.uint8))
-    if isinstance(image, bytes | bytearray | io.IOBase):
-        return load_image(image).image
-    raise TypeError(f"match_image takes PIL images, RGB arrays or bytes, not {type(image).__name__}")
+def _working(photo: Photo, long_side: int) -> tuple[Image.Image, float, tuple[int, int]]:
+    """The photo as an RGB working copy (long side at most ``long_side``), its scale, and the full photo's size.
+
+    Bytes are decoded straight at reduced size (``load_image(max_side=...)``), so a 12 MP JPEG is never
+    held at full resolution.
+    """
+    if isinstance(photo, bytes | bytearray | io.IOBase):
+        photo = load_image(photo, max_side=long_side)
+    if isinstance(photo, LoadedImage):
+        copy, _ = working_copy(photo.image, long_side)
+        return copy, copy.width / photo.size[0], photo.size
+    if isinstance(photo, np.ndarray):
+        photo = Image.fromarray(photo.astype(np.uint8))
+    if not isinstance(photo, Image.Image):
+        raise TypeError(f"match_image takes PIL images, RGB arrays, bytes or loaded images, not {type(photo).__name__}")
+    copy, scale = working_copy(photo, long_side)
+    return copy, scale, photo.size
 
 
-def _whole_photo(image: Image.Image) -> WholePhoto:
-    return WholePhoto(
-        mask=np.full((image.height, image.width), 255, np.uint8), cutout=canonical_crop(image, None),
-        bbox=(0, 0, image.width, image.height),
+def _working_hints(
+    hints: Mapping | None, working: Image.Image, scale: float, full_size: tuple[int, int]
+) -> Hints | None:
+    """Hints checked against the full photo and rescaled to the working copy, both by ``segmentation.hints``."""
+    if not hints:
+        return None
+    return hint_utils.scaled(hint_utils.parse(hints, *full_size), scale, working.width, working.height)
+
+
+def _whole_photo(image: Image.Image, method: str) -> CutOut:
+    """No segmentation (switched off, or the segmenter failed): the whole photo stands for the garment."""
+    return CutOut(
+        mask=np.zeros((image.height, image.width), np.uint8), cutout=canonical_crop(image, None), bbox=None,
+        method=method, model_version=None, ms=0.0, status="empty",
     )
 
 
-def _view_of(image: Image.Image, cut: Any) -> Image.Image:
-    if getattr(cut, "status", "empty") != "ok" or getattr(cut, "mask", None) is None:
+def _view_of(image: Image.Image, cut: CutOut) -> Image.Image:
+    if cut.status != "ok":
         return canonical_crop(image, None)
     return canonical_crop(image, np.asarray(cut.mask))
 
 
-def _cut(image: Image.Image, hints: dict | None, segment: bool | str) -> Any:
-    cut_out, _ = _segmentation()
-    if not segment or cut_out is None:
-        return _whole_photo(image)
+def _method(segment: bool | str) -> str | None:
+    """The segmentation method ``segment`` asks for, or None for the whole photo."""
+    if not segment:
+        return None
     method = segment if isinstance(segment, str) else "auto"
+    if method not in SEGMENTATION_METHODS:
+        raise MatchInputError(f"Unknown segmentation method {method!r}; use one of {', '.join(SEGMENTATION_METHODS)}.")
+    return method
+
+
+def _cut(image: Image.Image, hints: Hints | None, method: str | None) -> CutOut:
+    if method is None:
+        return _whole_photo(image, "none")
     try:
         return cut_out(image, hints=hints, method=method)
-    except match_input_errors():
-        raise  # the caller's hints are wrong: say so
+    except MATCH_INPUT_ERRORS:
+        raise  # the caller's hints or photo are wrong: say so
     except Exception:  # noqa: BLE001 - a broken segmenter degrades matching to the whole photo, not to nothing
         logger.exception("segmentation failed; matching the whole photo")
-        whole = _whole_photo(image)
-        whole.method = "failed"
-        return whole
+        return _whole_photo(image, "failed")
 
 
 def match_image(
-    images: Any, *, hints: dict | None = None, filters: dict | None = None, k: int = 10, segment: bool | str = True,
+    images: Photo | Sequence[Photo], *, hints: Mapping | None = None, filters: dict | None = None, k: int = 10,
+    segment: bool | str = True,
 ) -> MatchResult:
     """Find the catalogue products shown in ``images`` (several photos of one item make one query).
 
-    Each photo is cut out (``segmentation.cut_out``; the whole photo when segmentation is off or not
-    installed) and embedded; several photos are combined by max-fusion (each photo searched, each
-    product keeps its best score), which beat averaging the vectors (``bench/measure_fusion.py``;
-    ``MATCHING["FUSION"] = "mean"`` switches). ``segment`` may also name a segmentation method. The decision says "in catalogue" only when the best score clears the active
+    Each photo is cut out (``segmentation.cut_out``; the whole photo when ``segment`` is False) and
+    embedded; several photos are combined by max-fusion (each photo searched, each product keeps its best
+    score), which beat averaging the vectors (``bench/measure_fusion.py``; ``MATCHING["FUSION"] = "mean"``
+    switches). ``segment`` may also name a segmentation method. ``hints`` are in the first photo's full
+    resolution coordinates. The decision says "in catalogue" only when the best score clears the active
     model's calibrated threshold for its category kind and beats the next product by the margin.
     """
     started = time.perf_counter()
     timings: dict[str, float] = {}
     parsed_filters = search.SearchFilters.from_dict(filters)
-    photos = images if isinstance(images, list | tuple) else [images]
+    photos = list(images) if isinstance(images, list | tuple) else [images]
     if not photos:
         raise MatchInputError("match_image needs at least one photo.")
-    if isinstance(segment, str) and segment not in SEGMENTATION_METHODS:
-        raise MatchInputError(f"Unknown segmentation method {segment!r}; use one of {', '.join(SEGMENTATION_METHODS)}.")
+    method = _method(segment)
 
     tick = time.perf_counter()
-    working, scales = [], []
-    for photo in photos:
-        copy, scale = working_copy(_as_pil(photo), int(matching_setting("WORKING_SIZE", 768)))
-        working.append(copy)
-        scales.append(scale)
+    working = [_working(photo, conf.working_size()) for photo in photos]
+    first_hints = _working_hints(hints, *working[0])
     timings["decode"] = _ms(tick)
 
     tick = time.perf_counter()
-    cutouts = [_cut(img, scale_hints(hints, scales[0]) if i == 0 else None, segment) for i, img in enumerate(working)]
-    views = [_view_of(img, cut) for img, cut in zip(working, cutouts, strict=True)]
+    cutouts = [_cut(img, first_hints if i == 0 else None, method) for i, (img, _, _) in enumerate(working)]
+    views = [_view_of(img, cut) for (img, _, _), cut in zip(working, cutouts, strict=True)]
     timings["segment"] = _ms(tick)
 
     model = embedding_model_active()
@@ -399,10 +406,12 @@ def match_image(
     timings["embed"] = _ms(tick)
 
     tick = time.perf_counter()
-    if len(vectors) > 1 and matching_setting("FUSION", "max") == "mean":
-        hits = search.nearest_products(l2_normalise(vectors.mean(axis=0)), model_id=model.pk, k=k, filters=parsed_filters)
+    if len(vectors) > 1 and conf.fusion() == "mean":
+        mean = l2_normalise(vectors.mean(axis=0))
+        hits = search.nearest_products(mean, model_id=model.pk, k=k, filters=parsed_filters)
     else:
-        hits = _max_fusion([search.nearest_products(v, model_id=model.pk, k=k, filters=parsed_filters) for v in vectors], k)
+        each = [search.nearest_products(v, model_id=model.pk, k=k, filters=parsed_filters) for v in vectors]
+        hits = _max_fusion(each, k)
     candidates = candidates_for(hits)
     timings["search"] = _ms(tick)
 
@@ -412,19 +421,21 @@ def match_image(
                        model_version=model.name)
 
 
-def match_garments(image: Any, *, filters: dict | None = None, k: int = 10, segment: bool | str = True) -> MatchResult:
+def match_garments(
+    image: Photo, *, filters: dict | None = None, k: int = 10, segment: bool | str = True
+) -> MatchResult:
     """Match every garment in one photo (a person in a top and trousers) and merge the lists by score.
 
     ``segment`` as in ``match_image`` (False, True for "auto", or a segmentation method name).
     """
     started = time.perf_counter()
-    _, cut_out_garments = _segmentation()
-    if not segment or cut_out_garments is None:
-        return match_image(image, filters=filters, k=k, segment=segment)
-    picture, _ = working_copy(_as_pil(image), int(matching_setting("WORKING_SIZE", 768)))
+    method = _method(segment)
+    if method is None:
+        return match_image(image, filters=filters, k=k, segment=False)
+    parsed_filters = search.SearchFilters.from_dict(filters)
+    picture, _, _ = _working(image, conf.working_size())
     tick = time.perf_counter()
-    method = segment if isinstance(segment, str) else "auto"
-    garments = [cut for cut in cut_out_garments(picture, method=method) if getattr(cut, "status", "ok") == "ok"]
+    garments = [cut for cut in cut_out_garments(picture, method=method) if cut.status == "ok"]
     segment_ms = _ms(tick)
     if not garments:
         return match_image(picture, filters=filters, k=k, segment=segment)
@@ -434,10 +445,10 @@ def match_garments(image: Any, *, filters: dict | None = None, k: int = 10, segm
     embed_ms = _ms(tick)
     tick = time.perf_counter()
     candidates = candidates_for(
-        _max_fusion([search.nearest_products(v, model_id=model.pk, k=k, filters=filters) for v in vectors], k)
+        _max_fusion([search.nearest_products(v, model_id=model.pk, k=k, filters=parsed_filters) for v in vectors], k)
     )
     search_ms = _ms(tick)
-    decision = decide(candidates, model=model, kind=(filters or {}).get("category_kind"))
+    decision = decide(candidates, model=model, kind=parsed_filters.category_kind)
     timings = {"decode": 0.0, "segment": segment_ms, "embed": embed_ms, "search": search_ms, "total": _ms(started)}
     return MatchResult(candidates=candidates, decision=decision, timings=timings, cutouts=garments,
                        model_version=model.name)
@@ -471,10 +482,7 @@ def candidates_for(hits: Sequence[search.ProductHit]) -> list[Candidate]:
 
 def decide(candidates: Sequence[Candidate], *, model: EmbeddingModel, kind: str | None = None) -> dict:
     """The verdict for a ranked candidate list under ``model``'s calibrated threshold and margin."""
-    defaults = {
-        "default_score": float(matching_setting("DEFAULT_THRESHOLD", 0.8)),
-        "default_margin": float(matching_setting("DEFAULT_MARGIN", 0.0)),
-    }
+    defaults = {"default_score": conf.default_threshold(), "default_margin": conf.default_margin()}
     if not candidates:
         threshold, margin_needed = model.threshold_for(kind, **defaults)
         return {"in_catalogue": False, "sku": None, "product_id": None, "score": 0.0, "margin": 0.0,

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from . import conf
+
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
 def embed_product_images(image_ids: list[int]) -> int:
     """Embed catalogue images into the active (and any building) model version; skips finished work."""
-    from .services import images_needing_embedding, images_embed
+    from .services import images_embed, images_needing_embedding
 
     todo = images_needing_embedding(image_ids=image_ids)
     if not todo:
@@ -22,16 +24,13 @@ def build_embedding_model(model_id: int) -> str:
     Each run embeds at most ``MATCHING["BUILD_CHUNK"]`` images (well inside the task time limit) and
     queues the next run while images remain; the old version serves meanwhile.
     """
-    from django.conf import settings
-
     from .models import EmbeddingModel
     from .services import embedding_model_build
 
     model = EmbeddingModel.objects.filter(pk=model_id).first()
     if model is None or model.active:
         return "nothing to do"
-    chunk = int(getattr(settings, "MATCHING", {}).get("BUILD_CHUNK", 2000))
-    model, remaining = embedding_model_build(model_id=model_id, limit=chunk)
+    model, remaining = embedding_model_build(model_id=model_id, limit=conf.build_chunk())
     if remaining:
         build_embedding_model.delay(model_id)
         return f"{remaining} image(s) to go"

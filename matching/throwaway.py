@@ -17,7 +17,6 @@ from django.test.utils import override_settings
 from psycopg import sql
 
 
-
 def _admin_execute(statement: sql.Composable) -> None:
     """Run CREATE/DROP DATABASE outside any transaction, on a short-lived connection to 'postgres'."""
     import psycopg

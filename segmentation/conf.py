@@ -7,7 +7,7 @@ from pathlib import Path
 from django.conf import settings
 
 
-def _get(name: str, default):
+def _get(name: str, default):  # noqa: ANN001, ANN202
     return getattr(settings, f"STOCKMATCH_SEG_{name}", default)
 
 

@@ -23,9 +23,12 @@ class Hints:
         return self.rect is None and not self.fg and not self.bg
 
 
-def parse(hints: Mapping | None, width: int, height: int) -> Hints | None:
+def parse(hints: Mapping | Hints | None, width: int, height: int) -> Hints | None:
     """Check hints given in photo pixel coordinates. The rectangle is clipped to the photo; a rectangle
-    with no area inside the photo is refused. Stroke points may lie outside (they are clipped when drawn)."""
+    with no area inside the photo is refused. Stroke points may lie outside (they are clipped when drawn).
+    Already parsed ``Hints`` (``scaled`` to this photo by the caller) pass through."""
+    if isinstance(hints, Hints):
+        return None if hints.empty else hints
     if not hints:
         return None
     if not isinstance(hints, Mapping):

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from django.db import DatabaseError
 
 from . import conf
-from .weights import WeightsError, load_network
+from .weights import WeightsError, load_network, resolve_path, shipped_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +78,9 @@ _cached: dict[str, Segmenter | None] = {}
 
 
 def _active_spec() -> SegmenterSpec | None:
-    from django.db import DatabaseError
-
-    from .versions import resolve_path
+    from .models import SegmenterModel  # not at module level: segmentation/__init__ loads before the app registry
 
     try:
-        from .models import SegmenterModel
-
         row = SegmenterModel.objects.filter(active=True).first()
     except DatabaseError as exc:  # no database (or not migrated): shipped weights still work
         log.warning("segmenter versions unavailable (%s); using shipped weights", exc)
@@ -94,8 +91,6 @@ def _active_spec() -> SegmenterSpec | None:
 
 
 def _shipped_spec() -> SegmenterSpec | None:
-    from .versions import shipped_sidecar
-
     sidecar = shipped_sidecar()
     if sidecar is None:
         return None

@@ -21,6 +21,7 @@ from PIL import Image
 from . import conf, grabcut, postprocess
 from . import hints as hint_utils
 from .classes import BACKGROUND, GARMENT_KINDS
+from .segmenter import get_segmenter
 from .source import Source
 from .types import METHODS, CutOut
 
@@ -37,7 +38,7 @@ class _Working:
     small_hints: hint_utils.Hints | None  # at working size
 
 
-def _prepare(image, hints: Mapping | None) -> _Working:
+def _prepare(image, hints: Mapping | None) -> _Working:  # noqa: ANN001
     source = Source(image)
     parsed = hint_utils.parse(hints, source.width, source.height)
     small = source.scaled(conf.working_size())
@@ -45,9 +46,7 @@ def _prepare(image, hints: Mapping | None) -> _Working:
     return _Working(source, small, scale, parsed, hint_utils.scaled(parsed, scale, small.shape[1], small.shape[0]))
 
 
-def _network():
-    from .segmenter import get_segmenter
-
+def _network():  # noqa: ANN202
     try:
         return get_segmenter()
     except Exception:  # a broken model must not stop intake: GrabCut still works
@@ -55,7 +54,7 @@ def _network():
         return None
 
 
-def _predict(net, image: np.ndarray) -> np.ndarray:
+def _predict(net, image: np.ndarray) -> np.ndarray:  # noqa: ANN001
     """Class probabilities at the working image's size, the network run at the size it was trained for."""
     h, w = image.shape[:2]
     scale = net.long_side / max(h, w)
@@ -224,7 +223,7 @@ def _check_method(method: str) -> None:
         raise ValueError(f"Unknown segmentation method {method!r}; valid: {', '.join(METHODS)}")
 
 
-def cut_out(image, hints: Mapping | None = None, method: str = "auto") -> CutOut:
+def cut_out(image, hints: Mapping | None = None, method: str = "auto") -> CutOut:  # noqa: ANN001
     """Cut the garment out of a photo. See docs/CONTRACTS.md for arguments and the result.
 
     Raises ``HintError`` (a ValueError) for unusable hints and ``SegmentationInputError`` (a ValueError) for
@@ -236,7 +235,7 @@ def cut_out(image, hints: Mapping | None = None, method: str = "auto") -> CutOut
     return _finish(work, mask, soft, used, version, started)
 
 
-def cut_out_garments(image, method: str = "auto") -> list[CutOut]:
+def cut_out_garments(image, method: str = "auto") -> list[CutOut]:  # noqa: ANN001
     """One cut-out per garment kind found (topwear, bottomwear, full-body, footwear), largest first.
 
     Needs the network to tell kinds apart; without it (or when no kind is found but something is) the
@@ -249,8 +248,6 @@ def cut_out_garments(image, method: str = "auto") -> list[CutOut]:
         return [_finish(work, mask, soft, used, version, started)]
     garment_probs = probs[1:]  # every class but background
     assigned = garment_probs.argmax(axis=0) + 1
-    from .segmenter import get_segmenter
-
     classes = get_segmenter().classes
     results: list[tuple[int, CutOut]] = []
     min_pixels = max(4, 0.01 * mask.size)

@@ -14,7 +14,7 @@ MIN_SIDE = 4
 
 
 class Source:
-    def __init__(self, image) -> None:
+    def __init__(self, image) -> None:  # noqa: ANN001
         if isinstance(image, Image.Image):
             self.pil: Image.Image | None = _pil_rgb(image)
             self.array: np.ndarray | None = None

@@ -172,7 +172,7 @@ def make_batch(
     return np.stack(images), np.stack(labels).astype(np.int64)
 
 
-def evaluate_model(model, val: list[Example], stride: int) -> dict:
+def evaluate_model(model, val: list[Example], stride: int) -> dict:  # noqa: ANN001
     """Per-image garment IoU (garment = argmax != background) and per-class IoU over the set."""
     import torch
     from segmentation_models_pytorch import metrics as smp_metrics

@@ -21,10 +21,6 @@ class CutOut:
     status: str  # "ok" | "empty" (no garment found: cutout is the whole photo)
     kind: str | None = None  # garment kind for cut_out_garments
 
-    @property
-    def empty(self) -> bool:
-        return self.status == "empty"
-
 
 class SegmentationInputError(ValueError):
     """An image segmentation cannot use, with the reason."""

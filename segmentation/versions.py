@@ -12,19 +12,10 @@ from django.db import transaction
 
 from . import conf
 from .models import SegmenterModel
-from .weights import sha256_file
+from .segmenter import reset_segmenter
+from .weights import load_network, sha256_file, shipped_sidecar
 
 log = logging.getLogger(__name__)
-
-
-def shipped_sidecar() -> dict | None:
-    """The JSON sidecar of the weights committed under models/segmenter/ (the newest when several)."""
-    sidecars = sorted(conf.shipped_dir().glob("*.json"))
-    if not sidecars:
-        return None
-    data = json.loads(sidecars[-1].read_text())
-    data["weights_path"] = str(conf.shipped_dir() / data["weights_file"])
-    return data
 
 
 def _stored_path(path: Path) -> str:
@@ -36,12 +27,7 @@ def _stored_path(path: Path) -> str:
         return str(Path(path).resolve())
 
 
-def resolve_path(stored: str) -> Path:
-    path = Path(stored)
-    return path if path.is_absolute() else Path(settings.BASE_DIR) / path
-
-
-def shipped_register(model=SegmenterModel) -> SegmenterModel | None:
+def shipped_register(model=SegmenterModel) -> SegmenterModel | None:  # noqa: ANN001
     """Register the shipped weights as a version (idempotent, keyed by checksum); active when none is.
 
     ``model`` lets the data migration pass its historical model class."""
@@ -94,8 +80,6 @@ def segmenter_register(
                 "active": activate,
             },
         )
-    from .segmenter import reset_segmenter
-
     transaction.on_commit(reset_segmenter)
     return row
 
@@ -106,8 +90,6 @@ def active_version() -> SegmenterModel | None:
 
 def shipped_write(weights_file: Path, *, version: str, metrics: dict, training_data: dict) -> dict:
     """Write ``models/segmenter/<arch>.pt`` and its sidecar (arch, config, classes, input, sha256, metrics)."""
-    from .weights import load_network
-
     _, meta = load_network(Path(weights_file))
     target_dir = conf.shipped_dir()
     target_dir.mkdir(parents=True, exist_ok=True)

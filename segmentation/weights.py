@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
+
+from django.conf import settings
+
+from . import conf
 
 
 class WeightsError(RuntimeError):
@@ -18,7 +23,22 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_network(path: Path, expected_sha256: str | None = None):
+def shipped_sidecar() -> dict | None:
+    """The JSON sidecar of the weights committed under models/segmenter/ (the newest when several)."""
+    sidecars = sorted(conf.shipped_dir().glob("*.json"))
+    if not sidecars:
+        return None
+    data = json.loads(sidecars[-1].read_text())
+    data["weights_path"] = str(conf.shipped_dir() / data["weights_file"])
+    return data
+
+
+def resolve_path(stored: str) -> Path:
+    path = Path(stored)
+    return path if path.is_absolute() else Path(settings.BASE_DIR) / path
+
+
+def load_network(path: Path, expected_sha256: str | None = None):  # noqa: ANN201
     """(model in eval mode, channels_last; metadata dict without the state dict)."""
     import torch
 

@@ -19,7 +19,7 @@ REDIS_URL = os.environ.get("STOCKMATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/
 
 def worker_env() -> dict[str, str]:
     """The environment of a worker that talks to the same (test) database as this process."""
-    env = {**os.environ, "CELERY_BROKER_URL": REDIS_URL, "CELERY_RESULT_BACKEND": REDIS_URL, "PYTHONPATH": str(REPO_ROOT)}
+    env = {**os.environ, "CELERY_BROKER_URL": REDIS_URL, "CELERY_RESULT_BACKEND": REDIS_URL, "PYTHONPATH": str(REPO_ROOT)}  # noqa: E501
     name = connection.settings_dict["NAME"]
     if os.environ.get("DATABASE_URL"):
         base, _, _ = os.environ["DATABASE_URL"].rpartition("/")

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Beside the repository (CI, the main checkout); STOCKMATCH_SHARED_DATA for a worktree elsewhere.
 SHARED_DATA = Path(os.environ.get("STOCKMATCH_SHARED_DATA") or REPO_ROOT.parent / "shared" / "data")
 
 

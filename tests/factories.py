@@ -20,5 +20,5 @@ def product(*, sku: str | None = None, category_obj: Category | None = None, **f
     return Product.objects.create(sku=sku or f"SKU-{n:05d}", category=category_obj or category(), **defaults)
 
 
-def variant(*, product_obj: Product | None = None, size: str = "M", stock: int = 0, barcode: str | None = None) -> Variant:
+def variant(*, product_obj: Product | None = None, size: str = "M", stock: int = 0, barcode: str | None = None) -> Variant:  # noqa: E501
     return Variant.objects.create(product=product_obj or product(), size=size, stock_quantity=stock, barcode=barcode)

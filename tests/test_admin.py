@@ -47,7 +47,7 @@ def test_catalogue_manager_sees_each_page(client, catalogue_manager, product_wit
     assert client.get(reverse(page)).status_code == 200
 
 
-def test_product_list_shows_thumbnail_stock_synthetic_and_searches_by_sku(client, catalogue_manager, product_with_photo):
+def test_product_list_shows_thumbnail_stock_synthetic_and_searches_by_sku(client, catalogue_manager, product_with_photo):  # noqa: E501
     factories.product(sku="JEANS-1", name="Blue jeans")
     client.force_login(catalogue_manager)
     html = client.get(reverse("admin:catalog_product_changelist"), {"q": "TEE-RED"}).content.decode()

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-from hashlib import sha256
 import io
+from hashlib import sha256
 from pathlib import Path
 
 import numpy as np

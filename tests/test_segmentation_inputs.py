@@ -34,8 +34,9 @@ def _check(result, width: int, height: int) -> None:
     assert result.cutout.size == (256, 256)
 
 
-def test_import_is_light():
-    code = "import sys, segmentation; assert 'torch' not in sys.modules and 'cv2' not in sys.modules"
+def test_import_does_not_load_torch():
+    # Plain imports (no lazy module __getattr__) bring OpenCV; torch loads only when a network is needed.
+    code = "import sys, segmentation; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)
 
 

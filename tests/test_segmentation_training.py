@@ -18,8 +18,8 @@ from segmentation.inference import predict_probs
 from segmentation.models import SegmenterModel
 from segmentation.nets import build
 from segmentation.segmenter import Segmenter, SegmenterSpec, get_segmenter, reset_segmenter
-from segmentation.versions import resolve_path, segmenter_register
-from segmentation.weights import load_network, save_network
+from segmentation.versions import segmenter_register
+from segmentation.weights import load_network, resolve_path, save_network
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -158,10 +158,6 @@ class Snapshot(models.Model):
     def is_group_head(self) -> bool:
         return self.group_head_id is None
 
-    @property
-    def is_pending(self) -> bool:
-        return self.status in PENDING_STATUSES
-
     def lease_expired(self, now: datetime) -> bool:
         """Processing, but its worker stopped renewing the claim (it died): another run may take over."""
         return self.status == SnapshotStatus.PROCESSING and (
@@ -197,9 +193,5 @@ class Arrival(models.Model):
 
     def __str__(self) -> str:
         return f"+{self.quantity} {self.variant} @ {self.bin_location or '—'}"
-
-    @property
-    def is_undone(self) -> bool:
-        return self.undone_at is not None
 
 from .review.models import LabelledPair, ReviewDecision, ReviewItem  # noqa: E402,F401 - registered in this app

@@ -215,3 +215,17 @@ def training_groups() -> list:
         groups.append(Group(key=f"product:{skus[row.product_id]}", source=row.source, photos=photos,
                             negatives=[f"product:{skus[pid]}" for pid in row.negative_product_ids if pid in skus]))
     return groups
+def match_outcomes(*, model_version: str) -> list[dict]:
+    """What the matcher proposed and what the worker decided, for snapshots matched by ``model_version``.
+
+    ``product_id`` is the confirmed product, or None for "not in catalogue". Read by matching's
+    calibration through ``MATCHING["CALIBRATION_SOURCE"]``.
+    """
+    rows = Snapshot.objects.filter(
+        status__in=[SnapshotStatus.CONFIRMED, SnapshotStatus.NEW], model_version=model_version, group_head__isnull=True
+    ).values("status", "candidates", "product_id")
+    return [
+        {"candidates": row["candidates"] or [],
+         "product_id": row["product_id"] if row["status"] == SnapshotStatus.CONFIRMED else None}
+        for row in rows
+    ]

@@ -147,7 +147,7 @@ def _paint(style: GarmentStyle, sketch: Sketch, size: int) -> tuple[np.ndarray, 
     for line in sketch.stitches:
         _dashed(rgb, line * size, _colour(fabric.trim, 0.9 if fabric.trim != fabric.base else 0.6), thin)
     for line in sketch.laces:
-        cv2.polylines(rgb, [_px(line, size)], False, _colour(fabric.trim, 0.95), 2 * thin + 1, cv2.LINE_AA, shift=_SHIFT)
+        cv2.polylines(rgb, [_px(line, size)], False, _colour(fabric.trim, 0.95), 2 * thin + 1, cv2.LINE_AA, shift=_SHIFT)  # noqa: E501
     for zip_line in sketch.zips:
         _zip(rgb, zip_line * size, thin)
     for x, y, r in sketch.buttons:
@@ -175,7 +175,7 @@ def _shading(alpha: np.ndarray, seed: int, size: int) -> np.ndarray:
     return edge * (1 - 0.12 * folds / max(float(folds.max()), 1e-6)) * light
 
 
-def _dashed(rgb: np.ndarray, points: np.ndarray, colour, thickness: int) -> None:
+def _dashed(rgb: np.ndarray, points: np.ndarray, colour, thickness: int) -> None:  # noqa: ANN001
     dash = max(3.0, rgb.shape[0] / 110)
     for a, b in zip(points[:-1], points[1:], strict=True):
         length = float(np.hypot(*(b - a)))
@@ -183,7 +183,7 @@ def _dashed(rgb: np.ndarray, points: np.ndarray, colour, thickness: int) -> None
         for i in range(0, steps, 2):
             p = a + (b - a) * (i / steps)
             q = a + (b - a) * (min(i + 1, steps) / steps)
-            cv2.line(rgb, tuple(np.round(p).astype(int)), tuple(np.round(q).astype(int)), colour, thickness, cv2.LINE_AA)
+            cv2.line(rgb, tuple(np.round(p).astype(int)), tuple(np.round(q).astype(int)), colour, thickness, cv2.LINE_AA)  # noqa: E501
 
 
 def _zip(rgb: np.ndarray, points: np.ndarray, thin: int) -> None:

@@ -219,7 +219,7 @@ def skirt(p: Shape, view: str, garment: str) -> Sketch:
     y1 = y0 + p["length"]
     hem = _arc(CX - hw, CX + hw, y1, 0.03 + 0.05 * p.get("pleats", 0))
     sketch.body.append(_pts((CX + ww, y0), (CX - ww, y0), *hem))
-    sketch.trims.append(_pts((CX - ww, y0), (CX + ww, y0), (CX + ww + 0.004, y0 + 0.045), (CX - ww - 0.004, y0 + 0.045)))
+    sketch.trims.append(_pts((CX - ww, y0), (CX + ww, y0), (CX + ww + 0.004, y0 + 0.045), (CX - ww - 0.004, y0 + 0.045)))  # noqa: E501
     if p.get("pleats", 0) > 0.5 and view != "folded":
         count = int(6 + 6 * p["pleat_density"])
         for t in np.linspace(0.0, 1.0, count + 2)[1:-1]:

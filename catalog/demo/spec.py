@@ -36,17 +36,17 @@ CATEGORIES = {
     for c in (
         CategorySpec("tshirt", "TOP", "Topwear", "T-Shirt", CategoryKind.TOPWEAR, ("T-Shirt", "Tee", "Crew-Neck Tee"),
                      (9, 35), _ALL, ("solid", "solid", "stripes", "graphic", "graphic", "dots", "print")),
-        CategorySpec("shirt", "TOP", "Topwear", "Shirt", CategoryKind.TOPWEAR, ("Shirt", "Oxford Shirt", "Poplin Shirt"),
+        CategorySpec("shirt", "TOP", "Topwear", "Shirt", CategoryKind.TOPWEAR, ("Shirt", "Oxford Shirt", "Poplin Shirt"),  # noqa: E501
                      (25, 70), _ALL, ("solid", "stripes", "checks", "checks", "dots", "print")),
-        CategorySpec("sweater", "TOP", "Topwear", "Sweater", CategoryKind.TOPWEAR, ("Sweater", "Jumper", "Knit Sweater"),
+        CategorySpec("sweater", "TOP", "Topwear", "Sweater", CategoryKind.TOPWEAR, ("Sweater", "Jumper", "Knit Sweater"),  # noqa: E501
                      (30, 90), _ALL, ("solid", "solid", "stripes", "checks", "print")),
         CategorySpec("trousers", "BTM", "Bottomwear", "Trousers", CategoryKind.BOTTOMWEAR,
-                     ("Trousers", "Chinos", "Jeans"), (29, 95), _ALL, ("solid", "solid", "solid", "checks", "stripes", "print")),
-        CategorySpec("skirt", "BTM", "Bottomwear", "Skirt", CategoryKind.BOTTOMWEAR, ("Skirt", "A-Line Skirt", "Midi Skirt"),
+                     ("Trousers", "Chinos", "Jeans"), (29, 95), _ALL, ("solid", "solid", "solid", "checks", "stripes", "print")),  # noqa: E501
+        CategorySpec("skirt", "BTM", "Bottomwear", "Skirt", CategoryKind.BOTTOMWEAR, ("Skirt", "A-Line Skirt", "Midi Skirt"),  # noqa: E501
                      (22, 75), _WOMEN, ("solid", "checks", "dots", "stripes", "print")),
-        CategorySpec("dress", "DRS", "Full body", "Dress", CategoryKind.FULL_BODY, ("Dress", "Midi Dress", "Shift Dress"),
+        CategorySpec("dress", "DRS", "Full body", "Dress", CategoryKind.FULL_BODY, ("Dress", "Midi Dress", "Shift Dress"),  # noqa: E501
                      (35, 140), _WOMEN, ("solid", "dots", "dots", "stripes", "print", "checks")),
-        CategorySpec("jacket", "OUT", "Outerwear", "Jacket", CategoryKind.OUTERWEAR, ("Jacket", "Bomber", "Field Jacket"),
+        CategorySpec("jacket", "OUT", "Outerwear", "Jacket", CategoryKind.OUTERWEAR, ("Jacket", "Bomber", "Field Jacket"),  # noqa: E501
                      (55, 220), _ALL, ("solid", "solid", "solid", "checks", "print")),
         CategorySpec("shoe", "SHO", "Footwear", "Shoes", CategoryKind.FOOTWEAR, ("Sneakers", "Boots", "Loafers"),
                      (39, 160), _ALL, ("solid", "solid", "solid", "print", "checks")),

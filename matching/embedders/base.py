@@ -93,9 +93,6 @@ class Embedder:
             parts.append(self._forward(self.preprocessing.tensor(chunk)))
         return l2_normalise(np.concatenate(parts, axis=0))
 
-    def embed_one(self, image: Image.Image) -> np.ndarray:
-        return self.embed([image])[0]
-
     def describe(self) -> dict:
         return {
             "backbone": self.backbone, "checksum": self.checksum, "dimension": self.dimension,

@@ -82,14 +82,14 @@ class EfficientNetLite0(Embedder):
     def describe(self) -> dict:
         return {**super().describe(), "pooling": self.pooling, "gem_p": self.gem_p if self.pooling == "gem" else None}
 
-    def pool(self, features):
+    def pool(self, features):  # noqa: ANN001, ANN201
         """N×C×H×W → N×C: average, or generalised mean (features are ReLU6 outputs, ≥ 0)."""
         if self.pooling == "avg":
             return features.mean(dim=(2, 3))
         return features.clamp(min=1e-6).pow(self.gem_p).mean(dim=(2, 3)).pow(1.0 / self.gem_p)
 
     # -- PyTorch ---------------------------------------------------------------------------------
-    def torch_net(self):
+    def torch_net(self):  # noqa: ANN201
         """The full classifier network (eval mode, weights loaded strictly)."""
         if self._net is None:
             import torch
@@ -139,11 +139,11 @@ class EfficientNetLite0(Embedder):
             pool = self.pool
 
             class PooledFeatures(torch.nn.Module):
-                def __init__(self, inner) -> None:
+                def __init__(self, inner) -> None:  # noqa: ANN001
                     super().__init__()
                     self.inner = inner
 
-                def forward(self, x):
+                def forward(self, x):  # noqa: ANN001, ANN202
                     return pool(self.inner.extract_features(x))
 
             size = self.preprocessing.input_size

@@ -11,15 +11,10 @@ from pathlib import Path
 
 from django.conf import settings
 
-from .. import services
+from .. import conf, services
 from . import data
 
 logger = logging.getLogger(__name__)
-
-
-def retrain_settings() -> dict:
-    defaults = {"MIN_NEW_GROUPS": 200, "PAIR_FILES": [], "PHOTO_CSVS": [], "TIME_BUDGET_MINUTES": 60}
-    return defaults | getattr(settings, "MATCHING", {}).get("RETRAIN", {})
 
 
 def labelled_groups_from_installation() -> int:
@@ -28,21 +23,21 @@ def labelled_groups_from_installation() -> int:
 
 def embedder_retrain_if_due() -> dict:
     """Train and judge a candidate when at least ``MIN_NEW_GROUPS`` new labelled groups exist; else nothing."""
-    conf = retrain_settings()
+    conf_ = conf.retrain()
     active = services.embedding_model_active()
     seen = int(((active.metrics or {}).get("training") or {}).get("installation_groups", 0))
     now = labelled_groups_from_installation()
-    if now - seen < int(conf["MIN_NEW_GROUPS"]):
-        return {"trained": False, "reason": f"{now - seen} new labelled group(s); {conf['MIN_NEW_GROUPS']} needed"}
+    if now - seen < int(conf_["MIN_NEW_GROUPS"]):
+        return {"trained": False, "reason": f"{now - seen} new labelled group(s); {conf_['MIN_NEW_GROUPS']} needed"}
     from .promotion import embedder_promote, embedder_register
     from .trainer import TrainConfig, train
 
-    pair_files = [Path(p) for p in conf["PAIR_FILES"]]
-    groups = data.training_groups(pair_files=pair_files, photo_csvs=[Path(p) for p in conf["PHOTO_CSVS"]])
+    pair_files = [Path(p) for p in conf_["PAIR_FILES"]]
+    groups = data.training_groups(pair_files=pair_files, photo_csvs=[Path(p) for p in conf_["PHOTO_CSVS"]])
     validation = data.training_groups(pair_files=pair_files, use_database=False, splits=("validation",))
     trained_dir = Path(settings.STOCKMATCH_TRAINED_DIR)
     config = TrainConfig(out=trained_dir / "embedder" / "scheduled.pt", work_dir=trained_dir / "embedder-work",
-                         time_budget_s=float(conf["TIME_BUDGET_MINUTES"]) * 60)
+                         time_budget_s=float(conf_["TIME_BUDGET_MINUTES"]) * 60)
     result = train(groups, validation, config)
     model = embedder_register(weights=result.weights)
     model.metrics = {**model.metrics, "training": {**model.metrics.get("training", {}), "installation_groups": now}}

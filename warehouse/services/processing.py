@@ -23,9 +23,9 @@ from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
-from PIL import Image
 
-from catalog.imaging import ImageRejected, encode_jpeg, encode_png, load_image
+from catalog.imaging import ImageRejected, LoadedImage, encode_jpeg, encode_png, load_image
+from matching.conf import working_size as match_working_size
 from matching.services import match_image
 
 from .. import conf
@@ -164,9 +164,10 @@ class LeaseKeeper:
             connection.close()  # this thread's own database connection
 
 
-def open_original(snapshot: Snapshot) -> Image.Image:
+def open_original(snapshot: Snapshot) -> LoadedImage:
+    """The photo decoded at matching's working size; hints stay in the full photo's coordinates."""
     with snapshot.original.open("rb") as handle:
-        return load_image(handle.read(), limit_bytes=max(snapshot.original_bytes, 1)).image
+        return load_image(handle.read(), limit_bytes=max(snapshot.original_bytes, 1), max_side=match_working_size())
 
 
 def _as_dict(value: Any) -> dict:

@@ -78,11 +78,12 @@ def snapshot_create(
     if group_head is not None:
         _check_can_add_photo(group_head, uploaded_by)
 
-    loaded = load_image(data)  # raises ImageRejected: nothing is written for a bad photo
-    width, height = loaded.image.size
+    # Raises ImageRejected: nothing is written for a bad photo. Decoded at preview size (JPEG draft mode):
+    # the full-resolution photo is never held in memory; width/height are the photo's own.
+    loaded = load_image(data, max_side=PREVIEW_LONG_SIDE)
+    width, height = loaded.size
     check_photo_shape(width=width, height=height)
-    preview = loaded.image.copy()
-    preview.thumbnail((PREVIEW_LONG_SIDE, PREVIEW_LONG_SIDE))
+    preview = loaded.image
     snapshot = Snapshot(
         uploaded_by=uploaded_by, idempotency_key=key, original_sha256=sha256, original_format=loaded.format,
         original_bytes=len(data), width=width, height=height, photo_role=photo_role,

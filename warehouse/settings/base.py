@@ -1,4 +1,7 @@
 """Core Django settings: apps, middleware, templates, static and media files, DRF, auth."""
+from datetime import timedelta
+from pathlib import Path
+
 from .env import BASE_DIR, DATA_DIR, DJANGO_ENV, env_bool, env_int, env_list, env_str
 
 DEBUG = env_bool("DJANGO_DEBUG", DJANGO_ENV != "production")
@@ -14,6 +17,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "simple_history",
@@ -32,6 +37,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",  # who changed a product, image or variant
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into the "try again later" answer
 ]
 
 ROOT_URLCONF = "warehouse.urls"
@@ -59,6 +65,22 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses locked-out usernames and addresses before PBKDF2
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Failed sign-ins (login page, admin, API token) are counted per username and, separately, per client
+# address; either reaching the limit within the cool-off locks it until the cool-off has passed.
+AXES_FAILURE_LIMIT = env_int("STOCKMATCH_LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("STOCKMATCH_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_CALLABLE = "warehouse.accounts.lockout_response"
+# Behind N reverse proxies the client address is the N-th from the right in X-Forwarded-For.
+_proxies = env_int("STOCKMATCH_PROXY_COUNT", 0)
+AXES_IPWARE_PROXY_COUNT = _proxies or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR") if _proxies else ("REMOTE_ADDR",)
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 
@@ -68,9 +90,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
-MEDIA_URL = "/media/"
-MEDIA_ROOT = DATA_DIR / "media"
+STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+MEDIA_URL = "/media/"  # served by warehouse/media.py with a permission check per file
+MEDIA_ROOT = Path(env_str("STOCKMATCH_MEDIA_ROOT", str(DATA_DIR / "media")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -79,24 +101,26 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Uploads: the request body may carry one phone photo plus form fields.
 STOCKMATCH_MAX_UPLOAD_BYTES = env_int("STOCKMATCH_MAX_UPLOAD_BYTES", 25 * 1024 * 1024)
-STOCKMATCH_MAX_IMAGE_PIXELS = env_int("STOCKMATCH_MAX_IMAGE_PIXELS", 60_000_000)
+# Phones send 12 MP (the phone page 2,000 px); larger photos are refused before decoding (docs/intake.md).
+STOCKMATCH_MAX_IMAGE_PIXELS = env_int("STOCKMATCH_MAX_IMAGE_PIXELS", 25_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = STOCKMATCH_MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        "rest_framework.authentication.SessionAuthentication",  # the phone pages and the API docs
+        "rest_framework.authentication.TokenAuthentication",  # native apps: POST /api/v1/auth/token/
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "warehouse.api_errors.exception_handler",  # every error as {detail, code}
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 25,
     "DEFAULT_THROTTLE_RATES": {
         "mirror": env_str("STOCKMATCH_MIRROR_RATE", "60/min"),
+        "auth_token": env_str("STOCKMATCH_TOKEN_RATE", "20/min"),
     },
 }
-REST_FRAMEWORK["EXCEPTION_HANDLER"] = "warehouse.api_errors.api_exception_handler"  # {detail, code} everywhere
 SPECTACULAR_SETTINGS = {
     "TITLE": "Stockmatch API",
     "DESCRIPTION": "Visual stock matching for fashion warehouses: intake, matching and the smart-mirror API.",
@@ -108,6 +132,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "warehouse.api_errors.document_errors",
+    ],
 }
 
 CACHES = {

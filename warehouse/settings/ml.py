@@ -60,4 +60,6 @@ MATCHING = {
         "PHOTO_CSVS": [p for p in env_str("STOCKMATCH_RETRAIN_PHOTO_CSVS", "").split(",") if p],
         "TIME_BUDGET_MINUTES": env_int("STOCKMATCH_RETRAIN_MINUTES", 60),
     },
+    # Decided intake matches for `calibrate_matching` (a selector of the intake app; matching never imports it).
+    "CALIBRATION_SOURCE": "warehouse.selectors.match_outcomes",
 }

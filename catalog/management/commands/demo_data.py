@@ -14,7 +14,7 @@ class Command(BaseCommand):
         "for match queries. Deterministic per --seed and idempotent. With --csv, import a real catalogue instead."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
         parser.add_argument("--seed", type=int, default=7)
         parser.add_argument("--products", type=int, default=240)
         parser.add_argument("--snapshots", type=int, default=40, help="Phone-like photos written for match queries.")
@@ -26,7 +26,7 @@ class Command(BaseCommand):
                             help="Load this real catalogue CSV through import_catalog instead of synthesising.")
 
     def handle(self, *args, seed: int, products: int, snapshots: int, snapshot_dir: Path | None, workers: int,
-               csv: Path | None, **options):
+               csv: Path | None, **options) -> None:
         if csv is not None:
             call_command("import_catalog", str(csv), verbosity=options["verbosity"], stdout=self.stdout,
                          stderr=self.stderr)

@@ -9,12 +9,12 @@ from catalog.importing import RowError, catalog_import, count_rows
 class Command(BaseCommand):
     help = "Import a catalogue CSV (sku,image,category,gender,name[,price,size,stock,brand,colour]). Idempotent."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
         parser.add_argument("csv", type=Path)
         parser.add_argument("--synthetic", action="store_true", help="Mark the imported rows as synthetic demo data.")
         parser.add_argument("--strict", action="store_true", help="Exit with an error when any row was bad.")
 
-    def handle(self, *args, csv: Path, synthetic: bool, strict: bool, **options):
+    def handle(self, *args, csv: Path, synthetic: bool, strict: bool, **options) -> None:
         if not csv.is_file():
             raise CommandError(f"{csv}: no such file")
         total = count_rows(csv)

@@ -11,12 +11,13 @@ from django.core.management.base import BaseCommand
 
 from matching import benchmarking, services
 from matching.throwaway import throwaway_database
+from segmentation import METHODS
 
 
 class Command(BaseCommand):
     help = "Search, embedding, ingestion and end-to-end match timings on a throwaway synthetic catalogue."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
         parser.add_argument("--catalog-size", type=int, default=100_000)
         parser.add_argument("--json", type=Path)
         parser.add_argument("--queries", type=int, default=100, help="Search queries timed (each checked exactly).")
@@ -24,7 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--photos", type=int, default=128, help="Studio photos for the embedding figures.")
         parser.add_argument("--data", type=Path, default=Path(settings.BASE_DIR).parent / "shared" / "data")
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--segmentation-method", default="auto", choices=["auto", "grabcut", "tiramisu"],
+        parser.add_argument("--segmentation-method", default="auto", choices=METHODS,
                             help="Segmentation method for the end-to-end match figures.")
 
     def log(self, message: str) -> None:

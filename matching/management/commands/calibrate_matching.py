@@ -6,9 +6,8 @@ in a throwaway database. Stores thresholds and expected precision/recall on the 
 """
 from __future__ import annotations
 
-import sys
-
 import json
+import sys
 from pathlib import Path
 
 from django.conf import settings
@@ -18,6 +17,7 @@ from tqdm import tqdm
 from matching import calibration, evaluation, services
 from matching.models import EmbeddingModel
 from matching.throwaway import throwaway_database
+from segmentation import METHODS
 
 MIN_SNAPSHOT_PAIRS = 40
 
@@ -25,14 +25,14 @@ MIN_SNAPSHOT_PAIRS = 40
 class Command(BaseCommand):
     help = "Fit and store the decision threshold(s) of an embedding model version."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
         default = Path(settings.BASE_DIR) / "var" / "eval"
         parser.add_argument("--model", help="EmbeddingModel name (default: the active one).")
         parser.add_argument("--catalog", type=Path, default=default / "catalog.csv")
         parser.add_argument("--queries", type=Path, default=default / "queries.csv")
         parser.add_argument("--target-precision", type=float, default=0.95)
         parser.add_argument("--no-segmentation", action="store_true")
-        parser.add_argument("--segmentation-method", default="auto", choices=["auto", "grabcut", "tiramisu"])
+        parser.add_argument("--segmentation-method", default="auto", choices=METHODS)
         parser.add_argument("--source", choices=["auto", "snapshots", "evaluation"], default="auto")
 
     def handle(self, *args, **options) -> None:
@@ -58,7 +58,7 @@ class Command(BaseCommand):
             raise CommandError(f"No embedding model {name!r}; known: {known}.")
         return model
 
-    def _evaluation_pairs(self, model: EmbeddingModel, options) -> list[calibration.Pair]:
+    def _evaluation_pairs(self, model: EmbeddingModel, options) -> list[calibration.Pair]:  # noqa: ANN001
         catalog, queries = options["catalog"].resolve(), options["queries"].resolve()
         evaluation.read_csv(catalog, ["sku", "image"])
         evaluation.read_csv(queries, ["image", "sku"])

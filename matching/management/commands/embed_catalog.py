@@ -16,7 +16,7 @@ from matching.models import EmbeddingModel
 class Command(BaseCommand):
     help = "Embed catalogue images that have no vector yet for the active (or given) model version."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
         parser.add_argument("--model", help="EmbeddingModel name (default: the active one).")
         parser.add_argument("--batch-size", type=int, default=None)
         parser.add_argument("--switch", action="store_true", help="Activate the model once every image is embedded.")

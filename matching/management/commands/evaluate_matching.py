@@ -1,9 +1,8 @@
 """``manage.py evaluate_matching --catalog CATALOG.csv --queries QUERIES.csv [--json OUT.json]`` (DESIGN §5)."""
 from __future__ import annotations
 
-import sys
-
 import json
+import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand
@@ -11,17 +10,18 @@ from tqdm import tqdm
 
 from matching import evaluation, services
 from matching.throwaway import throwaway_database
+from segmentation import METHODS
 
 
 class Command(BaseCommand):
     help = "Import a catalogue into a throwaway database, match query photos against it, print retrieval metrics."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
         parser.add_argument("--catalog", type=Path, required=True, help="CSV: sku,image,category,gender,name")
         parser.add_argument("--queries", type=Path, required=True, help="CSV: image,sku (empty sku: not in catalogue)")
         parser.add_argument("--json", type=Path, help="Also write the JSON object here.")
         parser.add_argument("--no-segmentation", action="store_true", help="Match whole photos (no cut-out).")
-        parser.add_argument("--segmentation-method", default="auto", choices=["auto", "grabcut", "tiramisu"],
+        parser.add_argument("--segmentation-method", default="auto", choices=METHODS,
                             help="Segmentation method for the query photos (default: auto).")
         parser.add_argument("--single-garment", action="store_true",
                             help="One cut-out per photo instead of every garment found.")

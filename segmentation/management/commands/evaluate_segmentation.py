@@ -13,13 +13,13 @@ from segmentation.types import METHODS
 class Command(BaseCommand):
     help = "Evaluate segmentation: IMAGES/NAME.jpg|png against MASKS/NAME.png (255 = garment). Read-only."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
         parser.add_argument("--images", required=True)
         parser.add_argument("--masks", required=True)
         parser.add_argument("--method", default="auto", choices=METHODS)
         parser.add_argument("--json", dest="json_out", default=None, help="also write the report here")
 
-    def handle(self, *args, **opts):
+    def handle(self, *args, **opts) -> None:
         from segmentation.evaluation import evaluate_folder
 
         images, masks = Path(opts["images"]), Path(opts["masks"])

@@ -16,7 +16,7 @@ from segmentation import conf
 class Command(BaseCommand):
     help = "Build an evaluation folder from the development data (val split only)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
         parser.add_argument("--source", choices=["ccp", "composite"], required=True)
         parser.add_argument("--out", required=True)
         parser.add_argument("--data", default=None)
@@ -24,7 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--long-side", type=int, default=480, help="composite size")
         parser.add_argument("--seed", type=int, default=7)
 
-    def handle(self, *args, **opts):
+    def handle(self, *args, **opts) -> None:
         from segmentation import data as seg_data
 
         root = Path(opts["data"] or conf.default_data_dir() or "")

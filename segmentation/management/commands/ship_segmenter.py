@@ -13,15 +13,16 @@ from segmentation import conf
 class Command(BaseCommand):
     help = "Ship a SegmenterModel version (or a weights file) as the default weights of a fresh install."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
         parser.add_argument("--segmenter", dest="version_name", default=None, help="SegmenterModel name")
         parser.add_argument("--weights", default=None, help="or a weights .pt written by train_segmenter")
         parser.add_argument("--name", default=None, help="version name recorded for a --weights file")
         parser.add_argument("--metrics", default=None, help="JSON file with metrics to record (e.g. evaluations)")
 
-    def handle(self, *args, **opts):
+    def handle(self, *args, **opts) -> None:
         from segmentation.models import SegmenterModel
-        from segmentation.versions import resolve_path, shipped_write
+        from segmentation.versions import shipped_write
+        from segmentation.weights import resolve_path
 
         if opts["version_name"]:
             row = SegmenterModel.objects.filter(name=opts["version_name"]).first()

@@ -15,7 +15,7 @@ from segmentation.nets import ARCHITECTURES
 class Command(BaseCommand):
     help = "Train the segmenter (resumable); the new version becomes active only when it beats the active one."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
         parser.add_argument("--arch", default="tiramisu_light", help=f"one of: {', '.join(sorted(ARCHITECTURES))}")
         parser.add_argument("--epochs", type=int, default=30)
         parser.add_argument("--max-minutes", type=float, default=60.0)
@@ -33,11 +33,12 @@ class Command(BaseCommand):
         parser.add_argument("--val-composites", type=int, default=60)
         parser.add_argument("--no-progress", action="store_true")
 
-    def handle(self, *args, **opts):
+    def handle(self, *args, **opts) -> None:
         from segmentation.data import examples_from_rows
         from segmentation.nets import UnknownArchitecture, config_for
         from segmentation.training import TrainConfig, train
-        from segmentation.versions import active_version, resolve_path, segmenter_register, shipped_register
+        from segmentation.versions import active_version, segmenter_register, shipped_register
+        from segmentation.weights import resolve_path
 
         try:
             config_for(opts["arch"])

@@ -17,7 +17,7 @@ DEMO_USERS = (
 class Command(BaseCommand):
     help = "Create the demo users (admin, catalogue, worker) once and print their logins."
 
-    def handle(self, *args, **options):
+    def handle(self, *args, **options) -> None:
         password_file = settings.DATA_DIR / "demo-password.txt"
         password_file.parent.mkdir(parents=True, exist_ok=True)
         if password_file.exists():
@@ -27,7 +27,7 @@ class Command(BaseCommand):
             password_file.write_text(password + "\n")
             password_file.chmod(0o600)
         User = get_user_model()
-        for username, role_text, group in DEMO_USERS:
+        for username, _role_text, group in DEMO_USERS:
             user, created = User.objects.get_or_create(username=username)
             if created:
                 user.set_password(password)
@@ -36,7 +36,7 @@ class Command(BaseCommand):
                 user.save()
             if group:
                 user.groups.add(Group.objects.get(name=group))
-        self.stdout.write(self.style.SUCCESS("Demo logins (password kept in %s):" % password_file))
+        self.stdout.write(self.style.SUCCESS(f"Demo logins (password kept in {password_file}):"))
         for username, role_text, _ in DEMO_USERS:
             self.stdout.write(f"  {username:<10} / {password}   {role_text}")
         self.stdout.write("Open http://127.0.0.1:8000/admin/ (catalogue) or http://127.0.0.1:8000/intake/ on a phone.")

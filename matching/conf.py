@@ -1,0 +1,61 @@
+"""Matching settings: the one place that reads ``settings.MATCHING`` (defaults for every key)."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+
+def _get(name: str, default: Any) -> Any:
+    return getattr(settings, "MATCHING", {}).get(name, default)
+
+
+def default_threshold() -> float:
+    """Score an uncalibrated model needs to call a product "in catalogue"."""
+    return float(_get("DEFAULT_THRESHOLD", 0.8))
+
+
+def default_margin() -> float:
+    return float(_get("DEFAULT_MARGIN", 0.0))
+
+
+def embed_batch_size() -> int:
+    return int(_get("EMBED_BATCH_SIZE", 64))
+
+
+def build_chunk() -> int:
+    """Images re-embedded per run of the background build task."""
+    return int(_get("BUILD_CHUNK", 2000))
+
+
+def exact_search_max_rows() -> int:
+    return int(_get("EXACT_SEARCH_MAX_ROWS", 3000))
+
+
+def hnsw_ef_search() -> int:
+    return int(_get("HNSW_EF_SEARCH", 120))
+
+
+def working_size() -> int:
+    """Long side of the working copy a query photo is decoded to before segmentation."""
+    return int(_get("WORKING_SIZE", 768))
+
+
+def fusion() -> str:
+    """How several photos of one item are combined: "max" or "mean"."""
+    return str(_get("FUSION", "max"))
+
+
+def auto_embed() -> bool:
+    return bool(_get("AUTO_EMBED", True))
+
+
+def calibration_source() -> str | None:
+    """Dotted path of a callable giving decided intake matches for calibration (the warehouse app provides it)."""
+    return _get("CALIBRATION_SOURCE", None)
+
+
+def retrain() -> dict:
+    """Scheduled embedder retraining (``matching.training.schedule``)."""
+    defaults = {"MIN_NEW_GROUPS": 200, "PAIR_FILES": [], "PHOTO_CSVS": [], "TIME_BUDGET_MINUTES": 60}
+    return defaults | _get("RETRAIN", {})
