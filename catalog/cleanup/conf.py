@@ -28,7 +28,7 @@ DEFAULTS: dict[str, Any] = {
     # wrong labels
     "LABEL_NEIGHBOURS": 10,
     "KIND_MIN_CONFIDENCE": 0.6,
-    "GENDER_MIN_CONFIDENCE": 0.75,
+    "GENDER_MIN_CONFIDENCE": 0.7,
     "LABEL_MIN_VOTERS": 4,
     # incremental scans after catalogue changes
     "AUTO_SCAN": True,

@@ -315,6 +315,13 @@ def duplicate_findings(*, model_id: int | None, product_ids: Iterable[int] | Non
 
 # -- wrong labels ------------------------------------------------------------------------------------
 
+# Jackets and sweaters look alike and neither label is wrong for the other: one group for the vote.
+KIND_GROUP = {"outerwear": "topwear"}
+# Gender is voted on the sex axis: a boys' shirt among men's shirts is not mislabelled.
+SEX = {"men": "men", "boys": "men", "women": "women", "girls": "women"}
+KIDS = {"men": "boys", "women": "girls"}
+
+
 def label_findings(*, model_id: int, product_ids: Iterable[int] | None = None) -> list[FindingData]:
     """Products whose category kind or gender disagrees with their nearest neighbours' (similarity-weighted
     vote over the ``LABEL_NEIGHBOURS`` most similar other products)."""
@@ -343,21 +350,24 @@ def label_findings(*, model_id: int, product_ids: Iterable[int] | None = None) -
         voters = [(info[q], max(s, 0.0)) for q, s in sorted(row.items(), key=lambda item: -item[1])[:k] if q in info]
         if len(voters) < min_voters:
             continue
-        kind, kind_conf = _vote([(v["category__kind"], w) for v, w in voters])
-        if kind and kind != me["category__kind"] and kind_conf >= float(cleanup_setting("KIND_MIN_CONFIDENCE")):
-            category, _ = _vote([((v["category_id"], v["category__name"]), w) for v, w in voters
-                                 if v["category__kind"] == kind])
+        kind, kind_conf = _vote([(KIND_GROUP.get(v["category__kind"], v["category__kind"]), w) for v, w in voters])
+        own_kind = KIND_GROUP.get(me["category__kind"], me["category__kind"])
+        if kind and kind != own_kind and kind_conf >= float(cleanup_setting("KIND_MIN_CONFIDENCE")):
+            category, _ = _vote([((v["category_id"], v["category__name"], v["category__kind"]), w) for v, w in voters
+                                 if KIND_GROUP.get(v["category__kind"], v["category__kind"]) == kind])
             out.append(_label_finding(me, "category", me["category__name"], category[1], kind_conf, shas,
-                                      extra={"current_kind": me["category__kind"], "suggested_kind": kind,
+                                      extra={"current_kind": me["category__kind"], "suggested_kind": category[2],
                                              "suggested_category_id": category[0]}))
-        if me["gender"] == "unisex":
-            continue
-        gendered = [(v["gender"], w) for v, w in voters if v["gender"] != "unisex"]
+        own_sex = SEX.get(me["gender"])
+        if own_sex is None:
+            continue  # unisex: any neighbours fit
+        gendered = [(SEX[v["gender"]], w) for v, w in voters if v["gender"] in SEX]
         if len(gendered) < min_voters:
             continue
-        gender, gender_conf = _vote(gendered)
-        if gender and gender != me["gender"] and gender_conf >= float(cleanup_setting("GENDER_MIN_CONFIDENCE")):
-            out.append(_label_finding(me, "gender", me["gender"], gender, gender_conf, shas, extra={}))
+        sex, sex_conf = _vote(gendered)
+        if sex and sex != own_sex and sex_conf >= float(cleanup_setting("GENDER_MIN_CONFIDENCE")):
+            suggested = KIDS[sex] if me["gender"] in KIDS.values() else sex
+            out.append(_label_finding(me, "gender", me["gender"], suggested, sex_conf, shas, extra={}))
     return out
 
 

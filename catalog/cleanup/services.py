@@ -418,7 +418,10 @@ def _flush_pending() -> None:
     if not ids:
         return
     try:
-        scan_run_start(product_ids=ids)
+        # Ids left over from a rolled-back transaction may name products that never came to be.
+        ids = sorted(Product.objects.filter(pk__in=ids).values_list("pk", flat=True))
+        if ids:
+            scan_run_start(product_ids=ids)
     except Exception:  # noqa: BLE001 - a saved photo stays saved; the next full scan catches up
         logger.exception("queueing a cleanup scan for products %s failed", ids)
 
