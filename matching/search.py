@@ -298,19 +298,22 @@ def image_neighbours(
     scope, params = "", []
     if product_ids is not None:
         scope, params = " AND a.product_id = ANY(%s)", [[int(p) for p in product_ids]]
+    # The inner query filters on nothing but the model, so each image's lookup is one walk of the HNSW
+    # graph (a status filter there makes the planner fall back to exact scans: quadratic). Merged and
+    # retired neighbours are dropped afterwards; they are few.
     sql = (
         f"SELECT a.image_id, a.product_id, n.image_id, n.product_id, 1 - n.distance FROM {TABLE} AS a"
         f" CROSS JOIN LATERAL ("
-        f"  SELECT b.image_id, b.product_id, b.vector <=> a.vector AS distance FROM {TABLE} AS b"
-        f"  WHERE b.model_id = a.model_id AND b.status = ANY(%s) ORDER BY b.vector <=> a.vector LIMIT %s"
+        f"  SELECT b.image_id, b.product_id, b.status, b.vector <=> a.vector AS distance FROM {TABLE} AS b"
+        f"  WHERE b.model_id = a.model_id ORDER BY b.vector <=> a.vector LIMIT %s"
         f" ) AS n"
-        f" WHERE a.model_id = %s AND a.status = ANY(%s){scope} AND n.product_id <> a.product_id AND n.distance <= %s"
+        f" WHERE a.model_id = %s AND a.status = ANY(%s){scope} AND n.status = ANY(%s)"
+        f" AND n.product_id <> a.product_id AND n.distance <= %s"
         f" ORDER BY a.image_id, n.distance, n.image_id"
     )
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(40, fetch * 2))])
-        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        cursor.execute(sql, [statuses, fetch, model_id, statuses, *params, 1.0 - float(min_similarity)])
+        cursor.execute(sql, [fetch, model_id, statuses, *params, statuses, 1.0 - float(min_similarity)])
         rows = cursor.fetchall()
     out: list[ImageNeighbour] = []
     per_image: dict[int, int] = {}

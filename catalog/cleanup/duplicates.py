@@ -84,7 +84,7 @@ FEATURE_SIZE = 256
 class Features:
     points: np.ndarray
     descriptors: np.ndarray | None
-    rgb: np.ndarray
+    rgb: np.ndarray  # at half the keypoints' scale
 
 
 def features_of(image: Image.Image) -> Features:
@@ -93,7 +93,9 @@ def features_of(image: Image.Image) -> Features:
     rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     orb = cv2.ORB_create(nfeatures=500, fastThreshold=10)
     keypoints, descriptors = orb.detectAndCompute(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), None)
-    return Features(np.float32([kp.pt for kp in keypoints]).reshape(-1, 2), descriptors, rgb)
+    # The colour check runs at half size: a cache of a few thousand images stays small.
+    small = cv2.resize(rgb, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    return Features(np.float32([kp.pt for kp in keypoints]).reshape(-1, 2), descriptors, small)
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ class ContentMatch:
     inliers: int
     colour_difference: float
 
-    def same_photo(self, *, min_inliers: int = 20, max_colour_difference: float = 25.0) -> bool:
+    def same_photo(self, *, min_inliers: int = 30, max_colour_difference: float = 12.0) -> bool:
         return self.inliers >= min_inliers and self.colour_difference <= max_colour_difference
 
 
@@ -126,14 +128,16 @@ def content_match(a: Features, b: Features) -> ContentMatch:
     if not 0.6 < scale < 1.7 or angle > 5:
         return none
     height, width = b.rgb.shape[:2]
-    warped = cv2.warpAffine(a.rgb.astype(np.float32), transform, (width, height), flags=cv2.INTER_LINEAR,
+    half = transform.copy()
+    half[:, 2] /= 2  # keypoints are at full feature size, colours at half
+    warped = cv2.warpAffine(a.rgb.astype(np.float32), half, (width, height), flags=cv2.INTER_LINEAR,
                             borderValue=(-1, -1, -1))
     valid = warped[..., 0] >= 0
     content = valid & ((b.rgb.min(axis=2) < 232) | (warped.min(axis=2) < 232))  # ignore shared white background
-    if content.sum() < 50:
+    if content.sum() < 12:
         return ContentMatch(int(inliers.sum()), float("inf"))
-    diff = np.abs(cv2.GaussianBlur(warped, (5, 5), 0)[content]
-                  - cv2.GaussianBlur(b.rgb.astype(np.float32), (5, 5), 0)[content]).mean()
+    diff = np.abs(cv2.GaussianBlur(warped, (3, 3), 0)[content]
+                  - cv2.GaussianBlur(b.rgb.astype(np.float32), (3, 3), 0)[content]).mean()
     return ContentMatch(int(inliers.sum()), float(diff))
 
 
