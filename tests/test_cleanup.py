@@ -305,6 +305,12 @@ def test_an_incremental_scan_runs_when_a_photo_is_saved(photos, settings, django
     assert sorted(Finding.objects.get(kind=FindingKind.DUPLICATE).products.values_list("sku", flat=True)) == [
         "FIRST", "SECOND"]
 
+    # a third copy rebuilds the cluster whole: one open finding of three, not two overlapping ones
+    with django_capture_on_commit_callbacks(execute=True):
+        add_product("THIRD", photos["Heels"][0])
+    assert sorted(Finding.objects.get(kind=FindingKind.DUPLICATE).products.values_list("sku", flat=True)) == [
+        "FIRST", "SECOND", "THIRD"]
+
 
 def test_only_catalogue_managers_accept_dismiss_undo_or_start_scans(quiet, photos, client, manager, worker):
     add_product("SAME-1", photos["Shirts"][3])

@@ -386,7 +386,11 @@ def scan_run_execute(*, scan_run_id: int, kinds: Sequence[str] = SCAN_KINDS) -> 
                 finding_kind = FindingKind.GAP
             else:
                 raise CleanupError(f"Unknown scan {kind!r}; use {', '.join(SCAN_KINDS)}.")
-            synced = findings_sync(kind=finding_kind, found=found, product_ids=scope)
+            stale_scope = scope
+            if scope is not None and kind == "duplicates":
+                # a cluster rebuilt around a changed product replaces older clusters of its members
+                stale_scope = sorted(set(scope) | {p for f in found for p in f.product_ids})
+            synced = findings_sync(kind=finding_kind, found=found, product_ids=stale_scope)
             seconds[kind] = round(time.perf_counter() - started, 2)
             counts[kind] = {"found": len(found), **synced, **stats}
             done += 1
