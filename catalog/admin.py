@@ -141,3 +141,5 @@ class LookAdmin(admin.ModelAdmin):
     @admin.display(description="products")
     def size(self, obj: Look) -> int:
         return obj.products.count()
+
+from .cleanup import admin as cleanup_admin  # noqa: E402, F401 - findings, scans, merges; photo flag filter

@@ -105,6 +105,12 @@ def _import_row(row: dict[str, str], *, base_dir: Path, report: ImportReport, is
         if not image_path.is_file():
             raise RowError(f"image not found: {row['image']}")
     product = Product.objects.select_for_update().filter(sku=sku).first()
+    if product is not None and product.status == ProductStatus.MERGED:
+        # A merged SKU's photos and stock go to the product it was merged into; its own fields stay.
+        from .cleanup.selectors import product_follow_merges
+
+        product = Product.objects.select_for_update().get(pk=product_follow_merges(product=product).pk)
+        fields = {}
     if product is None:
         if "category" not in fields:
             raise RowError(f"category is required for new product {sku}")

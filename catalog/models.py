@@ -171,3 +171,7 @@ class Look(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+# Catalogue cleanup rows live in their own module but belong to this app.
+from .cleanup.models import Finding, ImageSignature, MergeRecord, RelabelRecord, ScanRun  # noqa: E402, F401

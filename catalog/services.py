@@ -116,25 +116,12 @@ def product_image_add(
     return image, True
 
 
-def quality_flags_for(image) -> list[str]:  # noqa: ANN001
-    """Cheap per-photo quality flags shown to the catalogue team (small, dark, overexposed, blurry)."""
-    import cv2
-    import numpy as np
+def quality_flags_for(image) -> list[str]:
+    """Photo flags shown to the catalogue team at once (``cleanup.photos.PHOTO_FLAGS``); the cleanup scan
+    recomputes them, with the segmentation network for photos that are not on a studio background."""
+    from .cleanup.photos import photo_signature
 
-    flags: list[str] = []
-    if min(image.size) < 160:
-        flags.append("small")
-    thumb = image.convert("L")
-    thumb.thumbnail((256, 256))
-    gray = np.asarray(thumb, dtype=np.uint8)
-    mean = float(gray.mean())
-    if mean < 50:
-        flags.append("dark")
-    elif mean > 245:
-        flags.append("overexposed")
-    if gray.size and float(cv2.Laplacian(gray, cv2.CV_64F).var()) < 15.0:
-        flags.append("blurry")
-    return flags
+    return photo_signature(image, segment=False).flags
 
 
 @transaction.atomic

@@ -34,8 +34,9 @@ from catalog.models import Category, CategoryKind, Gender, Product, ProductImage
 from . import conf
 
 __all__ = [
-    "EMBEDDING_DIMENSION", "HnswIndex", "ProductHit", "SearchFilters", "VectorField", "embeddings_upsert",
-    "nearest_products", "similar_pairs", "similar_products",
+    "EMBEDDING_DIMENSION", "HnswIndex", "ImageNeighbour", "ProductHit", "SearchFilters", "VectorField",
+    "embeddings_follow_images", "embeddings_upsert", "image_neighbours", "nearest_products", "similar_pairs",
+    "similar_products",
 ]
 
 EMBEDDING_DIMENSION = 1280
@@ -295,6 +296,72 @@ def similar_pairs(*, model_id: int, min_similarity: float, neighbours: int = 10)
         return [(int(a), int(b), float(s)) for a, b, s in cursor.fetchall()]
 
 
+@dataclass(frozen=True)
+class ImageNeighbour:
+    image_id: int
+    product_id: int
+    neighbour_image_id: int
+    neighbour_product_id: int
+    similarity: float
+
+
+def image_neighbours(
+    *, model_id: int, k: int, min_similarity: float = -1.0, product_ids: Sequence[int] | None = None,
+) -> list[ImageNeighbour]:
+    """For each searchable image (of ``product_ids``, or all), its ``k`` nearest images of OTHER searchable
+    products, in one pass (a LATERAL join over the HNSW index). Merged and retired products take no part.
+
+    Catalogue cleanup uses it for duplicate candidates and for the neighbours' label vote.
+    """
+    fetch = k + 8  # the product's own other photos are dropped after the index hands back its top rows
+    statuses = list(SEARCHABLE_STATUSES)
+    scope, params = "", []
+    if product_ids is not None:
+        scope, params = " AND a.product_id = ANY(%s)", [[int(p) for p in product_ids]]
+    # The inner query filters on nothing but the model, so each image's lookup is one walk of the HNSW
+    # graph (a status filter there makes the planner fall back to exact scans: quadratic). Merged and
+    # retired neighbours are dropped afterwards; they are few.
+    sql = (
+        f"SELECT a.image_id, a.product_id, n.image_id, n.product_id, 1 - n.distance FROM {TABLE} AS a"
+        f" CROSS JOIN LATERAL ("
+        f"  SELECT b.image_id, b.product_id, b.status, b.vector <=> a.vector AS distance FROM {TABLE} AS b"
+        f"  WHERE b.model_id = a.model_id ORDER BY b.vector <=> a.vector LIMIT %s"
+        f" ) AS n"
+        f" WHERE a.model_id = %s AND a.status = ANY(%s){scope} AND n.status = ANY(%s)"
+        f" AND n.product_id <> a.product_id AND n.distance <= %s"
+        f" ORDER BY a.image_id, n.distance, n.image_id"
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(40, fetch * 2))])
+        cursor.execute(sql, [fetch, model_id, statuses, *params, statuses, 1.0 - float(min_similarity)])
+        rows = cursor.fetchall()
+    out: list[ImageNeighbour] = []
+    per_image: dict[int, int] = {}
+    for image_id, product_id, n_image, n_product, similarity in rows:
+        if per_image.get(image_id, 0) >= k:
+            continue
+        per_image[image_id] = per_image.get(image_id, 0) + 1
+        out.append(ImageNeighbour(int(image_id), int(product_id), int(n_image), int(n_product), float(similarity)))
+    return out
+
+
+def embeddings_follow_images(*, image_ids: Sequence[int]) -> int:
+    """Re-attach the vectors of ``image_ids`` to the product each image now belongs to (after a merge or
+    its undo moved photos), with that product's filter columns."""
+    if not image_ids:
+        return 0
+    image_t, product_t = ProductImage._meta.db_table, Product._meta.db_table
+    category_t, variant_t = Category._meta.db_table, Variant._meta.db_table
+    sql = (
+        f"UPDATE {TABLE} AS e SET product_id = p.id, category_id = p.category_id, category_kind = c.kind,"
+        f" gender = p.gender, status = p.status,"
+        f" in_stock = EXISTS (SELECT 1 FROM {variant_t} v WHERE v.product_id = p.id AND v.stock_quantity > 0)"
+        f" FROM {image_t} i JOIN {product_t} p ON p.id = i.product_id JOIN {category_t} c ON c.id = p.category_id"
+        f" WHERE e.image_id = i.id AND i.id = ANY(%s)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [[int(i) for i in image_ids]])
+        return cursor.rowcount
 # Both writers insert these columns; a replaced vector refreshes every one of them (created_at: when computed).
 _UPSERT_COLUMNS = (
     "product_id", "image_sha256", "category_id", "category_kind", "gender", "status", "in_stock", "vector",

@@ -57,7 +57,9 @@ def clean_bin(bin_location: str) -> str:
 
 def _usable_product(product: Product) -> Product:
     if product.status == ProductStatus.MERGED and product.merged_into_id:
-        product = product.merged_into
+        from catalog.cleanup.selectors import product_follow_merges
+
+        product = product_follow_merges(product=product)
     if product.status not in (ProductStatus.ACTIVE, ProductStatus.DRAFT):
         state = product.get_status_display().lower()
         raise IntakeError(f"{product.sku} is {state}; pick another.", code="product_gone")
