@@ -45,4 +45,8 @@ MATCHING = {
     "FUSION": "max",
     # Embed new catalogue photos after commit (Celery; in-process when no broker is configured).
     "AUTO_EMBED": True,
+    # Gender / category-kind classification without a trained head: vote of the k nearest catalogue products,
+    # each weighted exp((score - best) / temperature) (matching/classification.py).
+    "CLASSIFY_KNN_K": env_int("STOCKMATCH_CLASSIFY_KNN_K", 15),
+    "CLASSIFY_KNN_TEMPERATURE": 0.05,
 }
