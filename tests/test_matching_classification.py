@@ -2,14 +2,20 @@
 from __future__ import annotations
 
 import csv
+import io
+import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from catalog.services import category_get_or_create, product_image_add
 from matching import classification, search, services
 from matching.classification import Attributes, Prediction, classify_vectors, knn_vote
-from matching.models import EmbeddingModel, ModelState
+from matching.heads import HeadConfig, heads_train
+from matching.models import ClassifierHead, EmbeddingModel, ModelState
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -96,3 +102,91 @@ def test_classify_refuses_vectors_of_the_wrong_dimension_and_knows_nothing_witho
     one = np.ones((1, 8), np.float32) / np.sqrt(8)
     assert classify_vectors(one, model=other) == [Attributes(gender=None, kind=None)]
     assert classification.as_matrix(one[0], dimension=8).shape == (1, 8)
+
+
+@pytest.fixture
+def heads_dir(settings, tmp_path):
+    settings.STOCKMATCH_HEADS_DIR = tmp_path / "heads"
+    return tmp_path / "heads"
+
+
+SMALL = HeadConfig(hidden=32, epochs=40, batch_size=16, val_share=0.3)
+
+
+def test_heads_trained_on_a_small_real_subset_beat_chance_by_a_wide_margin(shared_data, heads_dir):
+    # given a catalogue of 8 real photos per group and no head
+    catalogue_of(labelled_photos(shared_data, per_group=8))
+    model = services.embedding_model_active()
+    # when training the heads (activated whatever the baseline says)
+    reports = {r.attribute: r for r in heads_train(model=model, config=SMALL, force=True)}
+    # then each is a stored, active version tied to this embedding model, with held-out figures
+    for attribute in ("gender", "kind"):
+        head = reports[attribute].head
+        assert head.active and head.embedding_model == model and head.input_dimension == model.dimension
+        assert (heads_dir / head.weights_path).exists() and head.training["n_val"] > 0
+        assert head.metrics["baseline"]["source"] == "knn"
+    assert set(reports["kind"].head.labels) == {"topwear", "bottomwear", "footwear", "accessory"}
+    # and photos it never saw are classified by the heads far above chance (4 kinds: 0.25, 2 genders: 0.5)
+    queries = labelled_photos(shared_data, per_group=4, skip=8)
+    results = classify_vectors(vectors_of(queries, model), model=model)
+    assert {r.kind.source for r in results} == {r.gender.source for r in results} == {"head"}
+    kind_accuracy = np.mean([r.kind.label == kind for r, (_, kind, _) in zip(results, queries, strict=True)])
+    gender_accuracy = np.mean([r.gender.label == g for r, (g, _, _) in zip(results, queries, strict=True)])
+    assert kind_accuracy >= 0.8 and gender_accuracy >= 0.8
+    assert all(0.25 <= r.kind.confidence <= 1 for r in results)
+
+
+def test_promotion_only_when_better_on_held_out_products(shared_data, heads_dir):
+    catalogue_of(labelled_photos(shared_data, per_group=8))
+    model = services.embedding_model_active()
+    # given an untrained (random) kind head forced active
+    random_head = heads_train(model=model, config=replace(SMALL, epochs=0), attributes=("kind",), force=True)[0]
+    assert random_head.activated
+    # when a trained head beats it on the held-out products, it takes over
+    trained = heads_train(model=model, config=SMALL, attributes=("kind",))[0]
+    assert trained.baseline_source == f"head {random_head.head.name}"
+    assert trained.metrics["accuracy"] > trained.baseline["accuracy"] and trained.activated
+    # when a worse (random) head comes next, it is stored but refused
+    worse = heads_train(model=model, config=replace(SMALL, epochs=0, seed=3), attributes=("kind",))[0]
+    assert worse.baseline_source == f"head {trained.head.name}" and not worse.beats_baseline
+    assert worse.head is not None and not worse.head.active
+    assert ClassifierHead.objects.get(active=True, attribute="kind").pk == trained.head.pk
+    assert ClassifierHead.objects.filter(attribute="kind").count() == 3
+
+
+def test_a_head_of_another_embedding_version_is_not_used(shared_data, heads_dir):
+    # given heads trained for the active embedding version
+    photos = labelled_photos(shared_data, per_group=6)
+    catalogue_of(photos)
+    active = services.embedding_model_active()
+    heads_train(model=active, config=SMALL, force=True)
+    queries = labelled_photos(shared_data, per_group=1, skip=6)
+    vectors = vectors_of(queries, active)
+    assert {r.kind.source for r in classify_vectors(vectors, model=active)} == {"head"}
+    # and another version (same dimension) holding its own copy of the catalogue's vectors
+    other = EmbeddingModel.objects.create(name="next@2", backbone="next", weights_checksum="2",
+                                          dimension=active.dimension, state=ModelState.READY)
+    stored = search.embeddings_labelled(model_id=active.pk, dimension=active.dimension)
+    search.embeddings_upsert(model_id=other.pk, image_ids=list(stored.image_ids), vectors=stored.vectors)
+    # when classifying vectors of that version, its (absent) heads count, not the other version's: kNN
+    results = classify_vectors(vectors, model=other)
+    assert {r.kind.source for r in results} == {r.gender.source for r in results} == {"knn"}
+    assert [r.kind.label for r in results] == [kind for _, kind, _ in queries]
+    # and a head whose weights file went missing falls back to kNN instead of failing
+    head = ClassifierHead.objects.get(embedding_model=active, attribute="kind", active=True)
+    (heads_dir / head.weights_path).unlink()
+    head.weights_sha256 = "0" * 64  # a new checksum: not served from the in-memory cache
+    head.save()
+    assert {r.kind.source for r in classify_vectors(vectors, model=active)} == {"knn"}
+
+
+def test_train_heads_command_reports_and_activates_when_better(shared_data, heads_dir):
+    catalogue_of(labelled_photos(shared_data, per_group=6))
+    out = io.StringIO()
+    call_command("train_heads", "--attribute", "kind", "--hidden", "16", "--epochs", "30", "--force", stdout=out)
+    report = json.loads(out.getvalue())
+    assert report["embedding_model"] == services.embedding_model_active().name
+    [kind] = report["heads"]
+    assert kind["attribute"] == "kind" and kind["activated"] and kind["metrics"]["accuracy"] is not None
+    with pytest.raises(CommandError, match="No embedding model"):
+        call_command("train_heads", "--model", "nope@0")
