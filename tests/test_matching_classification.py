@@ -5,12 +5,14 @@ import csv
 import io
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from catalog.models import Product
 from catalog.services import category_get_or_create, product_image_add
 from matching import classification, search, services
 from matching.classification import Attributes, Prediction, classify_vectors, knn_vote
@@ -190,3 +192,65 @@ def test_train_heads_command_reports_and_activates_when_better(shared_data, head
     assert kind["attribute"] == "kind" and kind["activated"] and kind["metrics"]["accuracy"] is not None
     with pytest.raises(CommandError, match="No embedding model"):
         call_command("train_heads", "--model", "nope@0")
+
+
+CONTRACT_KEYS = {"n_test", "gender_accuracy", "kind_accuracy", "gender_recall", "kind_recall", "ms_per_image_p50"}
+
+
+def write_labelled_csv(shared_data, root, name: str, photos: list[tuple[str, str, bytes]], extra=()) -> Path:
+    (root / name).mkdir()
+    with open(root / f"{name}.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", "gender", "kind"])
+        for n, (gender, kind, data) in enumerate(photos):
+            (root / name / f"{n}.jpg").write_bytes(data)
+            writer.writerow([f"{name}/{n}.jpg", gender, kind])
+        writer.writerows(extra)
+    return root / f"{name}.csv"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_evaluate_classification_prints_the_contract_keys_and_leaves_live_data_alone(
+    shared_data, tmp_path, capsys, settings,
+):
+    # given a live catalogue product, a small TRAIN set and a TEST set with a studio photo per group, one
+    # phone photo (query path) and one row whose gender is unknown
+    settings.STOCKMATCH_TRAINED_DIR = tmp_path / "trained"
+    live = factories.product(sku="LIVE-1")
+    train_csv = write_labelled_csv(shared_data, tmp_path, "train", labelled_photos(shared_data, per_group=5))
+    phone = next(r for r in csv.DictReader(open(shared_data / "phone-photos" / "labels.csv")) if r["category"] == "Shoes")
+    (tmp_path / "phone.jpg").write_bytes((shared_data / "phone-photos" / phone["image"]).read_bytes())
+    test_csv = write_labelled_csv(shared_data, tmp_path, "test", labelled_photos(shared_data, per_group=1, skip=5),
+                                  extra=[("phone.jpg", "", "footwear")])
+    # when evaluating
+    out = tmp_path / "out" / "result.json"
+    call_command("evaluate_classification", "--train", str(train_csv), "--test", str(test_csv), "--json", str(out),
+                 "--hidden", "16", verbosity=1)
+    # then one JSON object with the contract keys is printed and written, heads and kNN side by side
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
+    assert printed == json.loads(out.read_text())
+    assert CONTRACT_KEYS <= set(printed) and CONTRACT_KEYS <= set(printed["knn"])
+    assert printed["n_test"] == 5 and printed["n_gender"] == 4 and printed["n_kind"] == 5
+    assert printed["test_views"] == {"catalog": 4, "query": 1}
+    assert printed["knn"]["kind_source"] == {"knn": 5} and printed["kind_source"] == {"head": 5}
+    assert printed["knn"]["kind_accuracy"] >= 0.8 and printed["knn"]["gender_accuracy"] >= 0.75
+    assert set(printed["kind_recall"]) == {"topwear", "bottomwear", "footwear", "accessory"}
+    assert 0 <= printed["kind_accuracy"] <= 1 and printed["ms_per_image_p50"] > 0
+    assert printed["n_train_images"] == 20 and printed["heads"]["kind"]["name"]
+    # and the live database and trained-models folder are as they were
+    assert list(Product.objects.values_list("sku", flat=True)) == [live.sku]
+    assert not ClassifierHead.objects.exists() and not (tmp_path / "trained" / "heads").exists()
+
+
+def test_evaluate_classification_refuses_unknown_labels(tmp_path):
+    bad = tmp_path / "train.csv"
+    bad.write_text("image,gender,kind\na.jpg,men,hats\n")
+    with pytest.raises(CommandError, match="kind 'hats' is not one of"):
+        call_command("evaluate_classification", "--train", str(bad), "--test", str(bad))
+    (tmp_path / "test.csv").write_text("picture,gender\n")
+    good = tmp_path / "good.csv"
+    good.write_text("image,gender,kind\na.jpg,men,topwear\n")
+    with pytest.raises(CommandError, match="image"):
+        call_command("evaluate_classification", "--train", str(good), "--test", str(tmp_path / "test.csv"))
