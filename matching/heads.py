@@ -227,3 +227,21 @@ def head_store(
             input_dimension=weights.input_dimension, weights_path=filename, weights_sha256=sha, metrics=metrics,
             training=training, active=activate, activated_at=timezone.now() if activate else None,
         )
+
+
+@transaction.atomic
+def head_activate(*, head_id: int) -> ClassifierHead:
+    """Make ``head_id`` the active head of its embedding version and attribute (a manual override)."""
+    head = ClassifierHead.objects.select_for_update().get(pk=head_id)
+    ClassifierHead.objects.filter(embedding_model_id=head.embedding_model_id, attribute=head.attribute,
+                                  active=True).exclude(pk=head.pk).update(active=False)
+    head.active, head.activated_at = True, timezone.now()
+    head.save(update_fields=["active", "activated_at"])
+    return head
+
+
+@transaction.atomic
+def head_deactivate(*, head_id: int) -> ClassifierHead:
+    """Stop using ``head_id``: its attribute falls back to kNN voting until another head is active."""
+    ClassifierHead.objects.filter(pk=head_id).update(active=False)
+    return ClassifierHead.objects.get(pk=head_id)

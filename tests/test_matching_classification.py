@@ -254,3 +254,27 @@ def test_evaluate_classification_refuses_unknown_labels(tmp_path):
     good.write_text("image,gender,kind\na.jpg,men,topwear\n")
     with pytest.raises(CommandError, match="image"):
         call_command("evaluate_classification", "--train", str(good), "--test", str(tmp_path / "test.csv"))
+
+
+def test_head_admin_lists_versions_and_activates_for_the_catalogue_role_only(client, shared_data, heads_dir):
+    from django.contrib.auth.models import Group, User
+    from django.urls import reverse
+
+    catalogue_of(labelled_photos(shared_data, per_group=4))
+    model = services.embedding_model_active()
+    first = heads_train(model=model, config=SMALL, attributes=("kind",), force=True)[0].head
+    second = heads_train(model=model, config=replace(SMALL, seed=5), attributes=("kind",), force=True)[0].head
+    url = reverse("admin:matching_classifierhead_changelist")
+    worker = User.objects.create_user("w", password="pw-123456789", is_staff=True)
+    worker.groups.add(Group.objects.get(name="warehouse"))
+    client.force_login(worker)
+    assert client.get(url).status_code == 403
+    manager = User.objects.create_user("cm", password="pw-123456789", is_staff=True)
+    manager.groups.add(Group.objects.get(name="catalog"))
+    client.force_login(manager)
+    page = client.get(url)
+    assert page.status_code == 200 and first.name in page.content.decode() and second.name in page.content.decode()
+    client.post(url, {"action": "activate", "_selected_action": [first.pk]})
+    assert list(ClassifierHead.objects.filter(active=True).values_list("pk", flat=True)) == [first.pk]
+    client.post(url, {"action": "deactivate", "_selected_action": [first.pk]})
+    assert not ClassifierHead.objects.filter(active=True).exists()
