@@ -47,14 +47,16 @@ def _setting(name: str, default):
     return getattr(settings, "MATCHING", {}).get(name, default)
 
 
-def classify_vectors(vectors: np.ndarray, *, model: EmbeddingModel) -> list[Attributes]:
+def classify_vectors(vectors: np.ndarray, *, model: EmbeddingModel, use_heads: bool = True) -> list[Attributes]:
     """One ``Attributes`` per row of ``vectors`` (N × ``model.dimension``, as ``model``'s embedder made them).
 
     An attribute is ``None`` when neither a head nor any labelled catalogue vector of ``model`` exists.
+    ``use_heads=False`` asks kNN voting even when heads are active: heads are trained and judged on
+    catalogue photos, and on camera cut-outs kNN measured better (docs/matching.md, Classification).
     """
     array = as_matrix(vectors, dimension=model.dimension)
     predictions: dict[str, list[Prediction | None]] = {}
-    for attribute in ATTRIBUTES:
+    for attribute in ATTRIBUTES if use_heads else ():
         head = loaded_head(model=model, attribute=attribute)
         if head is not None and head.input_dimension == array.shape[1]:
             predictions[attribute] = head.predict(array)

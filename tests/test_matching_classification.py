@@ -132,6 +132,8 @@ def test_heads_trained_on_a_small_real_subset_beat_chance_by_a_wide_margin(share
     queries = labelled_photos(shared_data, per_group=4, skip=8)
     results = classify_vectors(vectors_of(queries, model), model=model)
     assert {r.kind.source for r in results} == {r.gender.source for r in results} == {"head"}
+    assert {r.kind.source for r in classify_vectors(vectors_of(queries[:2], model), model=model, use_heads=False)} == {
+        "knn"}
     kind_accuracy = np.mean([r.kind.label == kind for r, (_, kind, _) in zip(results, queries, strict=True)])
     gender_accuracy = np.mean([r.gender.label == g for r, (g, _, _) in zip(results, queries, strict=True)])
     assert kind_accuracy >= 0.8 and gender_accuracy >= 0.8
