@@ -59,3 +59,11 @@ def retrain() -> dict:
     """Scheduled embedder retraining (``matching.training.schedule``)."""
     defaults = {"MIN_NEW_GROUPS": 200, "PAIR_FILES": [], "PHOTO_CSVS": [], "TIME_BUDGET_MINUTES": 60}
     return defaults | _get("RETRAIN", {})
+
+
+def classify_knn_k() -> int:
+    return int(_get("CLASSIFY_KNN_K", 15))
+
+
+def classify_knn_temperature() -> float:
+    return float(_get("CLASSIFY_KNN_TEMPERATURE", 0.05))

@@ -103,3 +103,43 @@ class ProductEmbedding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_id}:{self.image_id}"
+
+
+class HeadAttribute(models.TextChoices):
+    GENDER = "gender", "Gender"
+    KIND = "kind", "Category kind"
+
+
+class ClassifierHead(models.Model):
+    """One trained gender or category-kind classifier on top of one embedding model version's vectors.
+
+    A head only reads vectors of its ``embedding_model``; when another embedder becomes active, its heads
+    are simply not looked up (classification falls back to kNN voting until ``train_heads`` runs again).
+    """
+
+    name = models.CharField(max_length=150, unique=True)
+    attribute = models.CharField(max_length=10, choices=HeadAttribute.choices)
+    embedding_model = models.ForeignKey(EmbeddingModel, on_delete=models.CASCADE, related_name="heads")
+    architecture = models.CharField(max_length=50, help_text='"linear" or "mlp<hidden units>"')
+    labels = models.JSONField(default=list, help_text="Class names in output order.")
+    input_dimension = models.PositiveIntegerField()
+    weights_path = models.CharField(max_length=500, help_text="Relative to STOCKMATCH_TRAINED_DIR, or absolute.")
+    weights_sha256 = models.CharField(max_length=64)
+    metrics = models.JSONField(default=dict, blank=True, help_text="Held-out figures of this head and its baseline.")
+    training = models.JSONField(default=dict, blank=True, help_text="Config, split and data sizes.")
+    active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["embedding_model", "attribute"], condition=Q(active=True), name="classifierhead_one_active",
+            ),
+            models.CheckConstraint(condition=Q(attribute__in=HeadAttribute.values), name="classifierhead_attribute_valid"),
+        ]
+
+    def __str__(self) -> str:
+        flag = " (active)" if self.active else ""
+        return f"{self.name}{flag}"

@@ -34,14 +34,17 @@ from catalog.models import Category, CategoryKind, Gender, Product, ProductImage
 from . import conf
 
 __all__ = [
-    "EMBEDDING_DIMENSION", "HnswIndex", "ImageNeighbour", "ProductHit", "SearchFilters", "VectorField",
-    "embeddings_follow_images", "embeddings_upsert", "image_neighbours", "nearest_products", "similar_pairs",
+    "EMBEDDING_DIMENSION", "HnswIndex", "ImageNeighbour", "LabelledHit", "LabelledVectors", "ProductHit",
+    "SearchFilters", "VectorField", "embeddings_follow_images", "embeddings_labelled", "embeddings_upsert",
+    "image_neighbours", "nearest_labelled", "nearest_products", "similar_pairs",
     "similar_products",
 ]
 
 EMBEDDING_DIMENSION = 1280
 MAX_K = 50
 SEARCHABLE_STATUSES = (ProductStatus.ACTIVE, ProductStatus.DRAFT)  # merged and retired never match
+# Whose labels teach classification: drafts carry a worker's guess, merged and retired products real labels.
+LABEL_STATUSES = (ProductStatus.ACTIVE, ProductStatus.MERGED, ProductStatus.RETIRED)
 TABLE = "matching_productembedding"
 
 
@@ -228,14 +231,21 @@ def _exact(query: np.ndarray, where: str, params: list, k: int) -> list[ProductH
 
 
 def _hnsw(query: np.ndarray, where: str, params: list, k: int, ef_search: int) -> list[ProductHit]:
+    rows = _hnsw_rows(query, where, params, k, ef_search, columns="product_id, image_id")
+    return [ProductHit(product_id=p, image_id=i, score=1.0 - float(d)) for p, i, d in _best_per_product(rows, k)]
+
+
+def _hnsw_rows(query: np.ndarray, where: str, params: list, k: int, ef_search: int, *, columns: str) -> list[tuple]:
+    """Image hits ``(product_id, *other columns, distance)`` nearest first, over-fetched and widened until
+    they cover ``k`` distinct products (or the filter has no more)."""
     fetch = max(k * 3, 20)
     limit = max(1000, k * 40)
     while True:
         sql = (
             f"WITH hits AS MATERIALIZED ("
-            f" SELECT product_id, image_id, vector <=> %b AS distance FROM {TABLE}"
+            f" SELECT {columns}, image_id AS tie, vector <=> %b AS distance FROM {TABLE}"
             f" WHERE {where} ORDER BY vector <=> %b LIMIT %s"
-            f") SELECT product_id, image_id, distance FROM hits ORDER BY distance, image_id"
+            f") SELECT {columns}, distance FROM hits ORDER BY distance, tie"
         )
         with transaction.atomic(), _cursor() as cursor:
             cursor.execute(
@@ -244,17 +254,17 @@ def _hnsw(query: np.ndarray, where: str, params: list, k: int, ef_search: int) -
             )
             cursor.execute(sql, [query, *params, query, fetch], prepare=False)
             rows = cursor.fetchall()
-        hits = _best_per_product(rows, k)
-        if len(hits) >= k or len(rows) < fetch or fetch >= limit:
-            return hits
+        if len(rows) < fetch or fetch >= limit or len(_best_per_product(rows, k)) >= k:
+            return rows
         fetch = min(fetch * 4, limit)
 
 
-def _best_per_product(rows: Iterable[tuple[int, int, float]], k: int) -> list[ProductHit]:
-    seen: dict[int, ProductHit] = {}
-    for product_id, image_id, distance in rows:
-        if product_id not in seen:
-            seen[product_id] = ProductHit(product_id=product_id, image_id=image_id, score=1.0 - float(distance))
+def _best_per_product(rows: Iterable[tuple], k: int) -> list[tuple]:
+    """The first row of each product (rows come nearest first), at most ``k``."""
+    seen: dict[int, tuple] = {}
+    for row in rows:
+        if row[0] not in seen:
+            seen[row[0]] = row
             if len(seen) == k:
                 break
     return list(seen.values())
@@ -452,3 +462,72 @@ def vector_index_build(*, maintenance_work_mem: str = "1GB") -> dict[str, float]
     with connection.cursor() as cursor:
         cursor.execute(f"VACUUM (ANALYZE) {TABLE}")
     return seconds
+
+
+# -- classification (gender, category kind) ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LabelledHit:
+    product_id: int
+    gender: str
+    category_kind: str
+    score: float  # cosine similarity
+
+
+def nearest_labelled(
+    vector: np.ndarray, *, model_id: int, k: int = 15, ef_search: int | None = None,
+) -> list[LabelledHit]:
+    """The ``k`` catalogue products nearest to ``vector`` (best image each) with their gender and kind.
+
+    Only products whose labels are trusted (``LABEL_STATUSES``) take part: what kNN classification votes on.
+    """
+    if not 1 <= k <= MAX_K:
+        raise ValueError(f"k must be between 1 and {MAX_K}.")
+    where, params = SearchFilters(statuses=LABEL_STATUSES).sql(model_id)
+    rows = _hnsw_rows(
+        as_query_vector(vector), where, params, k, ef_search or conf.hnsw_ef_search(),
+        columns="product_id, gender, category_kind",
+    )
+    return [
+        LabelledHit(product_id=p, gender=g, category_kind=c, score=1.0 - float(d))
+        for p, g, c, d in _best_per_product(rows, k)
+    ]
+
+
+@dataclass(frozen=True)
+class LabelledVectors:
+    """Catalogue vectors with their labels, row-aligned (training data for the classification heads)."""
+
+    image_ids: np.ndarray
+    product_ids: np.ndarray
+    genders: list[str]
+    kinds: list[str]
+    vectors: np.ndarray  # N × dimension
+
+
+def embeddings_labelled(*, model_id: int, dimension: int, max_rows: int | None = None) -> LabelledVectors:
+    """Every labelled vector of ``model_id`` (products in ``LABEL_STATUSES``), cut to ``dimension``.
+
+    With ``max_rows`` a stable pseudo-random sample of that size (by image id hash) keeps memory bounded
+    on a large catalogue.
+    """
+    order = "md5(image_id::text)" if max_rows else "image_id"
+    sql = (
+        f"SELECT image_id, product_id, gender, category_kind, vector FROM {TABLE}"
+        f" WHERE model_id = %s AND status = ANY(%s) ORDER BY {order}"
+    )
+    params: list = [model_id, list(LABEL_STATUSES)]
+    if max_rows:
+        sql += " LIMIT %s"
+        params.append(int(max_rows))
+    with _cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    vectors = np.zeros((len(rows), dimension), dtype=np.float32)
+    for n, row in enumerate(rows):
+        vectors[n] = _numpy(row[4])[:dimension]  # smaller embedders are stored zero-padded
+    return LabelledVectors(
+        image_ids=np.asarray([r[0] for r in rows], dtype=np.int64),
+        product_ids=np.asarray([r[1] for r in rows], dtype=np.int64),
+        genders=[r[2] for r in rows], kinds=[r[3] for r in rows], vectors=vectors,
+    )

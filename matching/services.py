@@ -421,6 +421,12 @@ def match_image(
                        model_version=model.name)
 
 
+def query_view(image: Photo, *, segment: bool | str = "auto") -> Image.Image:
+    """What the embedder sees of a phone or camera photo: the garment cut out, as ``match_image`` does it."""
+    working, _, _ = _working(image, conf.working_size())
+    return _view_of(working, _cut(working, None, _method(segment)))
+
+
 def match_garments(
     image: Photo, *, filters: dict | None = None, k: int = 10, segment: bool | str = True
 ) -> MatchResult:

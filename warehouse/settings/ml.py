@@ -62,4 +62,8 @@ MATCHING = {
     },
     # Decided intake matches for `calibrate_matching` (a selector of the intake app; matching never imports it).
     "CALIBRATION_SOURCE": "warehouse.selectors.match_outcomes",
+    # Gender / category-kind classification without a trained head: vote of the k nearest catalogue products,
+    # each weighted exp((score - best) / temperature) (matching/classification.py).
+    "CLASSIFY_KNN_K": env_int("STOCKMATCH_CLASSIFY_KNN_K", 15),
+    "CLASSIFY_KNN_TEMPERATURE": 0.05,
 }
