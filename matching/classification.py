@@ -19,7 +19,7 @@ from django.conf import settings
 
 from catalog.models import CategoryKind, Gender
 
-from . import search
+from . import conf, search
 from .models import ClassifierHead, EmbeddingModel, HeadAttribute
 
 ATTRIBUTES = (HeadAttribute.GENDER.value, HeadAttribute.KIND.value)

@@ -14,7 +14,7 @@ from PIL import Image
 from matching import services
 from matching.embedders import TrainedEfficientNetLite0, get_embedder, reset_embedders
 from matching.models import EmbeddingModel, ModelState
-from matching.training import data, network
+from matching.training import data
 from matching.training.promotion import embedder_promote, embedder_register
 from matching.training.trainer import TrainConfig, train
 from matching.training.views import query_view, shop_view

@@ -11,7 +11,6 @@ class WarehouseConfig(AppConfig):
         from matching.training.data import register_pair_provider
 
         from . import tasks  # noqa: F401 - registers the tasks that warehouse.queue sends by name
-
         from .roles import sync_role_permissions
         from .selectors import training_groups
 

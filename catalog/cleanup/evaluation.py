@@ -13,7 +13,13 @@ from django.test.utils import override_settings
 
 from catalog.imaging import ImageRejected
 from catalog.models import CategoryKind, Product
-from catalog.services import category_for_text, category_get_or_create, gender_for_text, product_create, product_image_add
+from catalog.services import (
+    category_for_text,
+    category_get_or_create,
+    gender_for_text,
+    product_create,
+    product_image_add,
+)
 
 from .models import Finding, FindingKind, ScanRun
 from .services import scan_run_execute

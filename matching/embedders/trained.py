@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .base import Preprocessing
 from .efficientnet import EfficientNetLite0, file_sha256
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+    from ..training.network import EmbedderNet
 
 
 class TrainedEfficientNetLite0(EfficientNetLite0):
@@ -67,10 +74,10 @@ class TrainedEfficientNetLite0(EfficientNetLite0):
             raise RuntimeError(f"{self.weights_path}: checksum {self.checksum[:12]} does not match its sidecar "
                                f"({expected[:12]}); the file is damaged or was replaced.")
 
-    def pool(self, features):
+    def pool(self, features: torch.Tensor) -> torch.Tensor:
         return features  # the trained network pools and projects itself
 
-    def torch_net(self):
+    def torch_net(self) -> EmbedderNet:
         if self._net is None:
             import torch
 
@@ -82,6 +89,6 @@ class TrainedEfficientNetLite0(EfficientNetLite0):
             self._net = net
         return self._net
 
-    def imagenet_logits(self, images) -> np.ndarray:
+    def imagenet_logits(self, images: list[Image.Image]) -> np.ndarray:
         raise NotImplementedError("A fine-tuned embedder has no ImageNet classifier.")
 

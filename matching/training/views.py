@@ -45,7 +45,9 @@ def _jitter_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.dilate(mask, kernel) if radius > 0 else cv2.erode(mask, kernel)
 
 
-def _box_crop(image: Image.Image, mask: np.ndarray | None, box: tuple[float, float, float, float]):
+def _box_crop(
+    image: Image.Image, mask: np.ndarray | None, box: tuple[float, float, float, float]
+) -> tuple[Image.Image, np.ndarray | None]:
     w, h = image.size
     x0, y0, x1, y1 = (int(round(v)) for v in (box[0] * w, box[1] * h, box[2] * w, box[3] * h))
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, max(x1, x0 + 8)), min(h, max(y1, y0 + 8))
@@ -82,7 +84,9 @@ def degrade(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     return image
 
 
-def perspective(image: Image.Image, mask: np.ndarray | None, rng: np.random.Generator, amount: float = 0.08):
+def perspective(
+    image: Image.Image, mask: np.ndarray | None, rng: np.random.Generator, amount: float = 0.08
+) -> tuple[Image.Image, np.ndarray | None]:
     w, h = image.size
     src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
     dst = src + rng.uniform(-amount, amount, (4, 2)).astype(np.float32) * np.float32([w, h])

@@ -12,6 +12,7 @@ re-embedding, then recalibration) only when it beats the active version on the h
 """
 from __future__ import annotations
 
+from argparse import ArgumentParser
 from pathlib import Path
 
 from django.conf import settings
@@ -24,7 +25,7 @@ from matching.training.trainer import TrainConfig, train
 class Command(BaseCommand):
     help = "Train the embedder's fine-tuned tail and projection (InfoNCE) from pairs, confirmations and the catalogue."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--pairs", action="append", default=[], type=Path, help="pair,shop,worn CSV (repeatable)")
         parser.add_argument("--photos", action="append", default=[], type=Path,
                             help="CSV with an image column of single catalogue photos (synthetic views; repeatable)")
@@ -83,7 +84,7 @@ class Command(BaseCommand):
                 verdict = embedder_promote(model=model, pair_files=options["pairs"], distractors=options["distractors"])
                 self.stdout.write(str(verdict))
 
-    def _calibrate(self, weights: Path, options) -> None:
+    def _calibrate(self, weights: Path, options: dict) -> None:
         from matching.training.promotion import embedder_calibrate_on_pairs
 
         if not options["pairs"]:
