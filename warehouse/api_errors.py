@@ -12,6 +12,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
+from django.views.decorators.csrf import csrf_exempt
 from django.views.defaults import page_not_found
 from rest_framework.exceptions import ErrorDetail, ValidationError
 from rest_framework.response import Response
@@ -55,6 +56,7 @@ def _first_error(errors: Any, field: str = "") -> tuple[str, ErrorDetail | str]:
     return field, ErrorDetail("Invalid input.", code="invalid")
 
 
+@csrf_exempt  # a POST with a session cookie to a mistyped path must still get the JSON 404, not a CSRF page
 def api_not_found(request: HttpRequest, path: str = "") -> JsonResponse:
     """Any unknown path under /api/ (a mistyped route, a non-integer id): a JSON 404, never an HTML page."""
     detail = "No such API endpoint or object."
