@@ -68,7 +68,10 @@ def write(path: Path, rows: list[tuple[str, str, str]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("STOCKMATCH_SHARED_DATA") or REPO.parent / "shared" / "data"))
+    parser.add_argument(
+        "--data", type=Path,
+        default=Path(os.environ.get("STOCKMATCH_SHARED_DATA") or REPO.parent / "shared" / "data"),
+    )
     parser.add_argument("--out", type=Path, default=REPO / "var" / "classify")
     parser.add_argument("--test-share", type=float, default=0.3)
     args = parser.parse_args()

@@ -22,7 +22,8 @@ sys.path.insert(0, str(REPO))
 from catalog.cleanup.duplicates import content_match, features_of  # noqa: E402  (no Django needed)
 
 DATA = next((p / "shared" / "data" / "catalog-photos" for p in REPO.parents
-             if (p / "shared" / "data" / "catalog-photos").is_dir()), REPO.parent / "shared" / "data" / "catalog-photos")
+             if (p / "shared" / "data" / "catalog-photos").is_dir()),
+            REPO.parent / "shared" / "data" / "catalog-photos")
 
 
 def main() -> None:

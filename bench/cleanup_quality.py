@@ -33,7 +33,8 @@ from PIL import Image, ImageEnhance, ImageFilter
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = next((parent / "shared" / "data" / "catalog-photos" for parent in REPO.parents
-             if (parent / "shared" / "data" / "catalog-photos").is_dir()), REPO.parent / "shared" / "data" / "catalog-photos")
+             if (parent / "shared" / "data" / "catalog-photos").is_dir()),
+            REPO.parent / "shared" / "data" / "catalog-photos")
 KINDS = {
     "topwear": {"Tshirts", "Shirts", "Tops", "Sweatshirts", "Sweaters", "Kurtas", "Jackets"},
     "bottomwear": {"Jeans", "Trousers", "Shorts", "Track Pants"},
@@ -90,7 +91,9 @@ def build(out: Path, *, products: int, per_kind: int, seed: int) -> dict:
             data = jpeg(source, rng.randint(35, 60))
         elif how == "resized":
             f = rng.uniform(0.45, 0.75)
-            data = jpeg(source.resize((round(source.width * f), round(source.height * f)), Image.Resampling.BICUBIC), 85)
+            data = jpeg(
+                source.resize((round(source.width * f), round(source.height * f)), Image.Resampling.BICUBIC), 85
+            )
         else:
             f = rng.uniform(0.75, 0.9)
             w, h = round(source.width * f), round(source.height * f)

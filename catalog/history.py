@@ -1,11 +1,16 @@
 """History of catalogue rows (django-simple-history): records for writes that bypass ``save()``, and reverts."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import models, transaction
 from django.utils import timezone
 
 from .models import Product
+
+if TYPE_CHECKING:
+    from simple_history.models import HistoricalChanges
 
 # A relabel is a change of these product fields; it can be reverted from the history.
 RELABEL_FIELDS = ("category", "gender")
@@ -32,7 +37,7 @@ def history_record_create(
     )
 
 
-def relabel_changes(record) -> dict[str, tuple]:
+def relabel_changes(record: HistoricalChanges) -> dict[str, tuple]:
     """``{field: (old_id_or_value, new_id_or_value)}`` for the relabel fields a product history record changed."""
     previous = record.prev_record
     if previous is None or record.history_type != "~":

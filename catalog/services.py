@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
@@ -12,6 +13,9 @@ from django.utils.text import slugify
 from .history import history_record_create
 from .imaging import ImageRejected, load_image
 from .models import Category, CategoryKind, Gender, ImageRole, Product, ProductImage, ProductStatus, Variant
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 # Free-text category words (catalogue CSVs, article types, phone-photo labels) → (parent, child, kind).
 CATEGORY_ALIASES: dict[str, tuple[str, str, str]] = {}
@@ -116,7 +120,7 @@ def product_image_add(
     return image, True
 
 
-def quality_flags_for(image) -> list[str]:
+def quality_flags_for(image: Image.Image) -> list[str]:
     """Photo flags shown to the catalogue team at once (``cleanup.photos.PHOTO_FLAGS``); the cleanup scan
     recomputes them, with the segmentation network for photos that are not on a studio background."""
     from .cleanup.photos import photo_signature

@@ -84,7 +84,9 @@ class ClassifierHeadAdmin(admin.ModelAdmin):
         baseline = obj.metrics.get("baseline") or {}
         return f"{baseline.get('source', '—')}: {baseline.get('accuracy')}"
 
-    @admin.action(permissions=["change"], description="Activate (replaces the active head of that version and attribute)")
+    @admin.action(
+        permissions=["change"], description="Activate (replaces the active head of that version and attribute)"
+    )
     def activate(self, request, queryset) -> None:
         for head in queryset:
             head_activate(head_id=head.pk)

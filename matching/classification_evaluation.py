@@ -148,7 +148,8 @@ def evaluate(train_csv: Path, test_csv: Path, *, view: str = "auto", segment: st
         "heads": {
             report.attribute: {
                 "name": report.head.name if report.head else None, "skipped": report.skipped or None,
-                "val_accuracy": report.metrics.get("accuracy"), "baseline_val_accuracy": report.baseline.get("accuracy"),
+                "val_accuracy": report.metrics.get("accuracy"),
+                "baseline_val_accuracy": report.baseline.get("accuracy"),
                 "promoted_by_rule": report.beats_baseline,
             }
             for report in reports

@@ -137,7 +137,9 @@ class ClassifierHead(models.Model):
             models.UniqueConstraint(
                 fields=["embedding_model", "attribute"], condition=Q(active=True), name="classifierhead_one_active",
             ),
-            models.CheckConstraint(condition=Q(attribute__in=HeadAttribute.values), name="classifierhead_attribute_valid"),
+            models.CheckConstraint(
+                condition=Q(attribute__in=HeadAttribute.values), name="classifierhead_attribute_valid"
+            ),
         ]
 
     def __str__(self) -> str:

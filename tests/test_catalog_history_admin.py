@@ -139,10 +139,14 @@ def test_active_models_cannot_be_deleted_or_repointed(client, cm):
     old = EmbeddingModel.objects.create(name="e@0", backbone="b", weights_checksum="y", dimension=4,
                                         state=ModelState.RETIRED)
     EmbeddingModel.objects.exclude(pk__in=[active.pk, old.pk]).update(active=False)
-    assert client.post(reverse("admin:matching_embeddingmodel_delete", args=[active.pk]), {"post": "yes"}).status_code == 403
+    assert client.post(
+        reverse("admin:matching_embeddingmodel_delete", args=[active.pk]), {"post": "yes"}
+    ).status_code == 403
     assert "delete_selected" not in client.get(reverse("admin:matching_embeddingmodel_changelist")).content.decode()
     assert EmbeddingModel.objects.filter(pk=active.pk).exists()
-    assert client.post(reverse("admin:matching_embeddingmodel_delete", args=[old.pk]), {"post": "yes"}).status_code == 302
+    assert client.post(
+        reverse("admin:matching_embeddingmodel_delete", args=[old.pk]), {"post": "yes"}
+    ).status_code == 302
     assert not EmbeddingModel.objects.filter(pk=old.pk).exists()
 
     SegmenterModel.objects.update(active=False)
@@ -150,7 +154,9 @@ def test_active_models_cannot_be_deleted_or_repointed(client, cm):
                                         weights_sha256="z", active=True)
     spare = SegmenterModel.objects.create(name="s@0", architecture="tiramisu", weights_path="/models/b.pt",
                                           weights_sha256="w")
-    assert client.post(reverse("admin:segmentation_segmentermodel_delete", args=[seg.pk]), {"post": "yes"}).status_code == 403
+    assert client.post(
+        reverse("admin:segmentation_segmentermodel_delete", args=[seg.pk]), {"post": "yes"}
+    ).status_code == 403
     page = client.get(reverse("admin:segmentation_segmentermodel_change", args=[seg.pk])).content.decode()
     assert 'name="weights_path"' not in page
     client.post(reverse("admin:segmentation_segmentermodel_change", args=[seg.pk]), {"weights_path": "/etc/passwd"})

@@ -221,7 +221,9 @@ def test_evaluate_classification_prints_the_contract_keys_and_leaves_live_data_a
     settings.STOCKMATCH_TRAINED_DIR = tmp_path / "trained"
     live = factories.product(sku="LIVE-1")
     train_csv = write_labelled_csv(shared_data, tmp_path, "train", labelled_photos(shared_data, per_group=5))
-    phone = next(r for r in csv.DictReader(open(shared_data / "phone-photos" / "labels.csv")) if r["category"] == "Shoes")
+    phone = next(
+        r for r in csv.DictReader(open(shared_data / "phone-photos" / "labels.csv")) if r["category"] == "Shoes"
+    )
     (tmp_path / "phone.jpg").write_bytes((shared_data / "phone-photos" / phone["image"]).read_bytes())
     test_csv = write_labelled_csv(shared_data, tmp_path, "test", labelled_photos(shared_data, per_group=1, skip=5),
                                   extra=[("phone.jpg", "", "footwear")])

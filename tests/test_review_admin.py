@@ -131,7 +131,8 @@ def test_search_by_sku_name_and_barcode(client, world):
     Variant.objects.filter(product=target, size="M").update(barcode="4006381333931")
     search = reverse("admin:warehouse_reviewitem_search")
     by_sku = client.get(search, {"q": target.sku.lower()}).json()["results"]
-    assert by_sku[0]["sku"] == target.sku and by_sku[0]["stock"] == 15 and by_sku[0]["thumb"].startswith("/media/thumbs/")
+    assert (by_sku[0]["sku"] == target.sku and by_sku[0]["stock"] == 15
+            and by_sku[0]["thumb"].startswith("/media/thumbs/"))
     assert client.get(search, {"q": "4006381333931"}).json()["results"][0]["product_id"] == target.pk
     word = target.name.split()[-1]
     assert target.pk in [row["product_id"] for row in client.get(search, {"q": word}).json()["results"]]
@@ -160,7 +161,8 @@ def test_warehouse_workers_and_other_staff_cannot_review(client, world):
                 reverse("admin:warehouse_reviewitem_complete", args=[world["items"]["draft"].pk]),
                 reverse("admin-dashboard")]
     urls_post = [(reverse("admin:warehouse_reviewitem_decide", args=[item.pk]), {"action": "reject"}),
-                 (reverse("admin:warehouse_reviewitem_bulk"), {"action": "reject", "ids": [item.pk], "confirmed": "yes"})]
+                 (reverse("admin:warehouse_reviewitem_bulk"),
+                  {"action": "reject", "ids": [item.pk], "confirmed": "yes"})]
     staff_worker = make_user("foreman", WAREHOUSE)  # staff, but only the warehouse role
     plain_staff = make_user("clerk", None)
     for user in (staff_worker, plain_staff):

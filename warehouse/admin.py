@@ -92,7 +92,8 @@ class SnapshotAdmin(admin.ModelAdmin):
             return "—"
         cells = format_html_join("", (
             '<li style="display:inline-block;width:110px;margin:0 6px 6px 0;vertical-align:top;font-size:11px;{}">'
-            '<img src="{}" alt="" loading="lazy" style="width:100px;height:100px;object-fit:contain;background:#f4f4f4">'
+            '<img src="{}" alt="" loading="lazy" '
+            'style="width:100px;height:100px;object-fit:contain;background:#f4f4f4">'
             '<br><a href="{}">{}</a><br>{}<br>score <strong>{}</strong> · stock {}</li>'), (
             ("outline:2px solid #16a34a" if row["is_choice"] else "",
              thumbnail_url(source=row["image"].file, size=96, key=row["image"].sha256) if row["image"] else "",

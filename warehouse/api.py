@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -29,6 +29,9 @@ from catalog.models import Product, Variant
 from . import selectors, services
 from .models import Arrival, ConfirmSource, PhotoRole, Snapshot, SnapshotStatus
 from .roles import WAREHOUSE, has_role
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
 
 TAG = "intake"
 
@@ -276,7 +279,7 @@ class SnapshotListCreateApi(IntakeAPIView, ListAPIView):
         idempotency_key = serializers.CharField(required=False, allow_blank=True, max_length=100)
         photo_role = serializers.ChoiceField(choices=PhotoRole.choices, default=PhotoRole.FRONT)
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Snapshot]:
         filters = self.FilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
         since = selectors.start_of_today() if filters.validated_data["today"] else None
@@ -456,7 +459,7 @@ class SnapshotFixApi(IntakeAPIView):
         return Response(snapshot_data(snapshot, request), status=status.HTTP_202_ACCEPTED)
 
 
-def _simple_action(service_name: str, summary: str, http_status: int):
+def _simple_action(service_name: str, summary: str, http_status: int) -> type[IntakeAPIView]:
     """A POST endpoint without input that calls ``services.<service_name>(snapshot=, user=)``."""
 
     class ActionApi(IntakeAPIView):
@@ -508,7 +511,7 @@ class ArrivalListApi(IntakeAPIView, ListAPIView):
     class FilterSerializer(serializers.Serializer):
         mine = serializers.BooleanField(required=False, default=False, help_text="Only my arrivals.")
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Arrival]:
         filters = self.FilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
         return selectors.arrival_list(user=self.request.user if filters.validated_data["mine"] else None)

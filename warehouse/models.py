@@ -68,7 +68,7 @@ def _snapshot_path(kind: str, instance: Snapshot, filename: str) -> str:
     return f"snapshots/{day}/{kind}/{uuid.uuid4().hex}{suffix}"
 
 
-def _now():
+def _now() -> datetime:
     from django.utils import timezone
 
     return timezone.now()

@@ -17,16 +17,20 @@ from .api import SnapshotDetailSerializer
 from .models import SnapshotStatus
 from .roles import WAREHOUSE, has_role
 
+ViewFunc = Callable[..., HttpResponse]
+
 IMAGE_KINDS = {"original", "preview", "cutout", "mask"}
 
 
-def warehouse_required(view: Callable[..., HttpResponse] | None = None, *, or_perm: str | None = None):
+def warehouse_required(
+    view: ViewFunc | None = None, *, or_perm: str | None = None
+) -> ViewFunc | Callable[[ViewFunc], ViewFunc]:
     """Signed-in members of the warehouse group (or holders of ``or_perm``) only.
 
     Others go to the login page, or get a page that says which role is missing.
     """
 
-    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def decorate(view: ViewFunc) -> ViewFunc:
         @wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
             if not request.user.is_authenticated:

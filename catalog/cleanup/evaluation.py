@@ -50,7 +50,9 @@ def catalogue_load(catalog_csv: Path, *, progress: Callable[[int], None] | None 
             if progress:
                 progress(len(paths))
     catalog_embed(model=embedding_model_active())  # anything the after-commit path did not do
-    return paths, {"products": len(skus), "images": len(paths), "ingest_seconds": round(time.perf_counter() - started, 2)}
+    return paths, {
+        "products": len(skus), "images": len(paths), "ingest_seconds": round(time.perf_counter() - started, 2),
+    }
 
 
 def _load_sku(sku: str, rows: list[dict], root: Path, paths: dict[int, str]) -> None:

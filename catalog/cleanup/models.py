@@ -145,7 +145,9 @@ class MergeRecord(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         permissions = [("undo_merge", "Can undo a product merge")]
-        constraints = [models.CheckConstraint(condition=Q(state__in=RecordState.values), name="mergerecord_state_valid")]
+        constraints = [
+            models.CheckConstraint(condition=Q(state__in=RecordState.values), name="mergerecord_state_valid"),
+        ]
 
     def __str__(self) -> str:
         return f"Merge {self.pk} into {self.keeper.sku} ({self.state})"

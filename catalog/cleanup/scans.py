@@ -12,6 +12,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from django.db.models import Count, F, Q, Sum
@@ -24,6 +25,9 @@ from . import duplicates
 from .conf import cleanup_setting
 from .models import FindingKind, ImageSignature
 from .photos import photo_signature
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +51,12 @@ def fingerprint_of(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def scanned_products(product_ids: Iterable[int] | None = None):
+def scanned_products(product_ids: Iterable[int] | None = None) -> QuerySet[Product]:
     qs = Product.objects.filter(status__in=SCANNED_STATUSES)
     return qs if product_ids is None else qs.filter(pk__in=list(product_ids))
 
 
-def scanned_images(product_ids: Iterable[int] | None = None):
+def scanned_images(product_ids: Iterable[int] | None = None) -> QuerySet[ProductImage]:
     qs = ProductImage.objects.filter(product__status__in=SCANNED_STATUSES)
     return qs if product_ids is None else qs.filter(product_id__in=list(product_ids))
 
@@ -143,7 +147,7 @@ def pairs_by_file(*, product_ids: Iterable[int] | None = None) -> list[Evidence]
     return out
 
 
-def _signature_rows(qs) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[bytes]]:
+def _signature_rows(qs: QuerySet[ImageSignature]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[bytes]]:
     rows = list(qs.values_list("image_id", "image__product_id", "phash", "thumb"))
     image_ids = np.asarray([r[0] for r in rows], dtype=np.int64)
     product_ids = np.asarray([r[1] for r in rows], dtype=np.int64)

@@ -5,6 +5,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -26,6 +27,9 @@ from .models import (
     ScanRun,
     ScanState,
 )
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +68,9 @@ def findings_sync(*, kind: str, found: Sequence[scans.FindingData], product_ids:
                 if finding.state != FindingState.OPEN:
                     counts["reopened"] += 1
                     finding.decided_by, finding.decided_at = None, None
-                finding.state, finding.summary, finding.confidence = FindingState.OPEN, data.summary[:255], data.confidence
+                finding.state, finding.summary, finding.confidence = (
+                    FindingState.OPEN, data.summary[:255], data.confidence
+                )
                 finding.details, finding.fingerprint = data.details, data.fingerprint
                 finding.save()
             finding.products.set(data.product_ids)
@@ -138,7 +144,7 @@ def _photo_demote(finding: Finding) -> None:
 
 # -- merge -------------------------------------------------------------------------------------------
 
-def _stamp(value) -> str:
+def _stamp(value: datetime) -> str:
     return value.isoformat()
 
 
@@ -285,7 +291,7 @@ def merge_undo(*, record: MergeRecord, user: AbstractBaseUser | None = None) -> 
 # -- relabel -----------------------------------------------------------------------------------------
 
 @transaction.atomic
-def product_relabel(*, product: Product, field: str, value, user: AbstractBaseUser | None = None,
+def product_relabel(*, product: Product, field: str, value: int | str | None, user: AbstractBaseUser | None = None,
                     finding: Finding | None = None) -> RelabelRecord:
     """Set a product's category (an id) or gender, recording the old value for ``relabel_revert``."""
     product = Product.objects.select_for_update().select_related("category").get(pk=product.pk)

@@ -13,7 +13,7 @@ from catalog.models import ProductImage
 from . import tasks  # noqa: F401 - registers the Celery task in every process that loads the app
 
 
-def product_image_changed(sender, instance: ProductImage, raw: bool = False, **kwargs) -> None:
+def product_image_changed(sender: type[ProductImage], instance: ProductImage, raw: bool = False, **kwargs) -> None:
     if raw:
         return
     from .services import scan_after_commit

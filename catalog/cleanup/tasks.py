@@ -1,14 +1,19 @@
 """Celery tasks: take an id, re-fetch, call a service."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from celery import shared_task
+
+if TYPE_CHECKING:
+    from celery import Task
 
 EMBEDDING_WAIT_SECONDS = 30
 EMBEDDING_WAITS = 5
 
 
 @shared_task(bind=True, name="catalog.cleanup.run_scan", autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
-def run_cleanup_scan(self, scan_run_id: int, waited: int = 0) -> str:
+def run_cleanup_scan(self: Task, scan_run_id: int, waited: int = 0) -> str:
     """Run a queued ``ScanRun``. An incremental run whose new photos are not embedded yet (the embedding
     task was queued beside it) waits for them a few times first, so the label and look scans see them."""
     from .models import ScanRun, ScanState

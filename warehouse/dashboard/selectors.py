@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
@@ -13,6 +14,9 @@ from segmentation.models import SegmenterModel
 from warehouse.models import Arrival, Snapshot, SnapshotStatus
 from warehouse.review.models import LabelledPair
 from warehouse.review.selectors import review_queue_stats
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 # Review-queue age buckets (hours): label, upper bound.
 AGE_BUCKETS = (("< 1 h", 1), ("1–4 h", 4), ("4–24 h", 24), ("1–3 d", 72), ("> 3 d", float("inf")))
@@ -50,7 +54,7 @@ class Dashboard:
         return any(self.snapshots_per_day) or any(self.arrivals_per_day) or self.queue_size > 0
 
 
-def _per_day(rows, days: list[date], key: str = "n") -> list[int]:
+def _per_day(rows: Iterable[dict], days: list[date], key: str = "n") -> list[int]:
     counts = {row["day"]: row[key] or 0 for row in rows}
     return [int(counts.get(day, 0)) for day in days]
 
@@ -90,7 +94,9 @@ def dashboard_data(*, days: int = 30, now: datetime | None = None) -> Dashboard:
     auto_share = sum(per_day_auto.values()) / total_decided if total_decided else None
 
     # Precision of the top suggestion, judged by confirmations (a review overrides the worker).
-    reviewed = dict(LabelledPair.objects.filter(snapshot__created_at__gte=since).values_list("snapshot_id", "product_id"))
+    reviewed = dict(
+        LabelledPair.objects.filter(snapshot__created_at__gte=since).values_list("snapshot_id", "product_id")
+    )
     judged = hits = 0
     for snapshot in heads.filter(status__in=[SnapshotStatus.CONFIRMED, SnapshotStatus.NEW, SnapshotStatus.MATCHED,
                                              SnapshotStatus.FAILED]).only("pk", "status", "product_id", "candidates"):
@@ -122,7 +128,8 @@ def active_models() -> list[dict]:
     for model in EmbeddingModel.objects.filter(active=True):
         default = (model.thresholds or {}).get("default") or {}
         rows.append({"kind": "embedder", "name": model.name, "since": model.activated_at,
-                     "metrics": {**_flat(model.metrics), **({"threshold": default["score"]} if "score" in default else {})},
+                     "metrics": {**_flat(model.metrics),
+                                 **({"threshold": default["score"]} if "score" in default else {})},
                      "vectors": model.embeddings.count()})
     for model in SegmenterModel.objects.filter(active=True):
         rows.append({"kind": "segmenter", "name": model.name, "since": model.created, "metrics": _flat(model.metrics),

@@ -207,7 +207,8 @@ class ReviewQueueAdmin(admin.ModelAdmin):
             self.message_user(request, f"Item {snapshot_id} has no draft product to complete.", messages.WARNING)
             return HttpResponseRedirect(reverse("admin:warehouse_reviewitem_changelist"))
         initial = {"name": draft.name, "sku": draft.sku, "category": draft.category_id, "gender": draft.gender,
-                   "sizes": ", ".join(draft.variants.values_list("size", flat=True)), "use_cutout": bool(snapshot.cutout)}
+                   "sizes": ", ".join(draft.variants.values_list("size", flat=True)),
+                   "use_cutout": bool(snapshot.cutout)}
         form = CompleteDraftForm(request.POST or None, initial=initial, draft=draft)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data

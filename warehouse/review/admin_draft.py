@@ -30,7 +30,8 @@ def draft_origin_html(product) -> str:
           f"{c['score']:.2f}" if c.get("score") is not None else "—") for c in origin.candidates),
     )
     return format_html(
-        '<div class="draft-origin"><a href="{}"><img src="{}" alt="intake photo" style="height:120px;border-radius:4px">'
+        '<div class="draft-origin"><a href="{}">'
+        '<img src="{}" alt="intake photo" style="height:120px;border-radius:4px">'
         '</a> <img src="{}" alt="cut-out" style="height:120px;border-radius:4px">'
         '<p>Intake item <a href="{}">#{}</a>, photographed by <strong>{}</strong> on {}.</p>{}'
         '<p>Candidates the matcher offered:</p><ol>{}</ol></div>',

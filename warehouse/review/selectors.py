@@ -158,7 +158,7 @@ class DraftOrigin:
     guessed: list[str]  # "category" and/or "gender": taken from the candidates, not chosen by anyone
 
 
-def draft_origin(product) -> DraftOrigin | None:
+def draft_origin(product: Product) -> DraftOrigin | None:
     """The intake item a draft was made from ("not in catalogue"), if any."""
     from warehouse import services
     from warehouse.selectors import candidates_with_stock
@@ -184,8 +184,8 @@ def draft_origin(product) -> DraftOrigin | None:
             guessed.append("category")
         if gender is not None and created[1] == gender == product.gender:
             guessed.append("gender")
-    return DraftOrigin(snapshot=snapshot, worker=snapshot.uploaded_by, candidates=candidates_with_stock(snapshot, limit=5),
-                       guessed=guessed)
+    return DraftOrigin(snapshot=snapshot, worker=snapshot.uploaded_by,
+                       candidates=candidates_with_stock(snapshot, limit=5), guessed=guessed)
 
 
 def review_cards(snapshots: Sequence[Snapshot], *, candidates: int = 5, now: datetime | None = None) -> list[dict]:

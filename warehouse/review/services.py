@@ -38,7 +38,10 @@ def _open_item(snapshot_id: int) -> Snapshot:
     snapshot = Snapshot.objects.filter(pk=snapshot_id).only("pk", "group_head_id").first()
     if snapshot is None:
         raise ReviewError("No such item.", code="not_found", status_code=404)
-    head = Snapshot.objects.select_for_update(of=("self",)).select_related("product").get(pk=snapshot.group_head_id or snapshot.pk)
+    head = (
+        Snapshot.objects.select_for_update(of=("self",)).select_related("product")
+        .get(pk=snapshot.group_head_id or snapshot.pk)
+    )
     if LabelledPair.objects.filter(snapshot=head).exists():
         raise ReviewError(f"Item {head.pk} was already reviewed.", code="already_reviewed", status_code=409)
     if head.status in (SnapshotStatus.RECEIVED, SnapshotStatus.PROCESSING):
@@ -269,7 +272,9 @@ def review_reject(*, snapshot: Snapshot, user: AbstractBaseUser, note: str = "")
 BULK_ACTIONS = {"accept": review_accept, "reject": review_reject}
 
 
-def review_bulk(*, snapshot_ids: Sequence[int], action: str, user: AbstractBaseUser) -> tuple[list[int], dict[int, str]]:
+def review_bulk(
+    *, snapshot_ids: Sequence[int], action: str, user: AbstractBaseUser
+) -> tuple[list[int], dict[int, str]]:
     """Accept or reject several items; each is its own decision. Returns (done ids, {id: why not})."""
     decide = BULK_ACTIONS.get(action)
     if decide is None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.storage import default_storage
@@ -25,10 +26,13 @@ from .errors import IntakeError, TransitionError
 from .snapshots import SUFFIX
 from .state import locked_head, save_head, transition
 
+if TYPE_CHECKING:
+    from datetime import date
+
 BROWSER_FORMATS = {"JPEG", "MPO", "PNG", "WEBP"}
 
 
-def draft_sku(now=None) -> str:
+def draft_sku(now: date | None = None) -> str:
     return f"NEW-{(now or timezone.localdate()):%Y%m%d}-{secrets.token_hex(2).upper()}"
 
 
