@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.db.models import Sum
 from django.utils.html import format_html
 
-from .models import Category, Look, Product, ProductImage, Variant
+from .models import Category, Deal, Look, Product, ProductImage, Variant
 
 
 def thumbnail(image: ProductImage | None, size: int = 64) -> str:
@@ -117,3 +117,13 @@ class LookAdmin(admin.ModelAdmin):
     @admin.display(description="products")
     def size(self, obj: Look) -> int:
         return obj.products.count()
+
+
+@admin.register(Deal)
+class DealAdmin(admin.ModelAdmin):
+    list_display = ("label", "product", "percent_off", "deal_price", "starts_at", "ends_at", "is_active")
+    list_filter = ("is_active", "starts_at", "ends_at")
+    search_fields = ("label", "product__sku", "product__name")
+    list_select_related = ("product",)
+    autocomplete_fields = ("product",)
+    date_hierarchy = "starts_at"

@@ -287,6 +287,7 @@ class MatchResult:
     timings: dict[str, float]
     cutouts: list[Any] = field(default_factory=list)
     model_version: str = ""
+    vectors: np.ndarray | None = None  # the query vectors (one per photo), e.g. for classify_vectors
 
 
 def _segmentation() -> tuple[Callable | None, Callable | None]:
@@ -402,7 +403,7 @@ def match_image(
     decision = decide(candidates, model=model, kind=parsed_filters.category_kind)
     timings["total"] = _ms(started)
     return MatchResult(candidates=candidates, decision=decision, timings=timings, cutouts=cutouts,
-                       model_version=model.name)
+                       model_version=model.name, vectors=vectors)
 
 
 def match_garments(image: Any, *, filters: dict | None = None, k: int = 10, segment: bool | str = True) -> MatchResult:

@@ -16,6 +16,8 @@ urlpatterns = [
     path("intake/", include("warehouse.intake_urls")),
     path("api/v1/", include("matching.urls")),
     path("api/v1/", include("warehouse.api_urls")),
+    path("api/v1/", include("matching.mirror.urls")),
+    path("mirror/", include("matching.mirror.page_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

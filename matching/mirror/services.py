@@ -1,0 +1,208 @@
+"""The mirror's work: from one camera frame to recommendations per garment; shortlists for the fitting room.
+
+``mirror_recommend`` finds the shopper (a face, or skin just above a garment), cuts out the garments in
+front of them with the segmenter's garment classes (``segmentation.cut_out_garments`` on the body
+region, no hints), and for each garment, largest first: matches it through ``matching.services.match_image``
+(active products in stock only), predicts its gender and kind (``matching.classification``), and
+completes the look (``looks.py``). It returns product ids; ``selectors`` decides what shoppers see.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+from PIL import Image
+
+from catalog.imaging import encode_jpeg
+from catalog.models import Product, ProductStatus, Variant
+from matching.classification import Attributes, Prediction, classify_vectors
+from matching.preprocess import canonical_crop, working_copy
+from matching.services import embedding_model_active, match_image, matching_setting
+
+from .colour import dominant_colour
+from .looks import complete_the_look
+from .models import MirrorKey, Shortlist, ShortlistItem, ShortlistStatus, new_pickup_code
+from .people import body_region, faces_find, skin_above
+from .selectors import mirror_setting, shortlist_code_taken
+
+logger = logging.getLogger(__name__)
+
+HOLD_UP = "Hold the garment up to the mirror."
+SHOPPABLE = {"in_stock": True, "status": ProductStatus.ACTIVE}
+
+
+class MirrorStatus:
+    OK = "ok"
+    NO_PERSON = "no_person"
+    NO_GARMENT = "no_garment"
+
+
+@dataclass
+class GarmentAnswer:
+    kind: Prediction | None
+    gender: Prediction | None
+    region: tuple[float, float, float, float]  # x0, y0, x1, y1 as shares of the frame's width and height
+    similar: list[int]  # product ids, best first
+    complete_the_look: list[int]
+
+
+@dataclass
+class MirrorAnswer:
+    status: str
+    message: str
+    garments: list[GarmentAnswer] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _cut_out_garments():
+    from segmentation import cut_out_garments
+
+    return cut_out_garments
+
+
+def mirror_recommend(*, image: Image.Image) -> MirrorAnswer:
+    """Recommendations for the garment(s) in one upright RGB camera frame."""
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    picture, _ = working_copy(image, int(matching_setting("WORKING_SIZE", 768)))
+    width, height = picture.size
+
+    tick = time.perf_counter()
+    faces = faces_find(picture)
+    region = body_region(faces[0], width, height) if faces else (0, 0, width, height)
+    timings["people"] = _ms(tick)
+
+    tick = time.perf_counter()
+    body = picture.crop(region)
+    cuts = [cut for cut in _cut_out_garments()(body) if cut.status == "ok" and cut.bbox is not None]
+    if faces:  # the face is no garment: keep what lies below its centre
+        face_y = faces[0].centre[1] - region[1]
+        cuts = [cut for cut in cuts if (cut.bbox[1] + cut.bbox[3]) / 2 > face_y]
+    person = bool(faces) or any(skin_above(body, cut.bbox) for cut in cuts)
+    timings["segment"] = _ms(tick)
+    if not person:
+        return MirrorAnswer(MirrorStatus.NO_PERSON, HOLD_UP, timings=_total(timings, started))
+    if not cuts:
+        return MirrorAnswer(MirrorStatus.NO_GARMENT, HOLD_UP, timings=_total(timings, started))
+    cuts = cuts[: int(mirror_setting("MAX_GARMENTS", 3))]
+
+    tick = time.perf_counter()
+    k = int(mirror_setting("SIMILAR", 8))
+    results = [match_image(canonical_crop(body, np.asarray(cut.mask)), segment=False, filters=SHOPPABLE, k=k)
+               for cut in cuts]
+    timings["match"] = _ms(tick)
+
+    tick = time.perf_counter()
+    vectors = np.stack([result.vectors[0] for result in results])
+    attributes = classify_vectors(vectors, model=embedding_model_active())
+    timings["classify"] = _ms(tick)
+
+    tick = time.perf_counter()
+    garments = []
+    for cut, result, attrs in zip(cuts, results, attributes, strict=True):
+        anchors = [candidate.product_id for candidate in result.candidates]
+        top = result.candidates[0] if result.candidates else None
+        kind = _label(attrs, "kind") or cut.kind or (top.category_kind if top else None)
+        gender = _label(attrs, "gender") or (top.gender if top else None)
+        look = complete_the_look(
+            anchors=anchors, kind=kind, gender=gender, colour=dominant_colour(body, np.asarray(cut.mask)),
+            limit=int(mirror_setting("COMPLETE_THE_LOOK", 6)),
+        )
+        x0, y0, x1, y1 = cut.bbox
+        garments.append(GarmentAnswer(
+            kind=attrs.kind, gender=attrs.gender,
+            region=(round((x0 + region[0]) / width, 3), round((y0 + region[1]) / height, 3),
+                    round((x1 + region[0]) / width, 3), round((y1 + region[1]) / height, 3)),
+            similar=anchors, complete_the_look=look,
+        ))
+    timings["complete_the_look"] = _ms(tick)
+    return MirrorAnswer(MirrorStatus.OK, "", garments, _total(timings, started))
+
+
+def _label(attributes: Attributes, name: str) -> str | None:
+    prediction = getattr(attributes, name)
+    return prediction.label if prediction is not None else None
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 1)
+
+
+def _total(timings: dict[str, float], started: float) -> dict[str, float]:
+    timings["total"] = _ms(started)
+    return timings
+
+
+def mirror_frame_store(*, image: Image.Image) -> str | None:
+    """Keep a frame for debugging a kiosk, only when ``MIRROR["KEEP_FRAMES"]`` asks for it; its storage path."""
+    if not mirror_setting("KEEP_FRAMES", False):
+        return None
+    name = f"mirror-frames/{timezone.now():%Y/%m/%d}/{uuid.uuid4().hex}.jpg"
+    return default_storage.save(name, ContentFile(encode_jpeg(image, quality=85)))
+
+
+# -- shortlists ------------------------------------------------------------------------------------------
+
+class ShortlistError(ValueError):
+    """A shortlist that cannot be sent, with the reason for the shopper."""
+
+
+@transaction.atomic
+def shortlist_send(*, device: MirrorKey | None, items: list[dict]) -> Shortlist:
+    """Send the shopper's picks (``[{"sku", "size"}]``) to the fitting room under a short pickup code."""
+    limit = int(mirror_setting("SHORTLIST_MAX_ITEMS", 12))
+    if not items:
+        raise ShortlistError("The shortlist is empty.")
+    if len(items) > limit:
+        raise ShortlistError(f"A shortlist holds at most {limit} items.")
+    products = Product.objects.filter(sku__in={item["sku"] for item in items}, status=ProductStatus.ACTIVE).in_bulk(
+        field_name="sku"
+    )
+    sizes = set(Variant.objects.filter(product__in=products.values()).values_list("product__sku", "size"))
+    picks: list[tuple[Product, str]] = []
+    for item in items:
+        if item["sku"] not in products:
+            raise ShortlistError(f"Product {item['sku']} is not available.")
+        if (item["sku"], item["size"]) not in sizes:
+            raise ShortlistError(f"Product {item['sku']} does not come in size {item['size']}.")
+        if (products[item["sku"]], item["size"]) not in picks:
+            picks.append((products[item["sku"]], item["size"]))
+    code = new_pickup_code()
+    for _ in range(20):
+        if not shortlist_code_taken(code):
+            break
+        code = new_pickup_code()
+    minutes = int(mirror_setting("SHORTLIST_MINUTES", 30))
+    shortlist = Shortlist.objects.create(
+        code=code, device=device, status=ShortlistStatus.SENT, expires_at=timezone.now() + dt.timedelta(minutes=minutes)
+    )
+    ShortlistItem.objects.bulk_create(ShortlistItem(shortlist=shortlist, product=p, size=s) for p, s in picks)
+    return shortlist
+
+
+def shortlist_mark_done(*, shortlist_id: int) -> Shortlist:
+    shortlist = Shortlist.objects.get(pk=shortlist_id)
+    if shortlist.status != ShortlistStatus.DONE:
+        shortlist.status, shortlist.handled_at = ShortlistStatus.DONE, timezone.now()
+        shortlist.save(update_fields=["status", "handled_at"])
+    return shortlist
+
+
+def shortlists_purge(*, older_than_hours: int = 24) -> int:
+    """Delete shortlists that expired more than ``older_than_hours`` ago (they are hidden from the moment they expire)."""
+    cutoff = timezone.now() - dt.timedelta(hours=older_than_hours)
+    deleted, _ = Shortlist.objects.filter(expires_at__lt=cutoff).delete()
+    return deleted
+
+
+def mirror_keys_revoke(*, key_ids: list[str]) -> int:
+    """Revoke device keys; the next request with any of them gets 401."""
+    return MirrorKey.objects.filter(pk__in=key_ids, revoked=False).update(revoked=True)
