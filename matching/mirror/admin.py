@@ -30,7 +30,7 @@ class MirrorKeyAdmin(APIKeyModelAdmin):
         super().save_model(request, obj, form, change)
         if not change:
             messages.info(request, format_html(
-                "Open the kiosk once at <code>/mirror/?key=&lt;the key above&gt;</code> on the mirror: the page keeps it."
+                "Open the kiosk once at <code>{}</code> on the mirror: the page keeps the key.", "/mirror/?key=<the key>"
             ))
 
 

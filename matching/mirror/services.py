@@ -22,7 +22,7 @@ from django.utils import timezone
 from PIL import Image
 
 from catalog.imaging import encode_jpeg
-from catalog.models import Product, ProductStatus, Variant
+from catalog.models import CategoryKind, Product, ProductStatus, Variant
 from matching.classification import Attributes, Prediction, classify_vectors
 from matching.preprocess import canonical_crop, working_copy
 from matching.services import embedding_model_active, match_image, matching_setting
@@ -110,7 +110,8 @@ def mirror_recommend(*, image: Image.Image) -> MirrorAnswer:
     for cut, result, attrs in zip(cuts, results, attributes, strict=True):
         anchors = [candidate.product_id for candidate in result.candidates]
         top = result.candidates[0] if result.candidates else None
-        kind = _label(attrs, "kind") or cut.kind or (top.category_kind if top else None)
+        kind_prediction = kind_fused(attrs.kind, cut.kind)
+        kind = kind_prediction.label if kind_prediction else (top.category_kind if top else None)
         gender = _label(attrs, "gender") or (top.gender if top else None)
         look = complete_the_look(
             anchors=anchors, kind=kind, gender=gender, colour=dominant_colour(body, np.asarray(cut.mask)),
@@ -118,13 +119,34 @@ def mirror_recommend(*, image: Image.Image) -> MirrorAnswer:
         )
         x0, y0, x1, y1 = cut.bbox
         garments.append(GarmentAnswer(
-            kind=attrs.kind, gender=attrs.gender,
+            kind=kind_prediction, gender=attrs.gender,
             region=(round((x0 + region[0]) / width, 3), round((y0 + region[1]) / height, 3),
                     round((x1 + region[0]) / width, 3), round((y1 + region[1]) / height, 3)),
             similar=anchors, complete_the_look=look,
         ))
     timings["complete_the_look"] = _ms(tick)
     return MirrorAnswer(MirrorStatus.OK, "", garments, _total(timings, started))
+
+
+def kind_fused(classified: Prediction | None, segmented: str | None) -> Prediction | None:
+    """The garment's kind from both witnesses: the classifier (catalogue neighbours or a head, on the
+    embedding) and the segmenter's garment class (trained on photos of people wearing clothes, the mirror's
+    own domain). Each is read as a distribution (its label at its confidence, the rest shared evenly; the
+    segmenter at ``SEGMENTER_KIND_RELIABILITY``) and the product is normalised: a confident classifier
+    still overrules the segmenter, a hesitant one does not."""
+    if segmented is None or segmented not in CategoryKind.values:
+        return classified
+    kinds = list(CategoryKind.values)
+    reliability = float(mirror_setting("SEGMENTER_KIND_RELIABILITY", 0.85))
+    segmenter = {kind: reliability if kind == segmented else (1 - reliability) / (len(kinds) - 1) for kind in kinds}
+    if classified is None or classified.label not in segmenter:
+        return Prediction(label=segmented, confidence=round(reliability, 4), source="segmenter")
+    c = min(max(classified.confidence, 1e-4), 1 - 1e-4)
+    classifier = {kind: c if kind == classified.label else (1 - c) / (len(kinds) - 1) for kind in kinds}
+    joint = {kind: segmenter[kind] * classifier[kind] for kind in kinds}
+    best = max(joint, key=joint.get)
+    source = classified.source if best == classified.label else "segmenter"
+    return Prediction(label=best, confidence=round(joint[best] / sum(joint.values()), 4), source=source)
 
 
 def _label(attributes: Attributes, name: str) -> str | None:

@@ -9,6 +9,8 @@ MIRROR = {
     "COMPLETE_THE_LOOK": env_int("STOCKMATCH_MIRROR_COMPLETE", 6),
     # At most this many garments per frame (largest first): a top, a bottom, shoes.
     "MAX_GARMENTS": env_int("STOCKMATCH_MIRROR_MAX_GARMENTS", 3),
+    # How far the segmenter's garment class is trusted when it and the classifier disagree on the kind.
+    "SEGMENTER_KIND_RELIABILITY": 0.85,
     # Largest accepted camera frame; a 1080p JPEG is 0.3-1 MB.
     "MAX_FRAME_BYTES": env_int("STOCKMATCH_MIRROR_MAX_FRAME_BYTES", 10 * 1024 * 1024),
     # Frames are never stored unless this is on (then under MEDIA_ROOT/mirror-frames/, for debugging a kiosk).
