@@ -10,6 +10,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from PIL import Image
 
@@ -25,9 +26,12 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 @require_GET
 def kiosk(request: HttpRequest) -> HttpResponse:
-    response = render(request, "mirror/kiosk.html", {
-        "idle_seconds": int(selectors.mirror_setting("IDLE_SECONDS", 60)),
-    })
+    response = render(request, "mirror/kiosk.html", {"kiosk": {
+        "idleSeconds": int(selectors.mirror_setting("IDLE_SECONDS", 60)),
+        "recommendUrl": reverse("mirror-recommendations"),
+        "productUrl": reverse("mirror-product", args=["SKU"]),
+        "shortlistUrl": reverse("mirror-shortlists"),
+    }})
     response["Cache-Control"] = "no-cache"
     response["Referrer-Policy"] = "no-referrer"  # the first visit's URL carries the device key
     return response
