@@ -62,6 +62,8 @@ def test_a_worn_top_gets_similar_tops_and_a_look_of_other_kinds_in_shopper_safe_
     products = {p.sku: p for p in Product.objects.all()}
     top_garment = next(g for g in body["garments"] if g["kind"] and g["kind"]["label"] == "topwear")
     assert "TOP-2100" in [p["sku"] for p in top_garment["similar"]]
+    if top_garment["kind"]["confidence"] >= settings.MIRROR["KIND_FILTER_CONFIDENCE"]:  # a sure top's look-alikes are tops
+        assert {products[p["sku"]].category.kind for p in top_garment["similar"]} == {"topwear"}
     for garment in body["garments"]:
         assert 0 <= garment["kind"]["confidence"] <= 1 and garment["gender"]["label"] in {"women", "unisex", "men"}
         x0, y0, x1, y1 = garment["region"]

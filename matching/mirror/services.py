@@ -25,7 +25,8 @@ from catalog.imaging import encode_jpeg
 from catalog.models import CategoryKind, Product, ProductStatus, Variant
 from matching.classification import Attributes, Prediction, classify_vectors
 from matching.preprocess import canonical_crop, working_copy
-from matching.services import embedding_model_active, match_image, matching_setting
+from matching import search
+from matching.services import Candidate, candidates_for, embedding_model_active, match_image, matching_setting
 
 from .colour import dominant_colour
 from .looks import complete_the_look
@@ -101,16 +102,18 @@ def mirror_recommend(*, image: Image.Image) -> MirrorAnswer:
     timings["match"] = _ms(tick)
 
     tick = time.perf_counter()
+    model = embedding_model_active()
     vectors = np.stack([result.vectors[0] for result in results])
-    attributes = classify_vectors(vectors, model=embedding_model_active())
+    attributes = classify_vectors(vectors, model=model)
     timings["classify"] = _ms(tick)
 
     tick = time.perf_counter()
     garments = []
-    for cut, result, attrs in zip(cuts, results, attributes, strict=True):
-        anchors = [candidate.product_id for candidate in result.candidates]
-        top = result.candidates[0] if result.candidates else None
+    for n, (cut, result, attrs) in enumerate(zip(cuts, results, attributes, strict=True)):
         kind_prediction = kind_fused(attrs.kind, cut.kind)
+        candidates = similar_of_kind(result.candidates, vectors[n], kind=kind_prediction, model=model, k=k)
+        anchors = [candidate.product_id for candidate in candidates]
+        top = candidates[0] if candidates else None
         kind = kind_prediction.label if kind_prediction else (top.category_kind if top else None)
         gender = _label(attrs, "gender") or (top.gender if top else None)
         look = complete_the_look(
@@ -126,6 +129,20 @@ def mirror_recommend(*, image: Image.Image) -> MirrorAnswer:
         ))
     timings["complete_the_look"] = _ms(tick)
     return MirrorAnswer(MirrorStatus.OK, "", garments, _total(timings, started))
+
+
+def similar_of_kind(
+    candidates: list[Candidate], vector: np.ndarray, *, kind: Prediction | None, model, k: int,
+) -> list[Candidate]:
+    """Similar products of the garment's kind once the kind is clear: a top's look-alikes are tops. Cross-domain
+    similarity alone sometimes ranks a flat photo of shorts above the right top; when the kind is known with
+    ``KIND_FILTER_CONFIDENCE`` and some candidates are of another kind, the search is repeated for that kind
+    (the query vector is reused; nothing is embedded twice)."""
+    threshold = float(mirror_setting("KIND_FILTER_CONFIDENCE", 0.6))
+    if kind is None or kind.confidence < threshold or all(c.category_kind == kind.label for c in candidates):
+        return candidates
+    hits = search.nearest_products(vector, model_id=model.pk, k=k, filters={**SHOPPABLE, "category_kind": kind.label})
+    return candidates_for(hits)
 
 
 def kind_fused(classified: Prediction | None, segmented: str | None) -> Prediction | None:

@@ -11,6 +11,8 @@ MIRROR = {
     "MAX_GARMENTS": env_int("STOCKMATCH_MIRROR_MAX_GARMENTS", 3),
     # How far the segmenter's garment class is trusted when it and the classifier disagree on the kind.
     "SEGMENTER_KIND_RELIABILITY": 0.85,
+    # Similar products are all of the garment's kind once the kind is at least this sure.
+    "KIND_FILTER_CONFIDENCE": 0.6,
     # Largest accepted camera frame; a 1080p JPEG is 0.3-1 MB.
     "MAX_FRAME_BYTES": env_int("STOCKMATCH_MIRROR_MAX_FRAME_BYTES", 10 * 1024 * 1024),
     # Frames are never stored unless this is on (then under MEDIA_ROOT/mirror-frames/, for debugging a kiosk).

@@ -105,13 +105,17 @@
   }
 
   function showRegions(garments) {
-    const box = $("regions");
+    // The preview fills its box (object-fit: cover): map frame shares to the part of the video that shows.
+    const box = $("regions"), W = video.clientWidth, H = video.clientHeight;
+    const vw = video.videoWidth || W, vh = video.videoHeight || H, scale = Math.max(W / vw, H / vh);
+    const dx = (W - vw * scale) / 2, dy = (H - vh * scale) / 2;
     box.innerHTML = "";
     garments.forEach((g) => {
       const div = document.createElement("div");
       div.className = "region";
       const [x0, y0, x1, y1] = g.region;
-      Object.assign(div.style, { left: x0 * 100 + "%", top: y0 * 100 + "%", width: (x1 - x0) * 100 + "%", height: (y1 - y0) * 100 + "%" });
+      Object.assign(div.style, { left: dx + x0 * vw * scale + "px", top: dy + y0 * vh * scale + "px",
+        width: (x1 - x0) * vw * scale + "px", height: (y1 - y0) * vh * scale + "px" });
       box.appendChild(div);
     });
   }

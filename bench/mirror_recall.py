@@ -1,0 +1,88 @@
+"""How often the mirror's similar products for a worn photo contain the right top, on a throwaway database.
+
+    python bench/mirror_recall.py [--pairs 300] [--others 200] [--k 10] [--json OUT.json]
+
+Catalogue: the flat shop photos of held-out VITON pairs (pair number ≥ 2100; the lead trains embedders on
+the others) as women's tops in stock, plus ``--others`` studio photos of bottoms, shoes and dresses. Queries:
+each pair's worn photo (a model wearing the top), as a portrait 1080x1920 mirror frame, through
+``mirror_recommend`` exactly as the API runs it, with ``k`` similar products per garment. A query counts
+as found when the right top is among the ``k`` similar products of the garment the mirror calls a top
+(``top_garment``), or of any garment it found (``any_garment``). Frames answered "no person" / "no garment"
+count as misses. Prints one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from mirror_common import PAIRS_DIR, build_catalogue, held_out_pairs, mirror_frame, percentile, setup_django
+
+
+def run(*, pairs: int, others: int, k: int) -> dict:
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    from catalog.models import Product
+    from matching.mirror.services import mirror_recommend
+    from matching.services import embedding_model_active
+    from matching.throwaway import throwaway_database
+
+    rows = held_out_pairs(pairs)
+    with throwaway_database("mirrorrecall"), override_settings(MIRROR={**settings.MIRROR, "SIMILAR": k}):
+        skus = build_catalogue(rows, others=others)
+        sku_of = dict(Product.objects.values_list("pk", "sku"))
+        statuses: dict[str, int] = {}
+        top_hits = any_hits = top1 = 0
+        kind_seen: dict[str, int] = {}
+        times = []
+        for row in rows:
+            started = time.perf_counter()
+            answer = mirror_recommend(image=mirror_frame(PAIRS_DIR / row["worn"]))
+            times.append((time.perf_counter() - started) * 1000)
+            statuses[answer.status] = statuses.get(answer.status, 0) + 1
+            target = skus[row["pair"]]
+            found = [[sku_of[pid] for pid in garment.similar[:k]] for garment in answer.garments]
+            tops = [g for g, garment in zip(found, answer.garments, strict=True)
+                    if garment.kind is not None and garment.kind.label == "topwear"]
+            for garment in answer.garments:
+                label = garment.kind.label if garment.kind else "none"
+                kind_seen[label] = kind_seen.get(label, 0) + 1
+            if tops and target in tops[0]:
+                top_hits += 1
+                top1 += tops[0][0] == target
+            any_hits += any(target in skus_found for skus_found in found)
+        model = embedding_model_active().name
+    n = len(rows)
+    return {
+        "what": f"right top among the mirror's first {k} similar products for a worn photo (held-out VITON pairs)",
+        "n_queries": n,
+        f"top_garment_recall@{k}": round(top_hits / n, 4),
+        "top_garment_recall@1": round(top1 / n, 4),
+        f"any_garment_recall@{k}": round(any_hits / n, 4),
+        "statuses": statuses,
+        "garment_kinds": kind_seen,
+        "catalogue": {"tops": n, "others": others},
+        "recommend_ms_p50": percentile(times, 0.5),
+        "embedding_model": model,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pairs", type=int, default=300)
+    parser.add_argument("--others", type=int, default=200)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--json", type=str, default="")
+    args = parser.parse_args()
+    setup_django()
+    result = run(pairs=args.pairs, others=args.others, k=args.k)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        with open(args.json, "w") as handle:
+            handle.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
