@@ -119,15 +119,19 @@ def _co_occurring(anchors: Sequence[int]) -> list[int]:
 def _by_rules(*, kind: str | None, gender: str | None, colour: Colour | None, exclude: Sequence[int]) -> list[int]:
     """Round-robin over the complementary kinds, each kind's products by colour harmony (newest on ties)."""
     kinds = COMPLEMENTS.get(kind or "", tuple(K.values))
-    pools: list[list[int]] = []
-    for complement in kinds:
-        ids = list(
-            shoppable_products(exclude_kind=kind).filter(category__kind=complement, gender__in=compatible_genders(gender))
-            .exclude(pk__in=list(exclude)).order_by("-created_at", "-pk").values_list("pk", flat=True)[:RULE_POOL]
-        )
-        if ids:
-            colours = product_colours(product_ids=ids)
-            pools.append(sorted(ids, key=lambda pid, c=colours: -harmony(colour, c.get(pid))))  # stable: newest first on ties
+    rows = (
+        shoppable_products(exclude_kind=kind).filter(category__kind__in=kinds, gender__in=compatible_genders(gender))
+        .exclude(pk__in=list(exclude)).order_by("-created_at", "-pk").values_list("pk", "category__kind")
+        [: RULE_POOL * len(kinds) * 4]
+    )
+    by_kind: dict[str, list[int]] = defaultdict(list)
+    for product_id, product_kind in rows:
+        if len(by_kind[product_kind]) < RULE_POOL:
+            by_kind[product_kind].append(product_id)
+    colours = product_colours(product_ids=[pid for ids in by_kind.values() for pid in ids])
+    # each kind's products by harmony with the garment; sorted() is stable, so the newest first on ties
+    pools = [sorted(by_kind[complement], key=lambda pid: -harmony(colour, colours.get(pid)))
+             for complement in kinds if by_kind.get(complement)]
     ordered: list[int] = []
     for n in range(max((len(pool) for pool in pools), default=0)):
         ordered.extend(pool[n] for pool in pools if n < len(pool))

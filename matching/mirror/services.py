@@ -87,6 +87,8 @@ def mirror_recommend(*, image: Image.Image) -> MirrorAnswer:
     if faces:  # the face is no garment: keep what lies below its centre
         face_y = faces[0].centre[1] - region[1]
         cuts = [cut for cut in cuts if (cut.bbox[1] + cut.bbox[3]) / 2 > face_y]
+    min_share = float(mirror_setting("MIN_GARMENT_SHARE", 0.03)) * body.width * body.height
+    cuts = [cut for cut in cuts if np.count_nonzero(cut.mask) >= min_share]
     person = bool(faces) or any(skin_above(body, cut.bbox) for cut in cuts)
     timings["segment"] = _ms(tick)
     if not person:

@@ -7,8 +7,10 @@ MIRROR = {
     # Products shown per garment.
     "SIMILAR": env_int("STOCKMATCH_MIRROR_SIMILAR", 8),
     "COMPLETE_THE_LOOK": env_int("STOCKMATCH_MIRROR_COMPLETE", 6),
-    # At most this many garments per frame (largest first): a top, a bottom, shoes.
-    "MAX_GARMENTS": env_int("STOCKMATCH_MIRROR_MAX_GARMENTS", 3),
+    # At most this many garments per frame, largest first (a top and a bottom); each costs a match, so latency.
+    "MAX_GARMENTS": env_int("STOCKMATCH_MIRROR_MAX_GARMENTS", 2),
+    # Garments smaller than this share of the shopper's region are left out (a glimpse of a shoe, a collar).
+    "MIN_GARMENT_SHARE": 0.03,
     # How far the segmenter's garment class is trusted when it and the classifier disagree on the kind.
     "SEGMENTER_KIND_RELIABILITY": 0.85,
     # Similar products are all of the garment's kind once the kind is at least this sure.
