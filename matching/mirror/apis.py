@@ -68,16 +68,17 @@ class RecommendationSerializer(serializers.Serializer):
     garments = GarmentSerializer(many=True)
 
 
+class MirrorFrameSerializer(serializers.Serializer):
+    frame = serializers.FileField(help_text="One camera frame: JPEG, PNG or HEIC.")
+
+
 class RecommendationsApi(MirrorApiMixin, APIView):
     parser_classes = [MultiPartParser]
-
-    class InputSerializer(serializers.Serializer):
-        frame = serializers.FileField(help_text="One camera frame: JPEG, PNG or HEIC.")
 
     @extend_schema(
         operation_id="mirror_recommendations",
         summary="Recommendations for the garment(s) in one camera frame",
-        request={"multipart/form-data": InputSerializer},
+        request={"multipart/form-data": MirrorFrameSerializer},
         responses={
             200: RecommendationSerializer,
             400: OpenApiResponse(ErrorSerializer, description="No frame, or a corrupt / non-image file."),
@@ -134,26 +135,28 @@ class ShortlistItemSerializer(serializers.Serializer):
     size = serializers.CharField(max_length=20)
 
 
+class ShortlistRequestSerializer(serializers.Serializer):
+    items = ShortlistItemSerializer(many=True)
+
+
+class ShortlistSentSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Tell the fitting room this code.")
+    expires_at = serializers.DateTimeField()
+    items = ShortlistItemSerializer(many=True)
+
+
 class ShortlistApi(MirrorApiMixin, APIView):
     parser_classes = [JSONParser]
-
-    class InputSerializer(serializers.Serializer):
-        items = ShortlistItemSerializer(many=True)
-
-    class OutputSerializer(serializers.Serializer):
-        code = serializers.CharField(help_text="Tell the fitting room this code.")
-        expires_at = serializers.DateTimeField()
-        items = ShortlistItemSerializer(many=True)
 
     @extend_schema(
         operation_id="mirror_shortlist_send",
         summary="Send the shopper's picks (product and size) to the fitting room",
-        request=InputSerializer,
-        responses={201: OutputSerializer, 400: OpenApiResponse(ErrorSerializer, description="Unknown product or size."),
+        request=ShortlistRequestSerializer,
+        responses={201: ShortlistSentSerializer, 400: OpenApiResponse(ErrorSerializer, description="Unknown product or size."),
                    401: OpenApiResponse(description="No valid mirror key.")},
     )
     def post(self, request):
-        serializer = self.InputSerializer(data=request.data)
+        serializer = ShortlistRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
             shortlist = services.shortlist_send(device=request.auth, items=serializer.validated_data["items"])
@@ -163,7 +166,7 @@ class ShortlistApi(MirrorApiMixin, APIView):
             "code": shortlist.code, "expires_at": shortlist.expires_at,
             "items": [{"sku": item.product.sku, "size": item.size} for item in shortlist.items.select_related("product")],
         }
-        return Response(self.OutputSerializer(payload).data, status=status.HTTP_201_CREATED, headers=NO_STORE)
+        return Response(ShortlistSentSerializer(payload).data, status=status.HTTP_201_CREATED, headers=NO_STORE)
 
 
 # -- fitting room (staff) -------------------------------------------------------------------------------
