@@ -226,3 +226,17 @@ def test_the_fitting_room_is_for_staff(client):
     mirror = APIClient()
     mirror.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
     assert mirror.get("/api/v1/fitting-room/shortlists/").status_code in (401, 403)
+
+
+def test_mirror_key_command_prints_a_working_kiosk_url(shirt):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("mirror_key", "Shop mirror", "--base-url", "http://shop.example", stdout=out)
+    url = out.getvalue().strip().splitlines()[-1].strip()
+    assert url.startswith("http://shop.example/mirror/?key=")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {url.split('key=')[1]}")
+    assert client.get("/api/v1/mirror/products/SH-1").status_code == 200

@@ -247,3 +247,8 @@ def shortlists_purge(*, older_than_hours: int = 24) -> int:
 def mirror_keys_revoke(*, key_ids: list[str]) -> int:
     """Revoke device keys; the next request with any of them gets 401."""
     return MirrorKey.objects.filter(pk__in=key_ids, revoked=False).update(revoked=True)
+
+
+def mirror_key_create(*, name: str, location: str = "") -> tuple[MirrorKey, str]:
+    """A new device key; the plain key is returned once and never stored."""
+    return MirrorKey.objects.create_key(name=name[:50], location=location)
