@@ -100,6 +100,16 @@ def test_a_frame_with_no_person_gets_the_friendly_answer(shared_data, settings):
     assert media_files(settings) == []
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "HEIF"])
+def test_png_and_heic_frames_are_read(shared_data, fmt):
+    import pillow_heif  # noqa: F401 - registers the HEIF encoder with Pillow
+
+    client, _ = device_client()
+    frame = frame_of(shop_photo(shared_data, PAIRS[0]), size=(540, 720), fmt=fmt)
+    response = client.post(RECOMMEND_URL, {"frame": frame}, format="multipart")
+    assert response.status_code == 200 and response.json()["status"] == "no_person"
+
+
 def test_frames_are_kept_only_when_a_setting_asks_for_it(shared_data, settings):
     client, _ = device_client()
     settings.MIRROR = {**settings.MIRROR, "KEEP_FRAMES": True}

@@ -1,6 +1,6 @@
 """Is someone standing at the mirror, and where? Face detection from the OpenCV wheel, plus a skin cue.
 
-Measured on 60 photos each (``bench/mirror_people.py`` figures in docs/mirror.md): OpenCV's
+Measured on 60 photos each (``bench/mirror_people.py``, figures in docs/mirror.md): OpenCV's
 ``haarcascade_frontalface_alt2`` at 320 px finds a face in 44 of 60 VITON photos of a person wearing a top
 and in 0 of 60 flat shop photos of tops; the default HOG people detector fired on 7 of those shop photos
 and found only 3 of the worn ones at a useful threshold, so it is not used. Photos that cut the face off
@@ -18,8 +18,7 @@ from PIL import Image
 
 DETECT_SIZE = 320  # long side of the grey image the face detector sees
 MIN_FACE = 0.07  # share of the short side
-_cascade: cv2.CascadeClassifier | None = None
-_lock = threading.Lock()
+_local = threading.local()  # one classifier per thread: OpenCV does not promise detectMultiScale is thread-safe
 
 
 @dataclass(frozen=True)
@@ -40,14 +39,13 @@ class Face:
 
 
 def _face_cascade() -> cv2.CascadeClassifier:
-    global _cascade
-    with _lock:
-        if _cascade is None:
-            cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_alt2.xml")
-            if cascade.empty():
-                raise RuntimeError("OpenCV's haarcascade_frontalface_alt2.xml is missing from the cv2 wheel.")
-            _cascade = cascade
-        return _cascade
+    cascade = getattr(_local, "cascade", None)
+    if cascade is None:
+        cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_alt2.xml")
+        if cascade.empty():
+            raise RuntimeError("OpenCV's haarcascade_frontalface_alt2.xml is missing from the cv2 wheel.")
+        _local.cascade = cascade
+    return cascade
 
 
 def faces_find(image: Image.Image) -> list[Face]:
