@@ -105,3 +105,21 @@ def test_kind_from_classifier_and_segmenter():
     assert agreed.label == "topwear" and agreed.confidence > 0.7
     assert kind_fused(None, "footwear").label == "footwear"
     assert kind_fused(sure, None) is sure
+
+
+def test_garments_of_the_same_kind_are_one_answer():
+    from matching.mirror.services import _Found, _same_kind_merged
+    from matching.services import Candidate
+
+    def cand(pid: int, score: float) -> Candidate:
+        return Candidate(product_id=pid, sku=f"S{pid}", name="", score=score, image_id=pid, image_url="",
+                         category_kind="topwear", gender="women")
+
+    mask = np.zeros((10, 10), bool)
+    top_a = _Found(Prediction("topwear", 0.7, "knn"), None, [cand(1, 0.9), cand(2, 0.5)], mask, (0, 0, 5, 5))
+    top_b = _Found(Prediction("topwear", 0.9, "knn"), None, [cand(2, 0.8), cand(3, 0.6)], mask, (4, 2, 8, 6))
+    bottom = _Found(Prediction("bottomwear", 0.8, "knn"), None, [cand(4, 0.7)], mask, (0, 6, 9, 9))
+    merged = _same_kind_merged([top_a, bottom, top_b], k=10)
+    assert [g.kind.label for g in merged] == ["topwear", "bottomwear"]
+    assert [(c.product_id, c.score) for c in merged[0].candidates] == [(1, 0.9), (2, 0.8), (3, 0.6)]
+    assert merged[0].bbox == (0, 0, 8, 6) and merged[0].kind.confidence == 0.9

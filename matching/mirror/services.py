@@ -23,7 +23,7 @@ from PIL import Image
 
 from catalog.imaging import encode_jpeg
 from catalog.models import CategoryKind, Product, ProductStatus, Variant
-from matching.classification import Attributes, Prediction, classify_vectors
+from matching.classification import Prediction, classify_vectors
 from matching.preprocess import canonical_crop, working_copy
 from matching import search
 from matching.services import Candidate, candidates_for, embedding_model_active, match_image, matching_setting
@@ -110,27 +110,60 @@ def mirror_recommend(*, image: Image.Image) -> MirrorAnswer:
     timings["classify"] = _ms(tick)
 
     tick = time.perf_counter()
-    garments = []
+    found: list[_Found] = []
     for n, (cut, result, attrs) in enumerate(zip(cuts, results, attributes, strict=True)):
         kind_prediction = kind_fused(attrs.kind, cut.kind)
         candidates = similar_of_kind(result.candidates, vectors[n], kind=kind_prediction, model=model, k=k)
-        anchors = [candidate.product_id for candidate in candidates]
-        top = candidates[0] if candidates else None
-        kind = kind_prediction.label if kind_prediction else (top.category_kind if top else None)
-        gender = _label(attrs, "gender") or (top.gender if top else None)
+        found.append(_Found(kind_prediction, attrs.gender, candidates, np.asarray(cut.mask) > 0, cut.bbox))
+    garments = []
+    for garment in _same_kind_merged(found, k=k):
+        anchors = [candidate.product_id for candidate in garment.candidates]
+        top = garment.candidates[0] if garment.candidates else None
+        kind = garment.kind.label if garment.kind else (top.category_kind if top else None)
+        gender = garment.gender.label if garment.gender else (top.gender if top else None)
         look = complete_the_look(
-            anchors=anchors, kind=kind, gender=gender, colour=dominant_colour(body, np.asarray(cut.mask)),
+            anchors=anchors, kind=kind, gender=gender, colour=dominant_colour(body, garment.mask.astype(np.uint8)),
             limit=int(mirror_setting("COMPLETE_THE_LOOK", 6)),
         )
-        x0, y0, x1, y1 = cut.bbox
+        x0, y0, x1, y1 = garment.bbox
         garments.append(GarmentAnswer(
-            kind=kind_prediction, gender=attrs.gender,
+            kind=garment.kind, gender=garment.gender,
             region=(round((x0 + region[0]) / width, 3), round((y0 + region[1]) / height, 3),
                     round((x1 + region[0]) / width, 3), round((y1 + region[1]) / height, 3)),
             similar=anchors, complete_the_look=look,
         ))
     timings["complete_the_look"] = _ms(tick)
     return MirrorAnswer(MirrorStatus.OK, "", garments, _total(timings, started))
+
+
+@dataclass
+class _Found:
+    kind: Prediction | None
+    gender: Prediction | None
+    candidates: list[Candidate]
+    mask: np.ndarray  # bool, body-region coordinates
+    bbox: tuple[int, int, int, int]
+
+
+def _same_kind_merged(found: list[_Found], *, k: int) -> list[_Found]:
+    """Garments of the same kind are one garment to the shopper (the segmenter sometimes splits a top in two,
+    or a jacket's sides): one answer per kind, lists merged by each product's best score, regions united."""
+    merged: list[_Found] = []
+    for garment in found:
+        same = next((m for m in merged if garment.kind and m.kind and m.kind.label == garment.kind.label), None)
+        if same is None:
+            merged.append(garment)
+            continue
+        best: dict[int, Candidate] = {c.product_id: c for c in same.candidates}
+        for candidate in garment.candidates:
+            if candidate.product_id not in best or candidate.score > best[candidate.product_id].score:
+                best[candidate.product_id] = candidate
+        same.candidates = sorted(best.values(), key=lambda c: (-c.score, c.product_id))[:k]
+        same.kind = max(same.kind, garment.kind, key=lambda p: p.confidence)
+        same.mask = same.mask | garment.mask
+        same.bbox = (min(same.bbox[0], garment.bbox[0]), min(same.bbox[1], garment.bbox[1]),
+                     max(same.bbox[2], garment.bbox[2]), max(same.bbox[3], garment.bbox[3]))
+    return merged
 
 
 def similar_of_kind(
@@ -166,11 +199,6 @@ def kind_fused(classified: Prediction | None, segmented: str | None) -> Predicti
     best = max(joint, key=joint.get)
     source = classified.source if best == classified.label else "segmenter"
     return Prediction(label=best, confidence=round(joint[best] / sum(joint.values()), 4), source=source)
-
-
-def _label(attributes: Attributes, name: str) -> str | None:
-    prediction = getattr(attributes, name)
-    return prediction.label if prediction is not None else None
 
 
 def _ms(since: float) -> float:
