@@ -7,6 +7,8 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+from intake_latency import percentile  # noqa: F401 - one percentile rule for every bench script
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("STOCKMATCH_SHARED_DATA") or REPO_ROOT.parent / "shared" / "data")
 PAIRS_DIR = SHARED / "shop-worn-pairs"
@@ -80,7 +82,12 @@ def mirror_frame(path: Path, size: tuple[int, int] = (1080, 1920)):
     return Image.fromarray(framed)
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return round(ordered[index], 1)
+def emit(result: dict, json_path: str = "") -> None:
+    """Print the figures as one JSON object, and write them to ``json_path`` when given."""
+    import json
+
+    text = json.dumps(result, indent=2)
+    print(text)
+    if json_path:
+        with open(json_path, "w") as handle:
+            handle.write(text + "\n")

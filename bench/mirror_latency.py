@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import statistics
 import time
 
-from mirror_common import PAIRS_DIR, build_catalogue, held_out_pairs, mirror_frame, percentile, setup_django
+from mirror_common import PAIRS_DIR, build_catalogue, emit, held_out_pairs, mirror_frame, percentile, setup_django
 
 
 def run(*, frames: int, catalogue_pairs: int, others: int) -> dict:
@@ -92,11 +91,7 @@ def main() -> None:
     args = parser.parse_args()
     setup_django()
     result = run(frames=args.frames, catalogue_pairs=args.catalogue_pairs, others=args.others)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as handle:
-            handle.write(text + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

@@ -10,13 +10,12 @@ For each set: how many photos each detector fires on, and its median ms (grey im
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
 import cv2
 import numpy as np
-from mirror_common import SHARED
+from mirror_common import SHARED, emit
 
 SETS = {
     "worn (person)": "shop-worn-pairs/worn/p21*.jpg",
@@ -60,11 +59,7 @@ def main() -> None:
             hits["hog_weight>0.8"] += bool(len(boxes)) and bool((np.asarray(weights).ravel() > 0.8).any())
         result[label] = {"n": len(paths), **{name: {"fires": hits[name], "ms_p50": round(statistics.median(times[name]), 1)}
                                              for name in hits}}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as handle:
-            handle.write(text + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,9 @@ count as misses. Prints one JSON object.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
-from mirror_common import PAIRS_DIR, build_catalogue, held_out_pairs, mirror_frame, percentile, setup_django
+from mirror_common import PAIRS_DIR, build_catalogue, emit, held_out_pairs, mirror_frame, percentile, setup_django
 
 
 def run(*, pairs: int, others: int, k: int) -> dict:
@@ -77,11 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     setup_django()
     result = run(pairs=args.pairs, others=args.others, k=args.k)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as handle:
-            handle.write(text + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":
