@@ -9,7 +9,6 @@ completes the look (``looks.py``). It returns product ids; ``selectors`` decides
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -23,9 +22,9 @@ from PIL import Image
 
 from catalog.imaging import encode_jpeg
 from catalog.models import CategoryKind, Product, ProductStatus, Variant
+from matching import search
 from matching.classification import Prediction, classify_vectors
 from matching.preprocess import canonical_crop, working_copy
-from matching import search
 from matching.services import Candidate, candidates_for, embedding_model_active, match_image, matching_setting
 
 from .colour import dominant_colour
@@ -33,8 +32,6 @@ from .looks import complete_the_look
 from .models import MirrorKey, Shortlist, ShortlistItem, ShortlistStatus, new_pickup_code
 from .people import body_region, faces_find, skin_above
 from .selectors import mirror_setting, shortlist_code_taken
-
-logger = logging.getLogger(__name__)
 
 HOLD_UP = "Hold the garment up to the mirror."
 SHOPPABLE = {"in_stock": True, "status": ProductStatus.ACTIVE}
