@@ -1,7 +1,8 @@
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from .models import EmbeddingModel, ModelState
+from .heads import head_activate, head_deactivate
+from .models import ClassifierHead, EmbeddingModel, ModelState
 from .services import embedding_model_activate
 
 
@@ -46,3 +47,40 @@ class EmbeddingModelAdmin(admin.ModelAdmin):
                     request, f"{started.name}: re-embedding started; {started.name} serves once it is done. "
                     f"The current version keeps serving meanwhile.", messages.SUCCESS,
                 )
+
+
+@admin.register(ClassifierHead)
+class ClassifierHeadAdmin(admin.ModelAdmin):
+    """Versions made by ``manage.py train_heads``; activation there follows held-out figures, here it is manual."""
+
+    list_display = ["name", "attribute", "embedding_model", "active", "val_accuracy", "baseline_display", "created_at"]
+    list_filter = ["attribute", "active", "embedding_model"]
+    readonly_fields = [
+        "name", "attribute", "embedding_model", "architecture", "labels", "input_dimension", "weights_path",
+        "weights_sha256", "metrics", "training", "active", "created_at", "activated_at",
+    ]
+    actions = ["activate", "deactivate"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # heads are trained by `manage.py train_heads`
+
+    @admin.display(description="held-out accuracy")
+    def val_accuracy(self, obj: ClassifierHead):
+        return (obj.metrics.get("val") or {}).get("accuracy")
+
+    @admin.display(description="baseline")
+    def baseline_display(self, obj: ClassifierHead) -> str:
+        baseline = obj.metrics.get("baseline") or {}
+        return f"{baseline.get('source', '—')}: {baseline.get('accuracy')}"
+
+    @admin.action(permissions=["change"], description="Activate (replaces the active head of that version and attribute)")
+    def activate(self, request, queryset) -> None:
+        for head in queryset:
+            head_activate(head_id=head.pk)
+        self.message_user(request, f"{queryset.count()} head(s) activated.", messages.SUCCESS)
+
+    @admin.action(permissions=["change"], description="Deactivate (kNN voting answers until another head is active)")
+    def deactivate(self, request, queryset) -> None:
+        for head in queryset:
+            head_deactivate(head_id=head.pk)
+        self.message_user(request, f"{queryset.count()} head(s) deactivated.", messages.SUCCESS)

@@ -163,6 +163,10 @@ class LoadedHead:
 
 
 def heads_dir() -> Path:
+    """``STOCKMATCH_HEADS_DIR`` when set (evaluations point it at a temporary folder), else trained dir/heads."""
+    explicit = getattr(settings, "STOCKMATCH_HEADS_DIR", None)
+    if explicit:
+        return Path(explicit)
     return Path(getattr(settings, "STOCKMATCH_TRAINED_DIR", Path(settings.BASE_DIR) / "var" / "models")) / "heads"
 
 

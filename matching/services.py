@@ -406,6 +406,12 @@ def match_image(
                        model_version=model.name, vectors=vectors)
 
 
+def query_view(image: Any, *, segment: bool | str = "auto") -> Image.Image:
+    """What the embedder sees of a phone or camera photo: the garment cut out, as ``match_image`` does it."""
+    working, _ = working_copy(_as_pil(image), int(matching_setting("WORKING_SIZE", 768)))
+    return _view_of(working, _cut(working, None, segment))
+
+
 def match_garments(image: Any, *, filters: dict | None = None, k: int = 10, segment: bool | str = True) -> MatchResult:
     """Match every garment in one photo (a person in a top and trousers) and merge the lists by score.
 

@@ -2,14 +2,22 @@
 from __future__ import annotations
 
 import csv
+import io
+import json
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 
+from catalog.models import Product
 from catalog.services import category_get_or_create, product_image_add
 from matching import classification, search, services
 from matching.classification import Attributes, Prediction, classify_vectors, knn_vote
-from matching.models import EmbeddingModel, ModelState
+from matching.heads import HeadConfig, heads_train
+from matching.models import ClassifierHead, EmbeddingModel, ModelState
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -96,3 +104,177 @@ def test_classify_refuses_vectors_of_the_wrong_dimension_and_knows_nothing_witho
     one = np.ones((1, 8), np.float32) / np.sqrt(8)
     assert classify_vectors(one, model=other) == [Attributes(gender=None, kind=None)]
     assert classification.as_matrix(one[0], dimension=8).shape == (1, 8)
+
+
+@pytest.fixture
+def heads_dir(settings, tmp_path):
+    settings.STOCKMATCH_HEADS_DIR = tmp_path / "heads"
+    return tmp_path / "heads"
+
+
+SMALL = HeadConfig(hidden=32, epochs=40, batch_size=16, val_share=0.3)
+
+
+def test_heads_trained_on_a_small_real_subset_beat_chance_by_a_wide_margin(shared_data, heads_dir):
+    # given a catalogue of 8 real photos per group and no head
+    catalogue_of(labelled_photos(shared_data, per_group=8))
+    model = services.embedding_model_active()
+    # when training the heads (activated whatever the baseline says)
+    reports = {r.attribute: r for r in heads_train(model=model, config=SMALL, force=True)}
+    # then each is a stored, active version tied to this embedding model, with held-out figures
+    for attribute in ("gender", "kind"):
+        head = reports[attribute].head
+        assert head.active and head.embedding_model == model and head.input_dimension == model.dimension
+        assert (heads_dir / head.weights_path).exists() and head.training["n_val"] > 0
+        assert head.metrics["baseline"]["source"] == "knn"
+    assert set(reports["kind"].head.labels) == {"topwear", "bottomwear", "footwear", "accessory"}
+    # and photos it never saw are classified by the heads far above chance (4 kinds: 0.25, 2 genders: 0.5)
+    queries = labelled_photos(shared_data, per_group=4, skip=8)
+    results = classify_vectors(vectors_of(queries, model), model=model)
+    assert {r.kind.source for r in results} == {r.gender.source for r in results} == {"head"}
+    kind_accuracy = np.mean([r.kind.label == kind for r, (_, kind, _) in zip(results, queries, strict=True)])
+    gender_accuracy = np.mean([r.gender.label == g for r, (g, _, _) in zip(results, queries, strict=True)])
+    assert kind_accuracy >= 0.8 and gender_accuracy >= 0.8
+    assert all(0.25 <= r.kind.confidence <= 1 for r in results)
+
+
+def test_promotion_only_when_better_on_held_out_products(shared_data, heads_dir):
+    catalogue_of(labelled_photos(shared_data, per_group=8))
+    model = services.embedding_model_active()
+    # given an untrained (random) kind head forced active
+    random_head = heads_train(model=model, config=replace(SMALL, epochs=0), attributes=("kind",), force=True)[0]
+    assert random_head.activated
+    # when a trained head beats it on the held-out products, it takes over
+    trained = heads_train(model=model, config=SMALL, attributes=("kind",))[0]
+    assert trained.baseline_source == f"head {random_head.head.name}"
+    assert trained.metrics["accuracy"] > trained.baseline["accuracy"] and trained.activated
+    # when a worse (random) head comes next, it is stored but refused
+    worse = heads_train(model=model, config=replace(SMALL, epochs=0, seed=3), attributes=("kind",))[0]
+    assert worse.baseline_source == f"head {trained.head.name}" and not worse.beats_baseline
+    assert worse.head is not None and not worse.head.active
+    assert ClassifierHead.objects.get(active=True, attribute="kind").pk == trained.head.pk
+    assert ClassifierHead.objects.filter(attribute="kind").count() == 3
+
+
+def test_a_head_of_another_embedding_version_is_not_used(shared_data, heads_dir):
+    # given heads trained for the active embedding version
+    photos = labelled_photos(shared_data, per_group=6)
+    catalogue_of(photos)
+    active = services.embedding_model_active()
+    heads_train(model=active, config=SMALL, force=True)
+    queries = labelled_photos(shared_data, per_group=1, skip=6)
+    vectors = vectors_of(queries, active)
+    assert {r.kind.source for r in classify_vectors(vectors, model=active)} == {"head"}
+    # and another version (same dimension) holding its own copy of the catalogue's vectors
+    other = EmbeddingModel.objects.create(name="next@2", backbone="next", weights_checksum="2",
+                                          dimension=active.dimension, state=ModelState.READY)
+    stored = search.embeddings_labelled(model_id=active.pk, dimension=active.dimension)
+    search.embeddings_upsert(model_id=other.pk, image_ids=list(stored.image_ids), vectors=stored.vectors)
+    # when classifying vectors of that version, its (absent) heads count, not the other version's: kNN
+    results = classify_vectors(vectors, model=other)
+    assert {r.kind.source for r in results} == {r.gender.source for r in results} == {"knn"}
+    assert [r.kind.label for r in results] == [kind for _, kind, _ in queries]
+    # and a head whose weights file went missing falls back to kNN instead of failing
+    head = ClassifierHead.objects.get(embedding_model=active, attribute="kind", active=True)
+    (heads_dir / head.weights_path).unlink()
+    head.weights_sha256 = "0" * 64  # a new checksum: not served from the in-memory cache
+    head.save()
+    assert {r.kind.source for r in classify_vectors(vectors, model=active)} == {"knn"}
+
+
+def test_train_heads_command_reports_and_activates_when_better(shared_data, heads_dir):
+    catalogue_of(labelled_photos(shared_data, per_group=6))
+    out = io.StringIO()
+    call_command("train_heads", "--attribute", "kind", "--hidden", "16", "--epochs", "30", "--force", stdout=out)
+    report = json.loads(out.getvalue())
+    assert report["embedding_model"] == services.embedding_model_active().name
+    [kind] = report["heads"]
+    assert kind["attribute"] == "kind" and kind["activated"] and kind["metrics"]["accuracy"] is not None
+    with pytest.raises(CommandError, match="No embedding model"):
+        call_command("train_heads", "--model", "nope@0")
+
+
+CONTRACT_KEYS = {"n_test", "gender_accuracy", "kind_accuracy", "gender_recall", "kind_recall", "ms_per_image_p50"}
+
+
+def write_labelled_csv(shared_data, root, name: str, photos: list[tuple[str, str, bytes]], extra=()) -> Path:
+    (root / name).mkdir()
+    with open(root / f"{name}.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", "gender", "kind"])
+        for n, (gender, kind, data) in enumerate(photos):
+            (root / name / f"{n}.jpg").write_bytes(data)
+            writer.writerow([f"{name}/{n}.jpg", gender, kind])
+        writer.writerows(extra)
+    return root / f"{name}.csv"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_evaluate_classification_prints_the_contract_keys_and_leaves_live_data_alone(
+    shared_data, tmp_path, capsys, settings,
+):
+    # given a live catalogue product, a small TRAIN set and a TEST set with a studio photo per group, one
+    # phone photo (query path) and one row whose gender is unknown
+    settings.STOCKMATCH_TRAINED_DIR = tmp_path / "trained"
+    live = factories.product(sku="LIVE-1")
+    train_csv = write_labelled_csv(shared_data, tmp_path, "train", labelled_photos(shared_data, per_group=5))
+    phone = next(r for r in csv.DictReader(open(shared_data / "phone-photos" / "labels.csv")) if r["category"] == "Shoes")
+    (tmp_path / "phone.jpg").write_bytes((shared_data / "phone-photos" / phone["image"]).read_bytes())
+    test_csv = write_labelled_csv(shared_data, tmp_path, "test", labelled_photos(shared_data, per_group=1, skip=5),
+                                  extra=[("phone.jpg", "", "footwear")])
+    # when evaluating
+    out = tmp_path / "out" / "result.json"
+    call_command("evaluate_classification", "--train", str(train_csv), "--test", str(test_csv), "--json", str(out),
+                 "--hidden", "16", verbosity=1)
+    # then one JSON object with the contract keys is printed and written, heads and kNN side by side
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
+    assert printed == json.loads(out.read_text())
+    assert CONTRACT_KEYS <= set(printed) and CONTRACT_KEYS <= set(printed["knn"])
+    assert printed["n_test"] == 5 and printed["n_gender"] == 4 and printed["n_kind"] == 5
+    assert printed["test_views"] == {"catalog": 4, "query": 1}
+    assert printed["knn"]["kind_source"] == {"knn": 5} and printed["kind_source"] == {"head": 5}
+    assert printed["knn"]["kind_accuracy"] >= 0.8 and printed["knn"]["gender_accuracy"] >= 0.75
+    assert set(printed["kind_recall"]) == {"topwear", "bottomwear", "footwear", "accessory"}
+    assert 0 <= printed["kind_accuracy"] <= 1 and printed["ms_per_image_p50"] > 0
+    assert printed["n_train_images"] == 20 and printed["heads"]["kind"]["name"]
+    # and the live database and trained-models folder are as they were
+    assert list(Product.objects.values_list("sku", flat=True)) == [live.sku]
+    assert not ClassifierHead.objects.exists() and not (tmp_path / "trained" / "heads").exists()
+
+
+def test_evaluate_classification_refuses_unknown_labels(tmp_path):
+    bad = tmp_path / "train.csv"
+    bad.write_text("image,gender,kind\na.jpg,men,hats\n")
+    with pytest.raises(CommandError, match="kind 'hats' is not one of"):
+        call_command("evaluate_classification", "--train", str(bad), "--test", str(bad))
+    (tmp_path / "test.csv").write_text("picture,gender\n")
+    good = tmp_path / "good.csv"
+    good.write_text("image,gender,kind\na.jpg,men,topwear\n")
+    with pytest.raises(CommandError, match="image"):
+        call_command("evaluate_classification", "--train", str(good), "--test", str(tmp_path / "test.csv"))
+
+
+def test_head_admin_lists_versions_and_activates_for_the_catalogue_role_only(client, shared_data, heads_dir):
+    from django.contrib.auth.models import Group, User
+    from django.urls import reverse
+
+    catalogue_of(labelled_photos(shared_data, per_group=4))
+    model = services.embedding_model_active()
+    first = heads_train(model=model, config=SMALL, attributes=("kind",), force=True)[0].head
+    second = heads_train(model=model, config=replace(SMALL, seed=5), attributes=("kind",), force=True)[0].head
+    url = reverse("admin:matching_classifierhead_changelist")
+    worker = User.objects.create_user("w", password="pw-123456789", is_staff=True)
+    worker.groups.add(Group.objects.get(name="warehouse"))
+    client.force_login(worker)
+    assert client.get(url).status_code == 403
+    manager = User.objects.create_user("cm", password="pw-123456789", is_staff=True)
+    manager.groups.add(Group.objects.get(name="catalog"))
+    client.force_login(manager)
+    page = client.get(url)
+    assert page.status_code == 200 and first.name in page.content.decode() and second.name in page.content.decode()
+    client.post(url, {"action": "activate", "_selected_action": [first.pk]})
+    assert list(ClassifierHead.objects.filter(active=True).values_list("pk", flat=True)) == [first.pk]
+    client.post(url, {"action": "deactivate", "_selected_action": [first.pk]})
+    assert not ClassifierHead.objects.filter(active=True).exists()

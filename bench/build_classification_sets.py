@@ -1,0 +1,103 @@
+"""Build the ``evaluate_classification`` CSVs (``image,gender,kind``) from the shared development photos.
+
+    python bench/build_classification_sets.py [--data ../shared/data] [--out var/classify] [--test-share 0.3]
+
+Writes, with image paths relative to each CSV:
+- ``catalog_train.csv`` / ``catalog_test.csv``: ``catalog-photos`` split by a stable hash of the file name
+  (the set has one photo per product, so no product is on both sides). Gender from ``gender``; kind
+  from ``sub_category`` / ``article_type`` (jackets are outerwear; innerwear vests and bras topwear,
+  briefs, trunks and boxers bottomwear; socks and shoe accessories accessories). Personal care
+  (perfume, deodorant) is not a garment and is left out.
+- ``phone_test.csv``: ``phone-photos`` as a cross-domain test. Kind from the 17 categories; gender only
+  where the category implies it (dress, skirt, blouse: women, or girls when ``kids``), else empty.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import os
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+CATALOG_KIND_BY_SUB = {
+    "Topwear": "topwear", "Bottomwear": "bottomwear", "Dress": "full-body", "Shoes": "footwear",
+    "Sandal": "footwear", "Flip Flops": "footwear", "Loungewear and Nightwear": "bottomwear",
+}
+CATALOG_KIND_BY_TYPE = {
+    "Jackets": "outerwear", "Innerwear Vests": "topwear", "Bra": "topwear", "Briefs": "bottomwear",
+    "Trunk": "bottomwear", "Boxers": "bottomwear",
+}
+PHONE_KIND = {
+    "T-Shirt": "topwear", "Longsleeve": "topwear", "Shirt": "topwear", "Polo": "topwear", "Undershirt": "topwear",
+    "Top": "topwear", "Blouse": "topwear", "Hoodie": "topwear", "Pants": "bottomwear", "Shorts": "bottomwear",
+    "Skirt": "bottomwear", "Dress": "full-body", "Body": "full-body", "Outwear": "outerwear",
+    "Blazer": "outerwear", "Shoes": "footwear", "Hat": "accessory",
+}
+PHONE_WOMENSWEAR = {"Dress", "Skirt", "Blouse"}
+
+
+def catalog_kind(row: dict) -> str:
+    if row["master_category"] == "Personal Care":
+        return ""
+    return CATALOG_KIND_BY_TYPE.get(row["article_type"]) or CATALOG_KIND_BY_SUB.get(row["sub_category"]) or (
+        "accessory" if row["master_category"] == "Accessories" else ""
+    )
+
+
+def phone_gender(row: dict) -> str:
+    if row["category"] not in PHONE_WOMENSWEAR:
+        return ""
+    return "girls" if row["kids"].strip().lower() == "true" else "women"
+
+
+def in_test(name: str, share: float) -> bool:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") / 2**32 < share
+
+
+def write(path: Path, rows: list[tuple[str, str, str]]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", "gender", "kind"])
+        writer.writerows(rows)
+    print(f"{path}: {len(rows)} rows; kinds {dict(Counter(r[2] for r in rows))}; "
+          f"genders {dict(Counter(r[1] or '(empty)' for r in rows))}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("STOCKMATCH_SHARED_DATA") or REPO.parent / "shared" / "data"))
+    parser.add_argument("--out", type=Path, default=REPO / "var" / "classify")
+    parser.add_argument("--test-share", type=float, default=0.3)
+    args = parser.parse_args()
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+
+    def relative(path: Path) -> str:
+        return os.path.relpath(path.resolve(), out)
+
+    catalog = args.data / "catalog-photos"
+    train, test = [], []
+    with open(catalog / "labels.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            kind = catalog_kind(row)
+            if not kind:
+                continue
+            record = (relative(catalog / row["image"]), row["gender"].strip().lower(), kind)
+            (test if in_test(row["image"], args.test_share) else train).append(record)
+    write(out / "catalog_train.csv", train)
+    write(out / "catalog_test.csv", test)
+
+    phone = args.data / "phone-photos"
+    with open(phone / "labels.csv", newline="") as handle:
+        rows = [
+            (relative(phone / row["image"]), phone_gender(row), PHONE_KIND[row["category"]])
+            for row in csv.DictReader(handle) if row["category"] in PHONE_KIND
+        ]
+    write(out / "phone_test.csv", rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""Training the gender and category-kind heads on catalogue vectors, and promoting them only when better.
+
+The catalogue's labelled vectors of one embedding version are split by product (a stable hash, so the
+same products are held out every time and no head is judged on photos of a product it trained on). A
+new head is trained on the training part and scored on the held-out part beside the baseline: the
+active head of that version and attribute, or, when there is none, kNN voting over the training part
+(exact cosine, the same vote as ``classification.knn_vote``). It becomes active only when it beats the
+baseline on accuracy (ties broken by mean per-class recall). Every trained head is kept as a version row
+with its weights file and figures, active or not.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from . import search
+from .classification import ATTRIBUTES, LABELS, LoadedHead, active_head, heads_dir, knn_vote, loaded_head
+from .models import ClassifierHead, EmbeddingModel
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    hidden: int = 256  # 0: a linear (softmax regression) head
+    epochs: int = 60
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    dropout: float = 0.2
+    class_weight_power: float = 0.5  # loss weight per class ∝ count^-power (0: none, 1: fully balanced)
+    val_share: float = 0.2
+    seed: int = 0
+    knn_k: int = 15
+    max_rows: int = 100_000
+
+
+@dataclass
+class HeadReport:
+    attribute: str
+    head: ClassifierHead | None
+    metrics: dict = field(default_factory=dict)  # the new head on the held-out split
+    baseline: dict = field(default_factory=dict)  # the active head, or kNN, on the same split
+    baseline_source: str = ""
+    beats_baseline: bool = False
+    activated: bool = False
+    skipped: str = ""  # why no head was trained
+
+    def to_dict(self) -> dict:
+        return {
+            "attribute": self.attribute, "head": self.head.name if self.head else None, "metrics": self.metrics,
+            "baseline": self.baseline, "baseline_source": self.baseline_source,
+            "beats_baseline": self.beats_baseline, "activated": self.activated, "skipped": self.skipped,
+        }
+
+
+def held_out(product_ids: np.ndarray, share: float) -> np.ndarray:
+    """Boolean mask of the rows whose product falls in the held-out split (stable across runs)."""
+    def bucket(product_id: int) -> float:
+        return int.from_bytes(hashlib.sha256(f"product:{product_id}".encode()).digest()[:4], "big") / 2**32
+
+    return np.asarray([bucket(int(p)) < share for p in product_ids], dtype=bool)
+
+
+def scores(true: list[str], predicted: list[str | None]) -> dict:
+    """Accuracy, recall per class present in ``true``, and their mean."""
+    true_a, pred_a = np.asarray(true, dtype=object), np.asarray(predicted, dtype=object)
+    recall = {label: round(float((pred_a[true_a == label] == label).mean()), 4) for label in sorted(set(true))}
+    return {
+        "n": len(true), "accuracy": round(float((true_a == pred_a).mean()), 4) if len(true) else None,
+        "mean_recall": round(float(np.mean(list(recall.values()))), 4) if recall else None, "recall": recall,
+    }
+
+
+def knn_predict(
+    train_vectors: np.ndarray, train_products: np.ndarray, train_labels: dict[str, list[str]],
+    queries: np.ndarray, *, k: int, chunk: int = 256,
+) -> dict[str, list[str | None]]:
+    """Exact kNN voting (best image per product, like ``search.nearest_labelled``) for held-out vectors."""
+    train = _unit(train_vectors)
+    out: dict[str, list[str | None]] = {attribute: [] for attribute in ATTRIBUTES}
+    for start in range(0, len(queries), chunk):
+        similarities = _unit(queries[start : start + chunk]) @ train.T
+        for row in similarities:
+            order = np.argsort(-row, kind="stable")
+            hits, seen = [], set()
+            for index in order:
+                product = int(train_products[index])
+                if product in seen:
+                    continue
+                seen.add(product)
+                hits.append(search.LabelledHit(product, train_labels["gender"][index], train_labels["kind"][index],
+                                               float(row[index])))
+                if len(hits) == k:
+                    break
+            vote = knn_vote(hits)
+            for attribute in ATTRIBUTES:
+                out[attribute].append(vote[attribute].label if vote[attribute] else None)
+    return out
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def head_fit(vectors: np.ndarray, labels: list[str], *, classes: list[str], config: HeadConfig) -> LoadedHead:
+    """Train one head with PyTorch (Adam, class-weighted cross-entropy); return it as NumPy weights."""
+    import torch
+
+    torch.set_num_threads(int(getattr(settings, "STOCKMATCH_TORCH_THREADS", 2)))
+    generator = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    x = np.asarray(vectors, dtype=np.float32)
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0) + 1e-3  # unit vectors: a few components carry most of the variance
+    index = {label: n for n, label in enumerate(classes)}
+    y = torch.as_tensor([index[label] for label in labels], dtype=torch.long)
+    inputs = torch.from_numpy((x - mean) / scale)
+    counts = torch.bincount(y, minlength=len(classes)).clamp(min=1).float()
+    weights = counts.pow(-config.class_weight_power)
+    weights = weights / (weights * counts).sum() * counts.sum()
+    dimension = x.shape[1]
+    if config.hidden:
+        net = torch.nn.Sequential(
+            torch.nn.Linear(dimension, config.hidden), torch.nn.ReLU(), torch.nn.Dropout(config.dropout),
+            torch.nn.Linear(config.hidden, len(classes)),
+        )
+    else:
+        net = torch.nn.Sequential(torch.nn.Dropout(config.dropout), torch.nn.Linear(dimension, len(classes)))
+    optimiser = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
+    net.train()
+    for _ in range(config.epochs):
+        order = torch.randperm(len(y), generator=generator)
+        for start in range(0, len(y), config.batch_size):
+            batch = order[start : start + config.batch_size]
+            optimiser.zero_grad()
+            loss_fn(net(inputs[batch]), y[batch]).backward()
+            optimiser.step()
+    linears = [module for module in net if isinstance(module, torch.nn.Linear)]
+    layers = tuple(
+        (module.weight.detach().numpy().T.copy(), module.bias.detach().numpy().copy()) for module in linears
+    )
+    return LoadedHead(labels=tuple(classes), mean=mean, scale=scale.astype(np.float32), layers=layers)
+
+
+def heads_train(
+    *, model: EmbeddingModel, config: HeadConfig | None = None, attributes: tuple[str, ...] = ATTRIBUTES,
+    force: bool = False,
+) -> list[HeadReport]:
+    """Train a head per attribute for ``model``'s vectors; activate each one that beats its baseline
+    (or every one with ``force``)."""
+    config = config or HeadConfig()
+    data = search.embeddings_labelled(model_id=model.pk, dimension=model.dimension, max_rows=config.max_rows)
+    val = held_out(data.product_ids, config.val_share)
+    train = ~val
+    labels = {"gender": data.genders, "kind": data.kinds}
+    reports = []
+    knn: dict[str, list[str | None]] | None = None
+    for attribute in attributes:
+        if attribute not in LABELS:
+            raise ValueError(f"Unknown attribute {attribute!r}; use {', '.join(ATTRIBUTES)}.")
+        y = np.asarray(labels[attribute], dtype=object)
+        classes = [label for label in LABELS[attribute] if label in set(y[train])]
+        if len(classes) < 2 or not (val.any() or force):
+            reports.append(HeadReport(attribute=attribute, head=None, skipped=(
+                f"needs at least two {attribute} classes in training and a held-out split "
+                f"({len(classes)} classes, {int(train.sum())} training and {int(val.sum())} held-out vectors)"
+            )))
+            continue
+        new = head_fit(data.vectors[train], list(y[train]), classes=classes, config=config)
+        true = list(y[val])
+        metrics = scores(true, [p.label for p in new.predict(data.vectors[val])])
+        current = active_head(model=model, attribute=attribute)
+        current_weights = loaded_head(model=model, attribute=attribute) if current else None
+        if not val.any():  # forced, nothing held out: nothing to compare
+            baseline_source, baseline = "none (no held-out products)", scores([], [])
+        elif current_weights is not None and current_weights.input_dimension == model.dimension:
+            baseline_source = f"head {current.name}"
+            baseline = scores(true, [p.label for p in current_weights.predict(data.vectors[val])])
+        else:
+            if knn is None:
+                knn = knn_predict(data.vectors[train], data.product_ids[train],
+                                  {a: list(np.asarray(labels[a], dtype=object)[train]) for a in ATTRIBUTES},
+                                  data.vectors[val], k=config.knn_k)
+            baseline_source, baseline = "knn", scores(true, knn[attribute])
+        beats = bool(val.any()) and (
+            (metrics["accuracy"], metrics["mean_recall"]) > (baseline["accuracy"], baseline["mean_recall"])
+        )
+        training = {
+            "config": asdict(config), "n_train": int(train.sum()), "n_val": int(val.sum()),
+            "class_counts": {label: int((y[train] == label).sum()) for label in classes},
+            "split": f"sha256(product id) < {config.val_share}",
+        }
+        head = head_store(model=model, attribute=attribute, weights=new, config=config,
+                          metrics={"val": metrics, "baseline": {"source": baseline_source, **baseline}},
+                          training=training, activate=beats or force)
+        reports.append(HeadReport(attribute=attribute, head=head, metrics=metrics, baseline=baseline,
+                                  baseline_source=baseline_source, beats_baseline=beats, activated=head.active))
+        logger.info("%s head %s: val accuracy %s vs %s %s -> %s", attribute, head.name, metrics["accuracy"],
+                    baseline_source, baseline["accuracy"], "active" if head.active else "kept inactive")
+    return reports
+
+
+def head_store(
+    *, model: EmbeddingModel, attribute: str, weights: LoadedHead, config: HeadConfig, metrics: dict,
+    training: dict, activate: bool,
+) -> ClassifierHead:
+    """Write the weights file under ``STOCKMATCH_TRAINED_DIR/heads/`` and record the version row."""
+    stamp = timezone.now().strftime("%Y%m%d%H%M%S%f")
+    filename = f"{attribute}-{model.pk}-{stamp}.npz"
+    sha = weights.save(heads_dir() / filename)
+    architecture = f"mlp{config.hidden}" if config.hidden else "linear"
+    with transaction.atomic():
+        if activate:
+            ClassifierHead.objects.filter(embedding_model=model, attribute=attribute, active=True).update(active=False)
+        return ClassifierHead.objects.create(
+            name=f"{attribute}-{architecture}-{model.name}-{sha[:10]}-{stamp[-8:]}", attribute=attribute,
+            embedding_model=model, architecture=architecture, labels=list(weights.labels),
+            input_dimension=weights.input_dimension, weights_path=filename, weights_sha256=sha, metrics=metrics,
+            training=training, active=activate, activated_at=timezone.now() if activate else None,
+        )
+
+
+@transaction.atomic
+def head_activate(*, head_id: int) -> ClassifierHead:
+    """Make ``head_id`` the active head of its embedding version and attribute (a manual override)."""
+    head = ClassifierHead.objects.select_for_update().get(pk=head_id)
+    ClassifierHead.objects.filter(embedding_model_id=head.embedding_model_id, attribute=head.attribute,
+                                  active=True).exclude(pk=head.pk).update(active=False)
+    head.active, head.activated_at = True, timezone.now()
+    head.save(update_fields=["active", "activated_at"])
+    return head
+
+
+@transaction.atomic
+def head_deactivate(*, head_id: int) -> ClassifierHead:
+    """Stop using ``head_id``: its attribute falls back to kNN voting until another head is active."""
+    ClassifierHead.objects.filter(pk=head_id).update(active=False)
+    return ClassifierHead.objects.get(pk=head_id)
