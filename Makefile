@@ -26,6 +26,7 @@ else
 	$(PY) manage.py demo_data --csv "$(DATA)"
 endif
 	$(PY) manage.py demo_users
+	$(PY) manage.py mirror_key "Demo mirror" --base-url "http://$(HOST)"
 	$(PY) manage.py runserver $(HOST)
 
 test: $(STAMP)

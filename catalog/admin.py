@@ -6,7 +6,7 @@ from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from .admin_history import ProductHistoryAdminMixin, StockAdjustAdminMixin, adjust_stock_link
-from .models import Category, Look, Product, ProductImage, Variant
+from .models import Category, Deal, Look, Product, ProductImage, Variant
 from .thumbnails import thumbnail_url
 
 
@@ -141,5 +141,16 @@ class LookAdmin(admin.ModelAdmin):
     @admin.display(description="products")
     def size(self, obj: Look) -> int:
         return obj.products.count()
+
+
+@admin.register(Deal)
+class DealAdmin(admin.ModelAdmin):
+    list_display = ("label", "product", "percent_off", "deal_price", "starts_at", "ends_at", "is_active")
+    list_filter = ("is_active", "starts_at", "ends_at")
+    search_fields = ("label", "product__sku", "product__name")
+    list_select_related = ("product",)
+    autocomplete_fields = ("product",)
+    date_hierarchy = "starts_at"
+
 
 from .cleanup import admin as cleanup_admin  # noqa: E402, F401 - findings, scans, merges; photo flag filter

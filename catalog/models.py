@@ -5,6 +5,8 @@ the ORM) can store a negative stock, a second product with the same SKU or a bar
 """
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
+
 from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
@@ -175,3 +177,50 @@ class Look(models.Model):
 
 # Catalogue cleanup rows live in their own module but belong to this app.
 from .cleanup.models import Finding, ImageSignature, MergeRecord, RelabelRecord, ScanRun  # noqa: E402, F401
+class Deal(models.Model):
+    """A price reduction on one product for a time window: a fixed deal price or a percentage off.
+
+    Shown to shoppers (the mirror); when several deals are live at once the lowest resulting price wins.
+    """
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="deals")
+    label = models.CharField(max_length=80, help_text='Shown to shoppers, e.g. "Winter sale".')
+    percent_off = models.DecimalField(
+        max_digits=5, decimal_places=2, null=True, blank=True, help_text="e.g. 25 for 25 % off. Leave empty for a deal price."
+    )
+    deal_price = models.DecimalField(
+        max_digits=10, decimal_places=2, null=True, blank=True, help_text="The price during the deal (instead of % off)."
+    )
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-starts_at", "id"]
+        indexes = [models.Index(fields=["product", "ends_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(percent_off__isnull=False) & Q(deal_price__isnull=True))
+                | (Q(percent_off__isnull=True) & Q(deal_price__isnull=False)),
+                name="deal_percent_or_price",
+            ),
+            models.CheckConstraint(
+                condition=Q(percent_off__isnull=True) | (Q(percent_off__gt=0) & Q(percent_off__lt=100)),
+                name="deal_percent_between_0_and_100",
+            ),
+            models.CheckConstraint(condition=Q(deal_price__isnull=True) | Q(deal_price__gte=0), name="deal_price_not_negative"),
+            models.CheckConstraint(condition=Q(ends_at__gt=models.F("starts_at")), name="deal_ends_after_start"),
+        ]
+
+    def __str__(self) -> str:
+        amount = f"{self.percent_off:g} % off" if self.percent_off is not None else f"{self.deal_price}"
+        return f"{self.label}: {self.product.sku} {amount}"
+
+    def price_for(self, base: Decimal | None) -> Decimal | None:
+        """The price during this deal, from the product's regular price (None when unknown)."""
+        if self.deal_price is not None:
+            return self.deal_price
+        if base is None or self.percent_off is None:
+            return None
+        return (base * (Decimal(100) - self.percent_off) / Decimal(100)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)

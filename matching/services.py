@@ -286,6 +286,7 @@ class MatchResult:
     timings: dict[str, float]  # ms: decode, segment, embed, search, total
     cutouts: list[CutOut] = field(default_factory=list)
     model_version: str = ""
+    vectors: np.ndarray | None = None  # the query vectors (one per photo), e.g. for classify_vectors
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the match API's response; masks and cut-out images are left out)."""
@@ -418,7 +419,7 @@ def match_image(
     decision = decide(candidates, model=model, kind=parsed_filters.category_kind)
     timings["total"] = _ms(started)
     return MatchResult(candidates=candidates, decision=decision, timings=timings, cutouts=cutouts,
-                       model_version=model.name)
+                       model_version=model.name, vectors=vectors)
 
 
 def query_view(image: Photo, *, segment: bool | str = "auto") -> Image.Image:

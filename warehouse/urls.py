@@ -22,6 +22,8 @@ urlpatterns = [
     path("api/v1/auth/token/revoke/", accounts.AuthTokenRevokeApi.as_view(), name="api-auth-token-revoke"),
     path("api/v1/", include("matching.urls")),
     path("api/v1/", include("warehouse.api_urls")),
+    path("api/v1/", include("matching.mirror.urls")),
+    path("mirror/", include("matching.mirror.page_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # Uploaded files, in development and production alike: each request is checked (warehouse/media.py).

@@ -7,6 +7,7 @@ from .base import *  # noqa: F401,F403
 from .database import *  # noqa: F401,F403
 from .env import DJANGO_ENV
 from .intake import *  # noqa: F401,F403
+from .mirror import *  # noqa: F401,F403
 from .ml import *  # noqa: F401,F403
 from .tasks import *  # noqa: F401,F403
 
