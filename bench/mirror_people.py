@@ -57,8 +57,10 @@ def main() -> None:
             boxes, weights = hog.detectMultiScale(small, winStride=(8, 8), padding=(8, 8), scale=1.05)
             times["hog_weight>0.8"].append((time.perf_counter() - started) * 1000)
             hits["hog_weight>0.8"] += bool(len(boxes)) and bool((np.asarray(weights).ravel() > 0.8).any())
-        result[label] = {"n": len(paths), **{name: {"fires": hits[name], "ms_p50": round(statistics.median(times[name]), 1)}
-                                             for name in hits}}
+        result[label] = {
+            "n": len(paths),
+            **{name: {"fires": hits[name], "ms_p50": round(statistics.median(times[name]), 1)} for name in hits},
+        }
     emit(result, args.json)
 
 

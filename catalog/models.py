@@ -177,6 +177,8 @@ class Look(models.Model):
 
 # Catalogue cleanup rows live in their own module but belong to this app.
 from .cleanup.models import Finding, ImageSignature, MergeRecord, RelabelRecord, ScanRun  # noqa: E402, F401
+
+
 class Deal(models.Model):
     """A price reduction on one product for a time window: a fixed deal price or a percentage off.
 
@@ -186,10 +188,12 @@ class Deal(models.Model):
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="deals")
     label = models.CharField(max_length=80, help_text='Shown to shoppers, e.g. "Winter sale".')
     percent_off = models.DecimalField(
-        max_digits=5, decimal_places=2, null=True, blank=True, help_text="e.g. 25 for 25 % off. Leave empty for a deal price."
+        max_digits=5, decimal_places=2, null=True, blank=True,
+        help_text="e.g. 25 for 25 % off. Leave empty for a deal price.",
     )
     deal_price = models.DecimalField(
-        max_digits=10, decimal_places=2, null=True, blank=True, help_text="The price during the deal (instead of % off)."
+        max_digits=10, decimal_places=2, null=True, blank=True,
+        help_text="The price during the deal (instead of % off).",
     )
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField()
@@ -209,7 +213,9 @@ class Deal(models.Model):
                 condition=Q(percent_off__isnull=True) | (Q(percent_off__gt=0) & Q(percent_off__lt=100)),
                 name="deal_percent_between_0_and_100",
             ),
-            models.CheckConstraint(condition=Q(deal_price__isnull=True) | Q(deal_price__gte=0), name="deal_price_not_negative"),
+            models.CheckConstraint(
+                condition=Q(deal_price__isnull=True) | Q(deal_price__gte=0), name="deal_price_not_negative"
+            ),
             models.CheckConstraint(condition=Q(ends_at__gt=models.F("starts_at")), name="deal_ends_after_start"),
         ]
 
@@ -223,4 +229,6 @@ class Deal(models.Model):
             return self.deal_price
         if base is None or self.percent_off is None:
             return None
-        return (base * (Decimal(100) - self.percent_off) / Decimal(100)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        return (base * (Decimal(100) - self.percent_off) / Decimal(100)).quantize(
+            Decimal("0.01"), rounding=ROUND_HALF_UP
+        )

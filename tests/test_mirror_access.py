@@ -63,7 +63,9 @@ def test_product_detail_shows_only_what_a_shopper_may_see(shirt):
     assert (body["sku"], body["name"], body["brand"], body["price"]) == ("SH-1", "Linen shirt", "Acme", "59.90")
     assert body["sizes"] == ["M", "L"]  # in stock only, never how many
     assert body["deal"]["label"] == "Summer" and body["deal"]["price"] == "49.00"
-    assert len(body["image_urls"]) == 2 and all(url.startswith("http://testserver/mirror/images/") for url in body["image_urls"])
+    assert len(body["image_urls"]) == 2 and all(
+        url.startswith("http://testserver/mirror/images/") for url in body["image_urls"]
+    )
     assert shirt.pk not in scalars_in(body)  # no internal id, no stock count anywhere
     assert not [value for value in scalars_in(body) if isinstance(value, int) and not isinstance(value, bool)]
 
@@ -119,7 +121,9 @@ def test_a_revoked_key_gets_401_on_its_next_request(shirt, client):
 
 def test_admin_creates_a_key_shows_it_once_and_lists_it(client):
     client.force_login(User.objects.create_superuser("admin", password="pw-1234567890"))
-    response = client.post("/admin/mirror/mirrorkey/add/", {"name": "Store 12 mirror", "location": "floor 1"}, follow=True)
+    response = client.post(
+        "/admin/mirror/mirrorkey/add/", {"name": "Store 12 mirror", "location": "floor 1"}, follow=True
+    )
     assert response.status_code == 200
     device = MirrorKey.objects.get(name="Store 12 mirror")
     shown = [str(m) for m in response.context["messages"] if "The API key for" in str(m)][0]
@@ -130,8 +134,10 @@ def test_admin_creates_a_key_shows_it_once_and_lists_it(client):
 
 
 def test_requests_are_throttled_per_key(shirt, settings):
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK,
-                               "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "mirror": "3/min"}}
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "mirror": "3/min"},
+    }
     first, _ = device_client("one")
     second, _ = device_client("two")
     codes = [first.get("/api/v1/mirror/products/SH-1").status_code for _ in range(4)]
@@ -197,7 +203,9 @@ def test_a_shortlist_reaches_the_fitting_room_with_stock_rechecked_and_expires(s
 
 def test_a_handled_shortlist_leaves_the_list(shirt, client):
     mirror, _ = device_client()
-    code = mirror.post("/api/v1/mirror/shortlists", {"items": [{"sku": "SH-1", "size": "M"}]}, format="json").json()["code"]
+    code = mirror.post(
+        "/api/v1/mirror/shortlists", {"items": [{"sku": "SH-1", "size": "M"}]}, format="json"
+    ).json()["code"]
     client.force_login(staff())
     shortlist = Shortlist.objects.get(code=code)
     assert client.post(f"/mirror/fitting-room/{shortlist.pk}/done/").status_code == 302

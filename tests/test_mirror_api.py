@@ -62,7 +62,8 @@ def test_a_worn_top_gets_similar_tops_and_a_look_of_other_kinds_in_shopper_safe_
     products = {p.sku: p for p in Product.objects.all()}
     top_garment = next(g for g in body["garments"] if g["kind"] and g["kind"]["label"] == "topwear")
     assert "TOP-2100" in [p["sku"] for p in top_garment["similar"]]
-    if top_garment["kind"]["confidence"] >= settings.MIRROR["KIND_FILTER_CONFIDENCE"]:  # a sure top's look-alikes are tops
+    # a sure top's look-alikes are tops
+    if top_garment["kind"]["confidence"] >= settings.MIRROR["KIND_FILTER_CONFIDENCE"]:
         assert {products[p["sku"]].category.kind for p in top_garment["similar"]} == {"topwear"}
     for garment in body["garments"]:
         assert 0 <= garment["kind"]["confidence"] <= 1 and garment["gender"]["label"] in {"women", "unisex", "men"}
@@ -92,11 +93,15 @@ def test_a_worn_top_gets_similar_tops_and_a_look_of_other_kinds_in_shopper_safe_
 
 def test_a_frame_with_no_person_gets_the_friendly_answer(shared_data, settings):
     client, _ = device_client()
-    for frame in (frame_of(shop_photo(shared_data, PAIRS[0])), io.BytesIO(jpeg_bytes(1280, 720, colour=(235, 232, 228)))):
+    for frame in (
+        frame_of(shop_photo(shared_data, PAIRS[0])), io.BytesIO(jpeg_bytes(1280, 720, colour=(235, 232, 228)))
+    ):
         frame.name = "frame.jpg"
         response = client.post(RECOMMEND_URL, {"frame": frame}, format="multipart")
         assert response.status_code == 200
-        assert response.json() == {"status": "no_person", "message": "Hold the garment up to the mirror.", "garments": []}
+        assert response.json() == {
+            "status": "no_person", "message": "Hold the garment up to the mirror.", "garments": []
+        }
     assert media_files(settings) == []
 
 

@@ -19,7 +19,9 @@ from warehouse.models import Arrival
 pytestmark = pytest.mark.django_db
 
 
-def item(sku: str, kind: str, *, stock: int = 2, gender: str = "women", status: str = ProductStatus.ACTIVE, colour=None):
+def item(
+    sku: str, kind: str, *, stock: int = 2, gender: str = "women", status: str = ProductStatus.ACTIVE, colour=None
+):
     category = category_get_or_create(name=kind.title(), kind=kind)
     product = factories.product(sku=sku, category_obj=category, gender=gender, status=status)
     factories.variant(product_obj=product, size="M", stock=stock)
@@ -60,7 +62,9 @@ def test_curated_looks_come_first_then_co_occurrence_then_rules_never_same_kind_
     rule_only = item("BOT-RULE", "bottomwear")
     men_only = item("BOT-MEN", "bottomwear", gender="men")
 
-    ids = complete_the_look(anchors=[query.pk, second.pk], kind=CategoryKind.TOPWEAR, gender="women", colour=None, limit=10)
+    ids = complete_the_look(
+        anchors=[query.pk, second.pk], kind=CategoryKind.TOPWEAR, gender="women", colour=None, limit=10
+    )
 
     skus = [p.sku for p in sorted(factories.Product.objects.filter(pk__in=ids), key=lambda p: ids.index(p.pk))]
     assert skus[:3] == ["BOT-LOOK", "OUT-1", "SHO-1"]

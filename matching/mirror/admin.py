@@ -30,7 +30,8 @@ class MirrorKeyAdmin(APIKeyModelAdmin):
         super().save_model(request, obj, form, change)
         if not change:
             messages.info(request, format_html(
-                "Open the kiosk once at <code>{}</code> on the mirror: the page keeps the key.", "/mirror/?key=<the key>"
+                "Open the kiosk once at <code>{}</code> on the mirror: the page keeps the key.",
+                "/mirror/?key=<the key>",
             ))
 
 

@@ -5,6 +5,8 @@ anything else a service might carry is dropped here.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -20,11 +22,14 @@ from . import selectors, services
 from .auth import MirrorApiMixin
 from .models import Shortlist
 
+if TYPE_CHECKING:
+    from rest_framework.request import Request
+
 NO_STORE = {"Cache-Control": "no-store"}
 ErrorSerializer = inline_serializer("MirrorError", {"detail": serializers.CharField(), "code": serializers.CharField()})
 
 
-def image_url_builder(request):
+def image_url_builder(request: Request) -> selectors.ImageUrl:
     def build(sha256: str) -> str:
         return request.build_absolute_uri(reverse("mirror-image", args=[sha256]))
 
@@ -55,7 +60,9 @@ class PredictionSerializer(serializers.Serializer):
 
 
 class GarmentSerializer(serializers.Serializer):
-    kind = PredictionSerializer(allow_null=True, help_text="topwear, bottomwear, full-body, footwear, outerwear, accessory")
+    kind = PredictionSerializer(
+        allow_null=True, help_text="topwear, bottomwear, full-body, footwear, outerwear, accessory"
+    )
     gender = PredictionSerializer(allow_null=True, help_text="men, women, unisex, boys, girls")
     region = serializers.ListField(child=serializers.FloatField(), help_text="x0, y0, x1, y1 as shares of the frame.")
     similar = ShopperProductSerializer(many=True)
@@ -64,7 +71,9 @@ class GarmentSerializer(serializers.Serializer):
 
 class RecommendationSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["ok", "no_person", "no_garment"])
-    message = serializers.CharField(allow_blank=True, help_text='"Hold the garment up to the mirror." when nothing was found.')
+    message = serializers.CharField(
+        allow_blank=True, help_text='"Hold the garment up to the mirror." when nothing was found.'
+    )
     garments = GarmentSerializer(many=True)
 
 
@@ -87,13 +96,15 @@ class RecommendationsApi(MirrorApiMixin, APIView):
             429: OpenApiResponse(description="Too many requests for this mirror key."),
         },
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         upload = request.FILES.get("frame")
         if upload is None:
             return Response({"detail": "Send one camera frame as the multipart field 'frame'.", "code": "no_frame"},
                             status=status.HTTP_400_BAD_REQUEST)
         try:
-            loaded = load_image(upload, limit_bytes=int(selectors.mirror_setting("MAX_FRAME_BYTES", 10 * 1024 * 1024)))
+            loaded = load_image(
+                upload, limit_bytes=int(selectors.mirror_setting("MAX_FRAME_BYTES", 10 * 1024 * 1024))
+            )
         except ImageRejected as exc:
             code = (status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if exc.code in ("too_large", "too_many_pixels")
                     else status.HTTP_400_BAD_REQUEST)
@@ -123,7 +134,7 @@ class ProductApi(MirrorApiMixin, APIView):
         responses={200: ShopperProductSerializer, 401: OpenApiResponse(description="No valid mirror key."),
                    404: OpenApiResponse(description="No such product on sale.")},
     )
-    def get(self, request, sku: str):
+    def get(self, request: Request, sku: str) -> Response:
         product = selectors.product_for_shoppers(sku=sku, image_url=image_url_builder(request))
         if product is None:
             return Response({"detail": "No such product.", "code": "not_found"}, status=status.HTTP_404_NOT_FOUND)
@@ -152,10 +163,11 @@ class ShortlistApi(MirrorApiMixin, APIView):
         operation_id="mirror_shortlist_send",
         summary="Send the shopper's picks (product and size) to the fitting room",
         request=ShortlistRequestSerializer,
-        responses={201: ShortlistSentSerializer, 400: OpenApiResponse(ErrorSerializer, description="Unknown product or size."),
+        responses={201: ShortlistSentSerializer,
+                   400: OpenApiResponse(ErrorSerializer, description="Unknown product or size."),
                    401: OpenApiResponse(description="No valid mirror key.")},
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         serializer = ShortlistRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
@@ -164,7 +176,9 @@ class ShortlistApi(MirrorApiMixin, APIView):
             return Response({"detail": str(exc), "code": "invalid_shortlist"}, status=status.HTTP_400_BAD_REQUEST)
         payload = {
             "code": shortlist.code, "expires_at": shortlist.expires_at,
-            "items": [{"sku": item.product.sku, "size": item.size} for item in shortlist.items.select_related("product")],
+            "items": [
+                {"sku": item.product.sku, "size": item.size} for item in shortlist.items.select_related("product")
+            ],
         }
         return Response(ShortlistSentSerializer(payload).data, status=status.HTTP_201_CREATED, headers=NO_STORE)
 
@@ -193,7 +207,7 @@ class FittingRoomShortlistsApi(APIView):
 
     @extend_schema(operation_id="fitting_room_shortlists", summary="Open shortlists sent from the mirrors",
                    responses={200: FittingRoomShortlistSerializer(many=True)})
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         return Response(FittingRoomShortlistSerializer(selectors.shortlists_open(), many=True).data)
 
 
@@ -202,7 +216,7 @@ class FittingRoomDoneApi(APIView):
 
     @extend_schema(operation_id="fitting_room_shortlist_done", summary="Mark a shortlist as handled", request=None,
                    responses={204: None, 404: OpenApiResponse(description="No such shortlist.")})
-    def post(self, request, shortlist_id: int):
+    def post(self, request: Request, shortlist_id: int) -> Response:
         try:
             services.shortlist_mark_done(shortlist_id=shortlist_id)
         except Shortlist.DoesNotExist:

@@ -6,6 +6,8 @@ Requests are throttled per key (``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["mirr
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.contrib.auth.models import AnonymousUser
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
@@ -17,11 +19,16 @@ from rest_framework_api_key.permissions import KeyParser
 
 from .models import MirrorKey
 
+if TYPE_CHECKING:
+    from drf_spectacular.openapi import AutoSchema
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
+
 
 class MirrorKeyAuthentication(BaseAuthentication):
     keyword = KeyParser.keyword
 
-    def authenticate(self, request):
+    def authenticate(self, request: Request) -> tuple[AnonymousUser, MirrorKey] | None:
         key = KeyParser().get_from_authorization(request)
         if not key:
             return None
@@ -33,14 +40,14 @@ class MirrorKeyAuthentication(BaseAuthentication):
             raise AuthenticationFailed("This mirror key has expired.")
         return AnonymousUser(), device
 
-    def authenticate_header(self, request) -> str:
+    def authenticate_header(self, request: Request) -> str:
         return self.keyword
 
 
 class HasMirrorKey(BasePermission):
     message = "The mirror API needs a mirror device key."
 
-    def has_permission(self, request, view) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         return isinstance(request.auth, MirrorKey)
 
 
@@ -52,7 +59,7 @@ class MirrorKeyThrottle(SimpleRateThrottle):
     def get_rate(self) -> str | None:
         return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
 
-    def get_cache_key(self, request, view) -> str | None:
+    def get_cache_key(self, request: Request, view: APIView) -> str | None:
         if not isinstance(request.auth, MirrorKey):
             return None
         return self.cache_format % {"scope": self.scope, "ident": request.auth.prefix}
@@ -62,7 +69,7 @@ class MirrorKeyScheme(OpenApiAuthenticationExtension):
     target_class = "matching.mirror.auth.MirrorKeyAuthentication"
     name = "MirrorKey"
 
-    def get_security_definition(self, auto_schema):
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, str]:
         return {
             "type": "apiKey", "in": "header", "name": "Authorization",
             "description": "`Api-Key <prefix>.<secret>`: a mirror device key created in admin.",

@@ -142,7 +142,9 @@ def product_colours(*, product_ids: Sequence[int]) -> dict[int, Colour]:
     """Dominant colour of each product's primary photo, from the cache; at most ``COLOUR_BUDGET`` new ones
     are computed per call (the rest count as neutral until a later request computes them)."""
     images: dict[int, ProductImage] = {}
-    for image in ProductImage.objects.filter(product_id__in=list(product_ids)).only("id", "product_id", "role", "sha256", "file"):
+    for image in ProductImage.objects.filter(product_id__in=list(product_ids)).only(
+        "id", "product_id", "role", "sha256", "file"
+    ):
         current = images.get(image.product_id)
         if current is None or (image.role == ImageRole.PRIMARY and current.role != ImageRole.PRIMARY):
             images[image.product_id] = image

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db.models import Prefetch, Q
@@ -17,14 +18,17 @@ from catalog.models import Deal, ImageRole, Product, ProductStatus, Variant
 
 from .models import Shortlist, ShortlistStatus
 
+if TYPE_CHECKING:
+    import datetime as dt
+
 ImageUrl = Callable[[str], str]  # sha256 of a product photo -> its URL for the mirror
 
 
-def mirror_setting(name: str, default):
+def mirror_setting(name: str, default: Any) -> Any:
     return getattr(settings, "MIRROR", {}).get(name, default)
 
 
-def _live_deals(now) -> Prefetch:
+def _live_deals(now: dt.datetime) -> Prefetch:
     return Prefetch(
         "deals", queryset=Deal.objects.filter(is_active=True, starts_at__lte=now, ends_at__gt=now), to_attr="live_deals"
     )

@@ -12,6 +12,7 @@ import datetime as dt
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from django.core.files.base import ContentFile
@@ -22,10 +23,10 @@ from PIL import Image
 
 from catalog.imaging import encode_jpeg
 from catalog.models import CategoryKind, Product, ProductStatus, Variant
+from matching import conf as matching_conf
 from matching import search
 from matching.classification import Prediction, classify_vectors
 from matching.preprocess import canonical_crop, working_copy
-from matching import conf as matching_conf
 from matching.services import Candidate, candidates_for, embedding_model_active, match_image
 
 from .colour import dominant_colour
@@ -33,6 +34,12 @@ from .looks import complete_the_look
 from .models import MirrorKey, Shortlist, ShortlistItem, ShortlistStatus, new_pickup_code
 from .people import body_region, faces_find, skin_above
 from .selectors import mirror_setting, shortlist_code_taken
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from matching.models import EmbeddingModel
+    from segmentation import CutOut
 
 HOLD_UP = "Hold the garment up to the mirror."
 SHOPPABLE = {"in_stock": True, "status": ProductStatus.ACTIVE}
@@ -61,7 +68,7 @@ class MirrorAnswer:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _cut_out_garments():
+def _cut_out_garments() -> Callable[..., list[CutOut]]:
     from segmentation import cut_out_garments
 
     return cut_out_garments
@@ -165,7 +172,7 @@ def _same_kind_merged(found: list[_Found], *, k: int) -> list[_Found]:
 
 
 def similar_of_kind(
-    candidates: list[Candidate], vector: np.ndarray, *, kind: Prediction | None, model, k: int,
+    candidates: list[Candidate], vector: np.ndarray, *, kind: Prediction | None, model: EmbeddingModel, k: int,
 ) -> list[Candidate]:
     """Similar products of the garment's kind once the kind is clear: a top's look-alikes are tops. Cross-domain
     similarity alone sometimes ranks a flat photo of shorts above the right top; when the kind is known with
@@ -264,7 +271,10 @@ def shortlist_mark_done(*, shortlist_id: int) -> Shortlist:
 
 
 def shortlists_purge(*, older_than_hours: int = 24) -> int:
-    """Delete shortlists that expired more than ``older_than_hours`` ago (they are hidden from the moment they expire)."""
+    (
+        """Delete shortlists that expired more than ``older_than_hours`` ago """
+        """(they are hidden from the moment they expire)."""
+    )
     cutoff = timezone.now() - dt.timedelta(hours=older_than_hours)
     deleted, _ = Shortlist.objects.filter(expires_at__lt=cutoff).delete()
     return deleted
