@@ -31,6 +31,13 @@ class Command(BaseCommand):
         parser.add_argument("--activate", action="store_true", help="activate even when not better")
         parser.add_argument("--limit", type=int, default=None, help="use at most N photos per source (quick runs)")
         parser.add_argument("--val-composites", type=int, default=60)
+        parser.add_argument(
+            "--init-from", default=None, help="weights file to start from (e.g. models/segmenter/tiramisu_light.pt)"
+        )
+        parser.add_argument("--no-class-balance", action="store_true", help="plain (unweighted) cross-entropy")
+        parser.add_argument(
+            "--mix", default=None, help="batch mix, e.g. ccp=0.6,composite=0.3,plain=0.1 (default 0.5/0.4/0.1)"
+        )
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **opts):
@@ -64,8 +71,19 @@ class Command(BaseCommand):
             catalog_limit=opts["limit"],
             phone_limit=opts["limit"],
             val_composites=opts["val_composites"],
+            init_from=opts["init_from"],
+            class_balance=not opts["no_class_balance"],
             show_progress=not opts["no_progress"],
         )
+        if opts["mix"]:
+            try:
+                config.mix = {k.strip(): float(v) for k, v in (part.split("=") for part in opts["mix"].split(","))}
+            except ValueError as exc:
+                raise CommandError(f"--mix: expected name=share,... ({exc})") from exc
+            if not set(config.mix) <= {"ccp", "composite", "plain"} or sum(config.mix.values()) <= 0:
+                raise CommandError("--mix: names are ccp, composite, plain with positive shares")
+        if opts["init_from"] and not Path(opts["init_from"]).exists():
+            raise CommandError(f"--init-from: no such file {opts['init_from']}")
         shipped_register()
         current = active_version()
         baseline = resolve_path(current.weights_path) if current is not None else None
