@@ -332,9 +332,11 @@ def _whole_photo(image: Image.Image) -> WholePhoto:
 
 
 def _view_of(image: Image.Image, cut: Any) -> Image.Image:
-    if getattr(cut, "status", "empty") != "ok" or getattr(cut, "mask", None) is None:
-        return canonical_crop(image, None)
-    return canonical_crop(image, np.asarray(cut.mask))
+    """The embedder's view: the same picture as ``cut.cutout`` (``segmentation.view.garment_view``)."""
+    from segmentation.view import garment_view
+
+    ok = getattr(cut, "status", "empty") == "ok" and getattr(cut, "mask", None) is not None
+    return garment_view(image, np.asarray(cut.mask) if ok else None)
 
 
 def _cut(image: Image.Image, hints: dict | None, segment: bool | str) -> Any:

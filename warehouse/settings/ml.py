@@ -5,6 +5,8 @@ STOCKMATCH_TORCH_THREADS = env_int("STOCKMATCH_TORCH_THREADS", 2)
 STOCKMATCH_MODELS_DIR = BASE_DIR / "models"  # committed, versioned weights shipped with the code
 STOCKMATCH_TRAINED_DIR = DATA_DIR / "models"  # weights trained on this installation, exported ONNX caches
 EMBEDDER_NAME = env_str("STOCKMATCH_EMBEDDER", "default")
+# Seconds between a process's checks of which segmenter version is active (a new one is loaded without restart).
+STOCKMATCH_SEG_VERSION_CHECK_SECONDS = env_int("STOCKMATCH_SEG_VERSION_CHECK_SECONDS", 10)
 
 # Embedding backbones, resolved by name like Django's STORAGES. "RUNTIME": "onnx" (default, ~4x faster
 # on CPU; exported once per weights checksum into STOCKMATCH_TRAINED_DIR) or "torch". "POOLING": "gem"
