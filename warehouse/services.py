@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, is_dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, BinaryIO
 
 from django.conf import settings
@@ -34,6 +35,7 @@ from catalog.services import (
     product_image_add,
     variant_adjust_stock,
 )
+from segmentation.examples import segmentation_example_from_snapshot
 
 from .models import (
     DECIDED_STATUSES,
@@ -378,10 +380,12 @@ def _store_result(*, head_id: int, run: datetime, photos: list[Snapshot], result
                   started: float) -> Snapshot | None:
     store_started = time.perf_counter()
     files: dict[int, dict[str, str]] = {}
+    versions: dict[int, str] = {}  # the segmenter version that made each mask
     for photo, cut in zip(photos, result.cutouts or [], strict=False):
         photo.cutout.save("cutout.jpg", ContentFile(encode_jpeg(cut.cutout, quality=88)), save=False)
         photo.mask.save("mask.png", ContentFile(encode_png(cut.mask)), save=False)
         files[photo.pk] = {"cutout": photo.cutout.name, "mask": photo.mask.name}
+        versions[photo.pk] = (cut.model_version or "")[:120]
     new_files = [name for entry in files.values() for name in entry.values()]
     candidates = [_json_safe(_as_dict(candidate)) for candidate in result.candidates]
     for rank, candidate in enumerate(candidates, start=1):
@@ -398,7 +402,8 @@ def _store_result(*, head_id: int, run: datetime, photos: list[Snapshot], result
             replaced += [photo.cutout.name, photo.mask.name]
             photo.cutout.name, photo.mask.name = files[photo.pk]["cutout"], files[photo.pk]["mask"]
             photo.processed_at = now
-            photo.save(update_fields=["cutout", "mask", "processed_at", "updated_at"])
+            photo.segmenter_version = versions.get(photo.pk, "")
+            photo.save(update_fields=["cutout", "mask", "processed_at", "segmenter_version", "updated_at"])
             if photo.pk == head.pk:
                 head.cutout.name, head.mask.name = photo.cutout.name, photo.mask.name
         timings = {**_json_safe(dict(result.timings or {})), "load_ms": round(load_ms, 1)}
@@ -695,6 +700,7 @@ def _confirm(*, snapshot: Snapshot, user: AbstractBaseUser, quantity: int, varia
         head.product = chosen
         head.decided_at = timezone.now()
         _save(head, "product", "decided_at")
+        transaction.on_commit(partial(segmentation_example_from_snapshot, snapshot_id=head.pk), robust=True)
         return _arrival_create(variant=variant, quantity=quantity, bin_location=bin_location, user=user,
                                snapshot=head, idempotency_key=key)
 
