@@ -30,6 +30,8 @@ class Command(BaseCommand):
         parser.add_argument("--resume", action="store_true", help="continue the latest run of --arch (or --name)")
         parser.add_argument("--activate", action="store_true", help="activate even when not better")
         parser.add_argument("--limit", type=int, default=None, help="use at most N photos per source (quick runs)")
+        parser.add_argument("--catalog-limit", type=int, default=None, help="use at most N catalogue photos")
+        parser.add_argument("--phone-limit", type=int, default=None, help="use at most N phone photos (backgrounds)")
         parser.add_argument("--val-composites", type=int, default=60)
         parser.add_argument(
             "--init-from", default=None, help="weights file to start from (e.g. models/segmenter/tiramisu_light.pt)"
@@ -68,8 +70,8 @@ class Command(BaseCommand):
             name=opts["name"],
             resume=opts["resume"],
             ccp_limit=opts["limit"],
-            catalog_limit=opts["limit"],
-            phone_limit=opts["limit"],
+            catalog_limit=opts["catalog_limit"] or opts["limit"],
+            phone_limit=opts["phone_limit"] or opts["limit"],
             val_composites=opts["val_composites"],
             init_from=opts["init_from"],
             class_balance=not opts["no_class_balance"],
