@@ -13,7 +13,7 @@ def _get(name: str, default):
 
 def working_size() -> int:
     """Long side, in pixels, at which the network and GrabCut run."""
-    return int(_get("WORKING_SIZE", 160))
+    return int(_get("WORKING_SIZE", 128))
 
 
 def grabcut_size() -> int:

@@ -87,17 +87,18 @@ def load_training_data(config: TrainConfig, extra: list[Example] | None = None) 
         ccp, strips = seg_data.load_ccp(root / "ccp-masks", limit=config.ccp_limit)
         photos.extend(ccp)
         backgrounds_train.extend(strips)
-    if root is not None and (root / "catalog-photos").exists():
+    pasted = config.mix.get("composite", 0) + config.mix.get("plain", 0) > 0  # catalogue cut-outs needed at all
+    if pasted and root is not None and (root / "catalog-photos").exists():
         products = seg_data.load_catalog(
             root / "catalog-photos", cache_dir=Path(config.work_dir) / "cache", limit=config.catalog_limit
         )
-    if root is not None and (root / "phone-photos").exists():
+    if pasted and root is not None and (root / "phone-photos").exists():
         tr, va = seg_data.load_phone_backgrounds(
             root / "phone-photos", limit=config.phone_limit, cache_dir=Path(config.work_dir) / "cache"
         )
         backgrounds_train.extend(tr)
         backgrounds_val.extend(va)
-    if not backgrounds_val:
+    if not backgrounds_val and pasted:
         backgrounds_val = backgrounds_train[-max(1, len(backgrounds_train) // 5) :]
     train_photos = [p for p in photos if p.split == "train"]
     val_photos = [p for p in photos if p.split == config.select_on or (p.split == "val" and p.source != "ccp")]
