@@ -1,5 +1,5 @@
-/* Fix page: a rectangle and keep/remove strokes drawn by touch (pointer events) over the photo,
-   sent in the upright photo's pixel coordinates. */
+/* Fix page: the current cut-out tinted over the photo; a rectangle and keep/remove strokes drawn by touch
+   (pointer events) over it, sent in the upright photo's pixel coordinates. A box alone re-cuts inside it. */
 "use strict";
 
 (() => {
@@ -13,16 +13,53 @@
   let strokes = []; // {kind: "fg" | "bg", points: [[x, y], ...]} in photo pixels
   let history = []; // for undo: "rect" or "stroke"
   let drawing = null;
+  let overlay = null; // the current cut-out as a tinted, semi-transparent layer (a canvas the mask's size)
+  let showOverlay = true;
 
   const scale = () => data.width / canvas.width; // canvas pixels -> photo pixels
 
+  // The photo takes the height left between the tools above and the buttons below: the sticky button bar never
+  // lies over it, even on a small phone.
+  function fit() {
+    const bar = document.getElementById("fix-bar").offsetHeight;
+    const top = document.getElementById("wrap").getBoundingClientRect().top + window.scrollY;
+    img.style.maxHeight = `${Math.max(160, window.innerHeight - top - bar - 12)}px`;
+  }
+  fit();
+  window.addEventListener("resize", fit);
+
   function setup() {
+    fit();
     canvas.width = img.naturalWidth;
     canvas.height = img.naturalHeight;
     const hints = data.hints || {};
     if (hints.rect) rect = hints.rect.slice();
     for (const kind of ["fg", "bg"]) for (const points of hints[kind] || []) strokes.push({ kind, points });
     draw();
+    if (data.mask_url) loadOverlay();
+  }
+
+  function loadOverlay() {
+    const mask = new Image();
+    mask.onload = () => {
+      const layer = document.createElement("canvas");
+      layer.width = mask.naturalWidth;
+      layer.height = mask.naturalHeight;
+      const g = layer.getContext("2d");
+      g.drawImage(mask, 0, 0);
+      const pixels = g.getImageData(0, 0, layer.width, layer.height);
+      const d = pixels.data;
+      for (let i = 0; i < d.length; i += 4) {
+        const garment = d[i] >= 128;
+        d[i] = 15; d[i + 1] = 181; d[i + 2] = 201; // cyan tint
+        d[i + 3] = garment ? 110 : 0;
+      }
+      g.putImageData(pixels, 0, 0);
+      overlay = layer;
+      canvas.dataset.overlay = "shown";
+      draw();
+    };
+    mask.src = data.mask_url;
   }
 
   function toPhoto(event) {
@@ -35,6 +72,7 @@
   function draw() {
     const k = 1 / scale();
     ctx.clearRect(0, 0, canvas.width, canvas.height);
+    if (overlay && showOverlay) ctx.drawImage(overlay, 0, 0, canvas.width, canvas.height);
     const line = Math.max(4, canvas.width / 90);
     if (rect) {
       const [x0, y0, x1, y1] = rect.map((v) => v * k);
@@ -103,6 +141,15 @@
     button.addEventListener("click", () => {
       mode = button.dataset.mode;
       for (const b of document.querySelectorAll(".modes .btn")) b.setAttribute("aria-pressed", String(b === button));
+    });
+  }
+  const toggle = document.getElementById("fix-overlay");
+  if (toggle) {
+    toggle.addEventListener("click", () => {
+      showOverlay = !showOverlay;
+      toggle.setAttribute("aria-pressed", String(showOverlay));
+      canvas.dataset.overlay = showOverlay ? "shown" : "hidden";
+      draw();
     });
   }
   document.getElementById("fix-undo").addEventListener("click", () => {
