@@ -2,8 +2,9 @@
 
 Per-pixel argmax alone gives speckle and slivers (a few "topwear" pixels on a dress, a strap between two
 parts of one top), so the split is decided per kind, not per pixel:
-1. probabilities are smoothed a little, each mask pixel takes the most likely worn class (bags, belts and other
-   accessories included, so they do not end up in a garment);
+1. the garment mask gains the pixels the network calls footwear (GrabCut and the clean-up drop shoes, small
+   parts apart from the person); probabilities are smoothed a little, each mask pixel takes the most likely worn
+   class (bags, belts and other accessories included, so they do not end up in a garment);
 2. a kind's pixels are one garment (both shoes are one footwear cut-out, a top cut in two by a bag strap is one
    top); components much smaller than the kind's largest are dropped, and a kind must cover a minimum share of
    the photo and of everything worn, or it is no garment at all;
@@ -26,7 +27,7 @@ MIN_PHOTO_SHARE = {"footwear": 0.003}  # of the photo; shoes on a full-length st
 DEFAULT_MIN_PHOTO_SHARE = 0.012
 MIN_WORN_SHARE = 0.04  # of all worn pixels
 KEEP_RATIO = 0.2  # components smaller than this share of the kind's largest are slivers
-SEPARATE_CONFIDENCE = 0.6  # a top/bottom over a full-body garment stays separate only when at least this sure
+SEPARATE_CONFIDENCE = 0.55  # a top/bottom over a full-body garment stays separate only when at least this sure
 SEPARATE_AREA = 0.3  # ... and at least this large next to the full-body garment
 
 
@@ -47,6 +48,8 @@ def split_garments(mask: np.ndarray, probs: np.ndarray, classes: list[str]) -> l
     kinds = [k for k in GARMENT_KINDS if k in classes]
     if not kinds or not mask.any():
         return []
+    if "footwear" in classes:  # GrabCut and the component clean-up drop shoes: small parts apart from the person
+        mask = mask | (probs.argmax(axis=0) == classes.index("footwear"))
     worn = kinds + (["other"] if "other" in classes else [])
     channels = np.stack([cv2.blur(probs[classes.index(k)], (3, 3)) for k in worn])
     assigned = channels.argmax(axis=0)
