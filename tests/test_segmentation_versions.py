@@ -101,3 +101,23 @@ def test_the_cut_out_is_exactly_the_embedders_view(shared_data):
         assert np.array_equal(np.asarray(view), np.asarray(cut.cutout))
     # and it is the garment on grey: what the mask left out is grey in the view
     assert (np.asarray(cut.cutout) == 128).all(axis=2).mean() > 0.2
+
+
+def test_the_shipped_weights_load_with_their_checksum(tmp_path):
+    from segmentation.versions import shipped_sidecar
+    from segmentation.weights import WeightsError, load_network, sha256_file
+
+    sidecar = shipped_sidecar()
+    assert sidecar is not None, "models/segmenter/ should ship weights with a JSON sidecar"
+    assert {"sha256", "input", "classes", "preprocessing", "metrics"} <= set(sidecar)
+    path = REPO_ROOT / "models" / "segmenter" / sidecar["weights_file"]
+    assert sha256_file(path) == sidecar["sha256"]
+    model, meta = load_network(path, sidecar["sha256"])
+    assert meta["classes"] == sidecar["classes"] and meta["input"] == sidecar["input"]
+    # an altered copy is refused
+    altered = tmp_path / "altered.pt"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    altered.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="SHA-256"):
+        load_network(altered, sidecar["sha256"])
