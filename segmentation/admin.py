@@ -5,7 +5,8 @@ from .models import SegmentationExample, SegmenterModel
 
 @admin.register(SegmentationExample)
 class SegmentationExampleAdmin(admin.ModelAdmin):
-    list_display = ("id", "source", "split", "kind", "created")
+    list_display = ("id", "source", "split", "kind", "origin", "created")
+    search_fields = ("origin",)
     list_filter = ("source", "split", "kind")
 
 

@@ -1,6 +1,6 @@
 """``cut_out`` and ``cut_out_garments``: the segmentation entry points (contract in docs/CONTRACTS.md).
 
-Pipeline: the photo is reduced to working size (long side ``STOCKMATCH_SEG_WORKING_SIZE``, 160 px); the
+Pipeline: the photo is reduced to working size (long side ``STOCKMATCH_SEG_WORKING_SIZE``, 128 px); the
 network (when a version is available) gives class probabilities; GrabCut runs at working size, started from
 hints, from the network's garment probability or from a centre prior; the mask is cleaned (main components,
 small holes filled) and brought to the photo's resolution with a guided filter; the cut-out is
