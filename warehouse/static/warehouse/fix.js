@@ -1,4 +1,4 @@
-/* Fix page: the current cut-out tinted over the photo; a rectangle and keep/remove strokes drawn by touch
+/* Fix page: the current cut-out shown over the photo (the rest dimmed, its edge in cyan); a rectangle and keep/remove strokes drawn by touch
    (pointer events) over it, sent in the upright photo's pixel coordinates. A box alone re-cuts inside it. */
 "use strict";
 
@@ -13,7 +13,7 @@
   let strokes = []; // {kind: "fg" | "bg", points: [[x, y], ...]} in photo pixels
   let history = []; // for undo: "rect" or "stroke"
   let drawing = null;
-  let overlay = null; // the current cut-out as a tinted, semi-transparent layer (a canvas the mask's size)
+  let overlay = null; // the current cut-out: a layer (the mask's size) dimming what is left out, its edge in cyan
   let showOverlay = true;
 
   const scale = () => data.width / canvas.width; // canvas pixels -> photo pixels
@@ -49,10 +49,33 @@
       g.drawImage(mask, 0, 0);
       const pixels = g.getImageData(0, 0, layer.width, layer.height);
       const d = pixels.data;
-      for (let i = 0; i < d.length; i += 4) {
-        const garment = d[i] >= 128;
-        d[i] = 15; d[i + 1] = 181; d[i + 2] = 201; // cyan tint
-        d[i + 3] = garment ? 110 : 0;
+      const w = layer.width;
+      const h = layer.height;
+      const inside = new Uint8Array(w * h);
+      for (let i = 0; i < w * h; i++) inside[i] = d[i * 4] >= 128 ? 1 : 0;
+      // outside the cut-out is dimmed; its edge (3 mask pixels) is drawn in cyan, visible on any garment
+      const edge = (x, y) => {
+        for (let dy = -3; dy <= 3; dy++) {
+          for (let dx = -3; dx <= 3; dx++) {
+            const nx = x + dx;
+            const ny = y + dy;
+            if (nx >= 0 && ny >= 0 && nx < w && ny < h && !inside[ny * w + nx]) return true;
+          }
+        }
+        return false;
+      };
+      for (let y = 0; y < h; y++) {
+        for (let x = 0; x < w; x++) {
+          const i = y * w + x;
+          const o = i * 4;
+          if (!inside[i]) {
+            d[o] = 0; d[o + 1] = 0; d[o + 2] = 0; d[o + 3] = 115;
+          } else if (edge(x, y)) {
+            d[o] = 0; d[o + 1] = 229; d[o + 2] = 255; d[o + 3] = 255;
+          } else {
+            d[o + 3] = 0;
+          }
+        }
       }
       g.putImageData(pixels, 0, 0);
       overlay = layer;
