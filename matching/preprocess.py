@@ -38,25 +38,14 @@ def studio_mask(image: Image.Image, *, white_level: int = 232) -> np.ndarray | N
     return mask
 
 
-def canonical_crop(image: Image.Image, mask: np.ndarray | None, *, margin: float = 0.04) -> Image.Image:
-    """The garment on neutral grey, cropped to its box (+ margin) and padded square.
-
-    With no usable mask the whole photo is padded square unchanged.
+def canonical_crop(image: Image.Image, mask: np.ndarray | None) -> Image.Image:
+    """The garment on neutral grey, cropped to its box (+ margin) and padded square: ``segmentation.view``'s
+    garment view at full resolution. With no usable mask the whole photo is padded square unchanged.
     """
-    rgb = image.convert("RGB")
-    if mask is None or mask.shape[:2] != (rgb.height, rgb.width) or (mask > 0).mean() < MIN_MASK_SHARE:
-        return pad_square(rgb)
-    ys, xs = np.nonzero(mask > 0)
-    x0, x1, y0, y1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
-    pad = int(round(margin * max(x1 - x0, y1 - y0)))
-    x0, y0 = max(0, x0 - pad), max(0, y0 - pad)
-    x1, y1 = min(rgb.width, x1 + pad), min(rgb.height, y1 + pad)
-    array = np.asarray(rgb, dtype=np.uint8)[y0:y1, x0:x1]
-    keep = mask[y0:y1, x0:x1] > 0
-    out = np.empty_like(array)
-    out[:] = NEUTRAL_GREY
-    out[keep] = array[keep]
-    return pad_square(Image.fromarray(out))
+    from segmentation.view import garment_view
+
+    usable = mask is not None and mask.shape[:2] == (image.height, image.width) and (mask > 0).mean() >= MIN_MASK_SHARE
+    return garment_view(image, mask if usable else None, max_side=0)
 
 
 def pad_square(image: Image.Image) -> Image.Image:

@@ -19,6 +19,7 @@ from catalog.models import Product, ProductImage
 from segmentation import METHODS, CutOut, HintError, SegmentationInputError, cut_out, cut_out_garments
 from segmentation import hints as hint_utils
 from segmentation.hints import Hints
+from segmentation.view import garment_view
 
 from . import conf, search
 from .embedders import Embedder, get_embedder
@@ -343,9 +344,8 @@ def _whole_photo(image: Image.Image, method: str) -> CutOut:
 
 
 def _view_of(image: Image.Image, cut: CutOut) -> Image.Image:
-    if cut.status != "ok":
-        return canonical_crop(image, None)
-    return canonical_crop(image, np.asarray(cut.mask))
+    """The embedder's view: the same picture as ``cut.cutout`` (``segmentation.view.garment_view``)."""
+    return garment_view(image, np.asarray(cut.mask) if cut.status == "ok" and cut.mask is not None else None)
 
 
 def _method(segment: bool | str) -> str | None:

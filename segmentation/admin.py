@@ -6,7 +6,8 @@ from .versions import segmenter_activate
 
 @admin.register(SegmentationExample)
 class SegmentationExampleAdmin(admin.ModelAdmin):
-    list_display = ("id", "source", "split", "kind", "created")
+    list_display = ("id", "source", "split", "kind", "origin", "created")
+    search_fields = ("origin",)
     list_filter = ("source", "split", "kind")
 
 

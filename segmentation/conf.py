@@ -31,11 +31,8 @@ def grabcut_iterations() -> int:
 
 
 def cutout_size() -> int:
+    """Long side cap of the cut-out (``view.garment_view``), which is also what the embedder gets."""
     return int(_get("CUTOUT_SIZE", 256))
-
-
-def cutout_margin() -> float:
-    return float(_get("CUTOUT_MARGIN", 0.08))
 
 
 def stroke_thickness() -> int:
@@ -51,6 +48,11 @@ def min_area_fraction() -> float:
 def flip_tta() -> bool:
     """Average the network's output with the mirrored photo's (test-time augmentation)."""
     return bool(_get("FLIP_TTA", True))
+
+
+def version_check_seconds() -> float:
+    """How often (at most) a process asks the database which segmenter version is active."""
+    return float(_get("VERSION_CHECK_SECONDS", 10))
 
 
 def torch_threads() -> int:

@@ -35,6 +35,19 @@ def split_of(key: str, val_percent: int = 20) -> str:
     return "val" if int.from_bytes(digest[:4], "big") % 100 < val_percent else "train"
 
 
+DEV_PERCENT = 12
+
+
+def ccp_split_of(key: str) -> str:
+    """"val" (20 %, held out: evaluation only), "dev" (about 10 %: choosing the best epoch) or "train".
+
+    The held-out photos are exactly ``split_of``'s, so earlier versions were never trained on them either."""
+    split = split_of(key)
+    if split == "train" and split_of(f"{key}:dev", DEV_PERCENT) == "val":
+        return "dev"
+    return split
+
+
 def resize_long(image: np.ndarray, long_side: int, interpolation: int = cv2.INTER_AREA) -> np.ndarray:
     h, w = image.shape[:2]
     scale = long_side / max(h, w)
@@ -80,7 +93,7 @@ def load_ccp(
         if image.shape[:2] != raw.shape[:2]:
             image = cv2.resize(image, (raw.shape[1], raw.shape[0]), interpolation=cv2.INTER_AREA)
         key = f"ccp:{path.stem}"
-        split = split_of(key)
+        split = ccp_split_of(key)
         if split == "train":
             backgrounds.extend(_ccp_background_strips(image, raw))
         examples.append(

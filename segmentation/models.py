@@ -27,6 +27,9 @@ class SegmentationExample(models.Model):
     source = models.CharField(max_length=20, choices=ExampleSource.choices)
     split = models.CharField(max_length=5, choices=ExampleSplit.choices, default=ExampleSplit.TRAIN)
     kind = models.CharField(max_length=20, blank=True, help_text="Garment kind of the mask when known.")
+    origin = models.CharField(
+        max_length=100, blank=True, help_text="Where it came from (e.g. snapshot:42); one example per origin."
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -35,6 +38,7 @@ class SegmentationExample(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(source__in=ExampleSource.values), name="segexample_source_valid"),
             models.CheckConstraint(condition=Q(split__in=ExampleSplit.values), name="segexample_split_valid"),
+            models.UniqueConstraint(fields=["origin"], condition=~Q(origin=""), name="segexample_unique_origin"),
         ]
 
     def __str__(self) -> str:

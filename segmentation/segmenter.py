@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,17 +75,19 @@ class Segmenter:
 
 
 _lock = threading.Lock()
-_cached: dict[str, Segmenter | None] = {}
+_state: dict = {}  # "segmenter", "token" (what the database said was active), "checked" (monotonic seconds)
+_UNKNOWN = object()
 
 
-def _active_spec() -> SegmenterSpec | None:
-    from .models import SegmenterModel  # not at module level: segmentation/__init__ loads before the app registry
-
+def _active_spec() -> SegmenterSpec | None | object:
+    """The active version's spec, None when no row is active, ``_UNKNOWN`` when the database cannot say."""
     try:
-        row = SegmenterModel.objects.filter(active=True).first()
+        from .models import SegmenterModel  # not at module level: segmentation/__init__ loads before the app registry
+
+        row = SegmenterModel.objects.filter(active=True).only("name", "weights_path", "weights_sha256").first()
     except DatabaseError as exc:  # no database (or not migrated): shipped weights still work
-        log.warning("segmenter versions unavailable (%s); using shipped weights", exc)
-        return None
+        log.warning("segmenter versions unavailable (%s)", exc)
+        return _UNKNOWN
     if row is None:
         return None
     return SegmenterSpec(version=row.name, weights_path=resolve_path(row.weights_path), sha256=row.weights_sha256)
@@ -99,25 +102,45 @@ def _shipped_spec() -> SegmenterSpec | None:
     )
 
 
+def _load_first(*specs: SegmenterSpec | None) -> Segmenter | None:
+    for spec in specs:
+        if spec is None:
+            continue
+        try:
+            return Segmenter(spec).load()
+        except WeightsError as exc:
+            log.error("segmenter %s unusable: %s", spec.version, exc)
+    return None
+
+
 def get_segmenter() -> Segmenter | None:
     """The segmenter serving now (loaded): the active version, else the shipped weights; None when neither
-    loads (a missing or altered file is logged and skipped, so intake falls back to GrabCut)."""
+    loads (a missing or altered file is logged and skipped, so intake falls back to GrabCut).
+
+    Every process (web, Celery) asks the database which version is active at most every
+    ``STOCKMATCH_SEG_VERSION_CHECK_SECONDS`` (one indexed query) and loads the new one when it changed, so an
+    activation reaches running processes without a restart."""
     with _lock:
-        if "current" not in _cached:
-            segmenter = None
-            for spec in (_active_spec(), _shipped_spec()):
-                if spec is None:
-                    continue
-                try:
-                    segmenter = Segmenter(spec).load()
-                    break
-                except WeightsError as exc:
-                    log.error("segmenter %s unusable: %s", spec.version, exc)
-            _cached["current"] = segmenter
-        return _cached["current"]
+        now = time.monotonic()
+        if "segmenter" in _state and now - _state["checked"] < conf.version_check_seconds():
+            return _state["segmenter"]
+        active = _active_spec()
+        _state["checked"] = now
+        if active is _UNKNOWN:
+            if "segmenter" not in _state:  # no database yet: serve the shipped weights, ask again next time
+                _state.update(segmenter=_load_first(_shipped_spec()), token=_UNKNOWN)
+            return _state["segmenter"]
+        token = None if active is None else (active.version, active.sha256)
+        if "segmenter" in _state and _state["token"] == token:
+            return _state["segmenter"]
+        segmenter = _load_first(active, _shipped_spec())
+        if "segmenter" in _state and segmenter is not None:
+            log.info("segmenter version changed: now serving %s", segmenter.version)
+        _state.update(segmenter=segmenter, token=token)
+        return segmenter
 
 
 def reset_segmenter() -> None:
-    """Forget the loaded segmenter (after activating another version)."""
+    """Forget the loaded segmenter (after activating another version in this process)."""
     with _lock:
-        _cached.clear()
+        _state.clear()

@@ -1,10 +1,12 @@
 """``cut_out`` and ``cut_out_garments``: the segmentation entry points (contract in docs/CONTRACTS.md).
 
-Pipeline: the photo is reduced to working size (long side ``STOCKMATCH_SEG_WORKING_SIZE``, 160 px); the
+Pipeline: the photo is reduced to working size (long side ``STOCKMATCH_SEG_WORKING_SIZE``, 128 px); the
 network (when a version is available) gives class probabilities; GrabCut runs at working size, started from
 hints, from the network's garment probability or from a centre prior; the mask is cleaned (main components,
-small holes filled) and brought to the photo's resolution with a guided filter; the cut-out is the garment
-on neutral grey, cropped to its box plus a margin and padded square.
+small holes filled) and brought to the photo's resolution with a guided filter; the cut-out is
+``view.garment_view`` (the embedder's view). A rectangle hint is a hard frame: the photo is cropped to it (plus
+a ring of context that GrabCut takes as background) and cut again at the crop's own working size, so a tight
+box gives the network and GrabCut a closer look instead of changing nothing.
 """
 
 from __future__ import annotations
@@ -13,20 +15,25 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from . import conf, grabcut, postprocess
 from . import hints as hint_utils
-from .classes import BACKGROUND, GARMENT_KINDS
+from .classes import garment_labels, garment_probability
+from .garments import split_garments
 from .segmenter import get_segmenter
 from .source import Source
 from .types import METHODS, CutOut
+from .view import garment_view
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 log = logging.getLogger(__name__)
-GREY = (128, 128, 128)
+FRAME_CONTEXT = 0.08  # a box hint is cut with this ring of context around it (sure background for GrabCut)
 
 
 @dataclass
@@ -128,94 +135,116 @@ def _grabcut_in_play(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return mask
 
 
-def _garment_mask(
-    work: _Working, method: str
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, str, str | None]:
-    """(bool mask at working size, soft garment probability or None, class probabilities or None, method used,
-    model version)."""
+@dataclass
+class _Parse:
+    mask: np.ndarray  # bool, working size
+    soft: np.ndarray | None  # garment probability blended with the mask, for edge refinement
+    probs: np.ndarray | None  # class probabilities (C x H x W)
+    classes: list[str]
+    method: str
+    version: str | None
+
+
+def _garment_mask(work: _Working, method: str) -> _Parse:
     h, w = work.image.shape[:2]
     if grabcut.is_flat(work.image):  # a blank photo: no garment, whatever a network would guess
         only_strokes = _apply_hints(np.zeros((h, w), bool), work.small_hints)
-        return only_strokes, None, None, method, None
+        return _Parse(only_strokes, None, None, [], method, None)
     net = _network() if method in ("auto", "tiramisu") else None
-    probs = None
+    probs, classes, garment_prob = None, [], None
     if net is not None:
         probs = _predict(net, work.image)
-        garment_prob = 1.0 - probs[BACKGROUND]
+        classes = net.classes
+        garment_prob = garment_probability(probs, classes)
     if method == "tiramisu" and net is not None:
-        mask = probs.argmax(axis=0) != BACKGROUND
+        mask = garment_labels(probs.argmax(axis=0), classes)
         used, soft = "tiramisu", garment_prob
     else:
-        prior = garment_prob if net is not None else None
-        mask = _grabcut(work, prior)
+        mask = _grabcut(work, garment_prob)
         used = "auto" if net is not None else "grabcut"
-        soft = None if prior is None else 0.5 * prior + 0.5 * mask
+        soft = None if garment_prob is None else 0.5 * garment_prob + 0.5 * mask
     mask = _apply_hints(mask, work.small_hints)
     must_keep = _stroke_mask((h, w), work.small_hints.fg) if work.small_hints and work.small_hints.fg else None
     mask = postprocess.clean(mask, must_keep=must_keep)
-    return mask, soft, probs, used, (net.version if net is not None else None)
+    return _Parse(mask, soft, probs, classes, used, net.version if net is not None else None)
 
 
-def _finish(
-    work: _Working,
-    mask_small: np.ndarray,
-    soft: np.ndarray | None,
-    method: str,
-    version: str | None,
-    started: float,
-    kind: str | None = None,
-) -> CutOut:
-    source = work.source
-    if mask_small.mean() < conf.min_area_fraction() or not mask_small.any():
-        return _empty(source, method, version, started, kind)
-    guide = source.scaled(conf.refine_size())
-    mask = postprocess.upsample(mask_small, soft, guide, source.size)
+def _full_mask(work: _Working, mask_small: np.ndarray, soft: np.ndarray | None) -> np.ndarray | None:
+    """uint8 0/255 mask at the photo's resolution (edges refined), or None when nothing worth a cut-out is left."""
+    if not mask_small.any() or mask_small.mean() < conf.min_area_fraction():
+        return None
+    guide = work.source.scaled(conf.refine_size())
+    mask = postprocess.upsample(mask_small, soft, guide, work.source.size)
     if work.hints is not None and work.hints.rect is not None:  # exact rectangle at full resolution
         x0, y0, x1, y1 = work.hints.rect
         mask[:y0] = 0
         mask[y1:] = 0
         mask[:, :x0] = 0
         mask[:, x1:] = 0
-    rows = np.flatnonzero(mask.any(axis=1))
-    if len(rows) == 0:
-        return _empty(source, method, version, started, kind)
-    cols = np.flatnonzero(mask.any(axis=0))
+    return mask if mask.any() else None
+
+
+def _result(
+    source: Source,
+    mask: np.ndarray | None,
+    method: str,
+    version: str | None,
+    started: float,
+    kind: str | None = None,
+    confidence: float | None = None,
+) -> CutOut:
+    ms = (time.perf_counter() - started) * 1000
+    if mask is None:
+        empty = np.zeros((source.height, source.width), np.uint8)
+        return CutOut(empty, garment_view(source, None), None, method, version, ms, "empty", kind, confidence)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     bbox = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
-    cutout = _compose_cutout(source, mask, bbox)
-    return CutOut(mask, cutout, bbox, method, version, (time.perf_counter() - started) * 1000, "ok", kind)
+    return CutOut(mask, garment_view(source, mask), bbox, method, version, ms, "ok", kind, confidence)
 
 
-def _compose_cutout(source: Source, mask: np.ndarray, bbox: tuple[int, int, int, int]) -> Image.Image:
-    size = conf.cutout_size()
-    x0, y0, x1, y1 = bbox
-    margin = round(conf.cutout_margin() * max(x1 - x0, y1 - y0))
-    box = (max(0, x0 - margin), max(0, y0 - margin), min(source.width, x1 + margin), min(source.height, y1 + margin))
-    rgb = source.crop(box, size)
-    alpha = cv2.resize(
-        mask[box[1] : box[3], box[0] : box[2]], (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_AREA
+def _framed(work: _Working) -> tuple[_Working, tuple[int, int, int, int]]:
+    """The photo cropped to the rectangle hint plus a ring of context, with the hints moved into the crop."""
+    x0, y0, x1, y1 = work.hints.rect
+    pad = max(8, round(FRAME_CONTEXT * max(x1 - x0, y1 - y0)))
+    box = (max(0, x0 - pad), max(0, y0 - pad), min(work.source.width, x1 + pad), min(work.source.height, y1 + pad))
+    source = work.source
+    crop = source.pil.crop(box) if source.pil is not None else source.array[box[1] : box[3], box[0] : box[2]]
+    offset = np.array([box[0], box[1]], np.float64)
+    moved = hint_utils.Hints(
+        rect=(x0 - box[0], y0 - box[1], x1 - box[0], y1 - box[1]),
+        fg=[points - offset for points in work.hints.fg],
+        bg=[points - offset for points in work.hints.bg],
     )
-    alpha = (alpha.astype(np.float32) / 255.0)[..., None]
-    blended = (rgb.astype(np.float32) * alpha + np.float32(GREY) * (1 - alpha)).astype(np.uint8)
-    return _pad_square(blended, size)
+    inner = Source(crop)
+    small = inner.scaled(conf.working_size())
+    scale = small.shape[1] / inner.width
+    return _Working(inner, small, scale, moved, hint_utils.scaled(moved, scale, small.shape[1], small.shape[0])), box
 
 
-def _pad_square(rgb: np.ndarray, size: int) -> Image.Image:
-    h, w = rgb.shape[:2]
-    scale = size / max(h, w)
-    resized = cv2.resize(
-        rgb,
-        (max(1, round(w * scale)), max(1, round(h * scale))),
-        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
-    )
-    canvas = Image.new("RGB", (size, size), GREY)
-    canvas.paste(Image.fromarray(resized), ((size - resized.shape[1]) // 2, (size - resized.shape[0]) // 2))
-    return canvas
-
-
-def _empty(source: Source, method: str, version: str | None, started: float, kind: str | None = None) -> CutOut:
-    whole = _pad_square(source.scaled(conf.cutout_size()), conf.cutout_size())
-    mask = np.zeros((source.height, source.width), np.uint8)
-    return CutOut(mask, whole, None, method, version, (time.perf_counter() - started) * 1000, "empty", kind)
+def _disjoint(full: list[np.ndarray | None], small: list[np.ndarray]) -> list[np.ndarray | None]:
+    """Edge refinement grows each garment's mask a little on its own; where two overlap at full resolution, the
+    pixel goes to the garment that had it at working size."""
+    present = [m for m in full if m is not None]
+    if len(present) < 2:
+        return full
+    count = np.zeros(present[0].shape, np.uint8)
+    for m in present:
+        count += m > 0
+    overlap = count > 1
+    if not overlap.any():
+        return full
+    owner = np.zeros(small[0].shape, np.uint8)
+    for i, m in enumerate(small, start=1):
+        owner[m] = i
+    h, w = present[0].shape
+    owner = cv2.resize(owner, (w, h), interpolation=cv2.INTER_NEAREST)
+    out = []
+    for i, m in enumerate(full, start=1):
+        if m is not None:
+            m = m.copy()
+            m[overlap & (owner != i)] = 0
+        out.append(m)
+    return out
 
 
 def _check_method(method: str) -> None:
@@ -231,37 +260,39 @@ def cut_out(image, hints: Mapping | None = None, method: str = "auto") -> CutOut
     started = time.perf_counter()
     _check_method(method)
     work = _prepare(image, hints)
-    mask, soft, _, used, version = _garment_mask(work, method)
-    return _finish(work, mask, soft, used, version, started)
+    if work.hints is not None and work.hints.rect is not None:
+        framed, box = _framed(work)
+        parse = _garment_mask(framed, method)
+        inner = _full_mask(framed, parse.mask, parse.soft)
+        mask = None
+        if inner is not None:
+            mask = np.zeros((work.source.height, work.source.width), np.uint8)
+            mask[box[1] : box[3], box[0] : box[2]] = inner
+        return _result(work.source, mask, parse.method, parse.version, started)
+    parse = _garment_mask(work, method)
+    return _result(work.source, _full_mask(work, parse.mask, parse.soft), parse.method, parse.version, started)
 
 
-def cut_out_garments(image, method: str = "auto") -> list[CutOut]:  # noqa: ANN001
-    """One cut-out per garment kind found (topwear, bottomwear, full-body, footwear), largest first.
+def cut_out_garments(image: Image.Image | np.ndarray, method: str = "auto") -> list[CutOut]:
+    """One cut-out per real garment (``garments.split_garments``: a dress is one full-body garment, a top and
+    trousers are two, shoes one footwear cut-out), each with its kind and confidence, largest first.
 
-    Needs the network to tell kinds apart; without it (or when no kind is found but something is) the
-    result is a single cut-out with ``kind=None``. Never empty: nothing found gives one ``empty`` result."""
+    Needs the network to tell kinds apart; without it (or when no garment passes the size rules but something
+    was found) the result is a single cut-out with ``kind=None``. Never empty: nothing found gives one
+    ``empty`` result."""
     started = time.perf_counter()
     _check_method(method)
     work = _prepare(image, None)
-    mask, soft, probs, used, version = _garment_mask(work, method)
-    if probs is None or not mask.any():
-        return [_finish(work, mask, soft, used, version, started)]
-    garment_probs = probs[1:]  # every class but background
-    assigned = garment_probs.argmax(axis=0) + 1
-    classes = get_segmenter().classes
-    results: list[tuple[int, CutOut]] = []
-    min_pixels = max(4, 0.01 * mask.size)
-    for kind in GARMENT_KINDS:
-        if kind not in classes:
-            continue
-        part = mask & (assigned == classes.index(kind))
-        if part.sum() < min_pixels:
-            continue
-        part = postprocess.clean(part, keep_ratio=0.3)
-        cut = _finish(work, part, None, used, version, started, kind=kind)
-        if cut.status == "ok":
-            results.append((int(part.sum()), cut))
-    if not results:
-        return [_finish(work, mask, soft, used, version, started)]
-    results.sort(key=lambda item: -item[0])
-    return [cut for _, cut in results]
+    parse = _garment_mask(work, method)
+    results = []
+    if parse.probs is not None and parse.mask.any():
+        garments = split_garments(parse.mask, parse.probs, parse.classes)
+        masks = _disjoint([_full_mask(work, g.mask, None) for g in garments], [g.mask for g in garments])
+        for garment, mask in zip(garments, masks, strict=True):
+            if mask is not None and mask.any():
+                results.append(
+                    _result(work.source, mask, parse.method, parse.version, started, garment.kind, garment.confidence)
+                )
+    return results or [
+        _result(work.source, _full_mask(work, parse.mask, parse.soft), parse.method, parse.version, started)
+    ]

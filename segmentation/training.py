@@ -15,12 +15,16 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import data as seg_data
-from .classes import BACKGROUND, CLASSES
+from .classes import BACKGROUND, CLASS_INDEX, CLASSES, garment_labels
 from .data import Example, Product
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,11 @@ class TrainConfig:
     catalog_limit: int | None = None
     phone_limit: int | None = None
     val_composites: int = 60
+    init_from: str | None = None  # weights file to start from (layers of matching shape; the head by class name)
+    class_balance: bool = True  # weight the cross-entropy by inverse square-root class frequency
+    # photos that choose the best epoch: "dev" (part of the training side) keeps the held-out "val" photos for
+    # evaluation only; "val" is how versions before the dev split were chosen
+    select_on: str = "dev"
     show_progress: bool = True
 
 
@@ -82,20 +91,21 @@ def load_training_data(config: TrainConfig, extra: list[Example] | None = None) 
         ccp, strips = seg_data.load_ccp(root / "ccp-masks", limit=config.ccp_limit)
         photos.extend(ccp)
         backgrounds_train.extend(strips)
-    if root is not None and (root / "catalog-photos").exists():
+    pasted = config.mix.get("composite", 0) + config.mix.get("plain", 0) > 0  # catalogue cut-outs needed at all
+    if pasted and root is not None and (root / "catalog-photos").exists():
         products = seg_data.load_catalog(
             root / "catalog-photos", cache_dir=Path(config.work_dir) / "cache", limit=config.catalog_limit
         )
-    if root is not None and (root / "phone-photos").exists():
+    if pasted and root is not None and (root / "phone-photos").exists():
         tr, va = seg_data.load_phone_backgrounds(
             root / "phone-photos", limit=config.phone_limit, cache_dir=Path(config.work_dir) / "cache"
         )
         backgrounds_train.extend(tr)
         backgrounds_val.extend(va)
-    if not backgrounds_val:
+    if not backgrounds_val and pasted:
         backgrounds_val = backgrounds_train[-max(1, len(backgrounds_train) // 5) :]
     train_photos = [p for p in photos if p.split == "train"]
-    val_photos = [p for p in photos if p.split == "val"]
+    val_photos = [p for p in photos if p.split == config.select_on or (p.split == "val" and p.source != "ccp")]
     if not train_photos and not products:
         raise ValueError(f"No training data found under {root} (expected ccp-masks/, catalog-photos/ ...)")
     return TrainingData(
@@ -172,20 +182,26 @@ def make_batch(
     return np.stack(images), np.stack(labels).astype(np.int64)
 
 
-def evaluate_model(model, val: list[Example], stride: int) -> dict:  # noqa: ANN001
-    """Per-image garment IoU (garment = argmax != background) and per-class IoU over the set."""
+def evaluate_model(
+    model: torch.nn.Module, val: list[Example], stride: int, classes: list[str] | None = None
+) -> dict:
+    """Per-image garment IoU (garment = the most likely class is worn) and per-class IoU over the set.
+
+    ``classes`` are the model's classes when they differ from ours (an older version): predictions are mapped
+    to ours by name, classes it does not know count as background."""
     import torch
     from segmentation_models_pytorch import metrics as smp_metrics
 
     from .inference import predict_probs
 
+    to_ours = np.asarray([CLASS_INDEX.get(name, BACKGROUND) for name in (classes or CLASSES)], np.int64)
     model.eval()
     ious: dict[str, list[float]] = {}
     tp_all, fp_all, fn_all, tn_all = [], [], [], []
     for ex in val:
         probs = predict_probs(model, ex.image, stride)
-        pred = probs.argmax(axis=0)
-        fg_pred, fg_true = pred != BACKGROUND, ex.labels != BACKGROUND
+        pred = to_ours[probs.argmax(axis=0)]
+        fg_pred, fg_true = garment_labels(pred), garment_labels(ex.labels)
         union = (fg_pred | fg_true).sum()
         iou = 1.0 if union == 0 else float((fg_pred & fg_true).sum() / union)
         ious.setdefault(ex.source, []).append(iou)
@@ -244,6 +260,47 @@ def lr_at(config: TrainConfig, step: int, total_steps: int, elapsed_s: float) ->
     return config.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
+def class_weights(dataset: TrainingData) -> np.ndarray:
+    """Inverse square-root pixel frequency of each class in the labelled training photos, normalised to a mean
+    of 1 over the classes seen and clipped to [0.25, 4]: full-body and footwear are a few percent of a street
+    photo's pixels, background most of them. (Composites, mostly background, are left out of the count.)"""
+    counts = np.zeros(len(CLASSES), np.float64)
+    for ex in dataset.train_photos:
+        counts += np.bincount(ex.labels.ravel(), minlength=len(CLASSES))[: len(CLASSES)]
+    seen = counts > 0
+    weights = np.ones(len(CLASSES))
+    if seen.any():
+        weights[seen] = 1.0 / np.sqrt(counts[seen] / counts.sum())
+        weights[seen] /= weights[seen].mean()
+    return np.clip(weights, 0.25, 4.0).astype(np.float32)
+
+
+def init_from_weights(model: torch.nn.Module, path: Path) -> dict:
+    """Start from another version: every tensor of matching name and shape is copied; the classifier's rows are
+    copied by class name, and classes the source lacks (skin, hair) start from its background row."""
+    import torch
+
+    from .weights import load_network
+
+    source, meta = load_network(Path(path))
+    src_state = source.state_dict()
+    src_classes = list(meta.get("classes", []))
+    own = model.state_dict()
+    copied = 0
+    with torch.no_grad():
+        for key, tensor in own.items():
+            if key.startswith("head.") and key in src_state and src_classes:
+                for i, name in enumerate(CLASSES):
+                    j = src_classes.index(name) if name in src_classes else src_classes.index("background")
+                    tensor[i] = src_state[key][j]
+                copied += 1
+            elif key in src_state and src_state[key].shape == tensor.shape:
+                tensor.copy_(src_state[key])
+                copied += 1
+    model.load_state_dict(own)
+    return {"init_from": str(path), "tensors_copied": copied, "tensors": len(own)}
+
+
 def train(
     config: TrainConfig,
     *,
@@ -269,10 +326,14 @@ def train(
     dataset = load_training_data(config, extra_examples)
     val = validation_set(config, dataset)
     net_config = config_for(config.arch, num_classes=len(CLASSES))
-    model = Tiramisu(net_config).to(memory_format=torch.channels_last)
+    model = Tiramisu(net_config)
+    init_info = init_from_weights(model, Path(config.init_from)) if config.init_from else {}
+    model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     dice = smp.losses.DiceLoss(mode="multiclass", from_logits=True)
-    ce = torch.nn.CrossEntropyLoss()
+    weights = class_weights(dataset) if config.class_balance else np.ones(len(CLASSES), np.float32)
+    log.info("class weights: %s", dict(zip(CLASSES, weights.round(3).tolist(), strict=True)))
+    ce = torch.nn.CrossEntropyLoss(weight=torch.from_numpy(weights))
     state = {"epoch": 0, "step": 0, "elapsed": 0.0, "best": -1.0, "history": []}
     last_path, best_path = directory / "last.pt", directory / "best.pt"
     if config.resume and last_path.exists():
@@ -356,6 +417,8 @@ def train(
     }
     metrics = dict(best["metrics"])
     metrics["val_fingerprint"] = validation_fingerprint(val)
+    metrics["class_weights"] = dict(zip(CLASSES, weights.round(4).tolist(), strict=True))
+    metrics.update(init_info)
     if baseline_weights is not None and val:
         metrics.update(_baseline_metrics(Path(baseline_weights), val))
     return TrainResult(
@@ -391,5 +454,7 @@ def _baseline_metrics(path: Path, val: list[Example]) -> dict:
         )
         for ex in val
     ]
-    scores = evaluate_model(model, resized, int(meta.get("input", {}).get("stride", model.config.stride)))
+    scores = evaluate_model(
+        model, resized, int(meta.get("input", {}).get("stride", model.config.stride)), meta.get("classes")
+    )
     return {"baseline_val_iou": scores["val_iou"]}

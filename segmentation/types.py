@@ -13,13 +13,14 @@ METHODS = ("auto", "grabcut", "tiramisu")
 @dataclass
 class CutOut:
     mask: np.ndarray  # uint8 HxW, 0/255, at the input image's resolution
-    cutout: Image.Image  # RGB, garment on neutral grey, cropped to bbox + margin, padded square
+    cutout: Image.Image  # RGB, segmentation.view.garment_view: the garment on grey, box + 4 % margin, padded square
     bbox: tuple[int, int, int, int] | None  # x0, y0, x1, y1 in input coordinates; None when empty
     method: str  # the method actually used ("grabcut", "tiramisu", "auto", "none")
     model_version: str | None  # SegmenterModel name/version when a network was used
     ms: float  # wall time
     status: str  # "ok" | "empty" (no garment found: cutout is the whole photo)
     kind: str | None = None  # garment kind for cut_out_garments
+    confidence: float | None = None  # cut_out_garments: the network's mean probability of ``kind`` over the mask
 
 
 class SegmentationInputError(ValueError):

@@ -16,7 +16,7 @@ from segmentation.data import split_of
 from segmentation.evaluation import boundary_f1, iou
 from segmentation.models import SegmentationExample, SegmenterModel
 
-KEYS = {"n_images", "miou", "boundary_f1", "ms_per_image_p50", "method", "model_version"}
+KEYS = {"n_images", "miou", "boundary_f1", "ms_per_image_p50", "method", "model_version", "per_class_iou", "garments"}
 
 
 @pytest.fixture
@@ -57,7 +57,32 @@ def test_prints_one_json_object(eval_folder, tmp_path, method):
     assert report["ms_per_image_p50"] > 0
     if method == "grabcut":
         assert report["model_version"] is None
+    assert report["per_class_iou"] is None and report["garments"] is None  # no class maps in this folder
     assert (SegmenterModel.objects.count(), SegmentationExample.objects.count()) == before
+
+
+@pytest.mark.django_db
+def test_class_maps_add_per_class_iou_and_garment_counts(shared_data, tmp_path):
+    out = io.StringIO()
+    call_command("make_segmentation_evalset", source="ccp", out=str(tmp_path / "ccp"), data=str(shared_data),
+                 stdout=out)
+    written = json.loads(out.getvalue())["written"]
+    assert written == len(list((tmp_path / "ccp" / "labels").glob("*.png"))) > 50
+    # keep four photos to score
+    for path in sorted((tmp_path / "ccp" / "images").glob("*.jpg"))[4:]:
+        path.unlink()
+    out = io.StringIO()
+    call_command("evaluate_segmentation", images=str(tmp_path / "ccp" / "images"),
+                 masks=str(tmp_path / "ccp" / "masks"), method="auto", stdout=out)
+    report = json.loads(out.getvalue())
+    assert set(report) == KEYS and report["n_images"] == 4
+    assert set(report["per_class_iou"]) == {"topwear", "bottomwear", "full-body", "footwear"}
+    scored = [v for v in report["per_class_iou"].values() if v is not None]
+    assert scored and all(0 <= v <= 1 for v in scored) and max(scored) > 0.2
+    garments = report["garments"]
+    assert garments["photos"] == 4 and garments["truth"] >= 4  # every CCP photo shows at least one garment
+    assert 0 < garments["matched"] <= min(garments["truth"], garments["found"])
+    assert sum(k["truth"] for k in garments["per_kind"].values()) == garments["truth"]
 
 
 def test_metrics_on_known_masks():

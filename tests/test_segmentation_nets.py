@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
-from segmentation.classes import CLASS_INDEX, CLASSES, ccp_lookup
+from segmentation.classes import CLASS_INDEX, CLASSES, ccp_lookup, garment_labels, garment_probability
 from segmentation.nets import ARCHITECTURES, UnknownArchitecture, build
 from segmentation.nets.tiramisu import count_parameters
 
@@ -48,9 +49,24 @@ def test_ccp_labels_map_to_our_kinds(shared_data):
     for line in (shared_data / "ccp-masks" / "label_list.csv").read_text().splitlines()[1:]:
         value, name = line.split(",")[:2]
         names[name] = int(value)
-    assert lookup[names["null"]] == lookup[names["skin"]] == lookup[names["hair"]] == CLASS_INDEX["background"]
+    assert lookup[names["null"]] == CLASS_INDEX["background"]
+    assert lookup[names["skin"]] == CLASS_INDEX["skin"] and lookup[names["hair"]] == CLASS_INDEX["hair"]
     assert lookup[names["t-shirt"]] == lookup[names["blazer"]] == CLASS_INDEX["topwear"]
     assert lookup[names["jeans"]] == lookup[names["skirt"]] == CLASS_INDEX["bottomwear"]
     assert lookup[names["dress"]] == CLASS_INDEX["full-body"]
     assert lookup[names["sneakers"]] == lookup[names["boots"]] == CLASS_INDEX["footwear"]
     assert lookup[names["bag"]] == lookup[names["necklace"]] == CLASS_INDEX["other"]
+
+
+def test_skin_and_hair_are_never_garment():
+    labels = np.array([[CLASS_INDEX[name] for name in CLASSES]], np.uint8)
+    worn = garment_labels(labels)[0]
+    assert [name for name, w in zip(CLASSES, worn, strict=True) if not w] == ["background", "skin", "hair"]
+    probs = np.zeros((len(CLASSES), 1, 2), np.float32)
+    probs[CLASS_INDEX["skin"], 0, 0] = 0.7
+    probs[CLASS_INDEX["topwear"], 0, 0] = 0.3
+    probs[CLASS_INDEX["footwear"], 0, 1] = 1.0
+    assert garment_probability(probs, CLASSES)[0].tolist() == pytest.approx([0.3, 1.0])
+    # an older six-class version: everything but background is worn
+    six = ["background", "topwear", "bottomwear", "full-body", "footwear", "other"]
+    assert garment_probability(np.full((6, 1, 1), 1 / 6, np.float32), six)[0, 0] == pytest.approx(5 / 6)

@@ -117,6 +117,7 @@ class Snapshot(models.Model):
     decision = models.JSONField(default=dict, blank=True, help_text="The matcher's verdict.")
     timings = models.JSONField(default=dict, blank=True, help_text="Milliseconds per stage.")
     model_version = models.CharField(max_length=100, blank=True)
+    segmenter_version = models.CharField(max_length=120, blank=True, help_text="Segmenter version that made the mask.")
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0, help_text="Processing runs started.")
     events = models.JSONField(default=list, blank=True, help_text="Every status change: from, to, at, by, note.")

@@ -76,10 +76,12 @@ def fix_page(request: HttpRequest, snapshot_id: int) -> HttpResponse:
         raise Http404("This photo has no preview.")
     if not selectors.snapshot_actions(head, user=request.user)["fix"]:
         return redirect("intake:snapshot", snapshot_id=head.pk)  # decided meanwhile: show what happened
+    mask_url = reverse("intake:image", kwargs={"snapshot_id": head.pk, "kind": "mask"}) if head.mask else ""
     context = {
         "snapshot": head,
         "photo_url": reverse("intake:image", kwargs={"snapshot_id": head.pk, "kind": "preview"}),
-        "fix": {"id": head.pk, "width": head.width, "height": head.height, "hints": head.hints},
+        "mask_url": mask_url,
+        "fix": {"id": head.pk, "width": head.width, "height": head.height, "hints": head.hints, "mask_url": mask_url},
     }
     return render(request, "warehouse/fix.html", context)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -9,6 +10,7 @@ from django.utils import timezone
 
 from catalog.models import Product, ProductStatus, Variant
 from catalog.services import variant_adjust_stock
+from segmentation.examples import segmentation_example_from_snapshot
 
 from .. import conf
 from ..models import Arrival, ConfirmSource, Snapshot, SnapshotStatus
@@ -163,6 +165,7 @@ def _confirm(*, snapshot: Snapshot, user: AbstractBaseUser, quantity: int, varia
         head.product = chosen
         head.decided_at = timezone.now()
         save_head(head, "product", "decided_at")
+        transaction.on_commit(partial(segmentation_example_from_snapshot, snapshot_id=head.pk), robust=True)
         return arrival_create(variant=variant, quantity=quantity, bin_location=bin_location, user=user,
                                snapshot=head, idempotency_key=key)
 

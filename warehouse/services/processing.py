@@ -194,11 +194,13 @@ def _json_safe(value: Any) -> Any:
 def store_result(*, head_id: int, run: datetime, photos: list[Snapshot], result: Any, load_ms: float,
                   started: float) -> Snapshot | None:
     store_started = time.perf_counter()
+    versions: dict[int, str] = {}
     files: dict[int, dict[str, str]] = {}
     for photo, cut in zip(photos, result.cutouts or [], strict=False):
         photo.cutout.save("cutout.jpg", ContentFile(encode_jpeg(cut.cutout, quality=88)), save=False)
         photo.mask.save("mask.png", ContentFile(encode_png(cut.mask)), save=False)
         files[photo.pk] = {"cutout": photo.cutout.name, "mask": photo.mask.name}
+        versions[photo.pk] = (cut.model_version or "")[:120]  # the segmenter version that made this mask
     new_files = [name for entry in files.values() for name in entry.values()]
     candidates = [_json_safe(_as_dict(candidate)) for candidate in result.candidates]
     for rank, candidate in enumerate(candidates, start=1):
@@ -215,7 +217,8 @@ def store_result(*, head_id: int, run: datetime, photos: list[Snapshot], result:
             replaced += [photo.cutout.name, photo.mask.name]
             photo.cutout.name, photo.mask.name = files[photo.pk]["cutout"], files[photo.pk]["mask"]
             photo.processed_at = now
-            photo.save(update_fields=["cutout", "mask", "processed_at", "updated_at"])
+            photo.segmenter_version = versions.get(photo.pk, "")
+            photo.save(update_fields=["cutout", "mask", "processed_at", "segmenter_version", "updated_at"])
             if photo.pk == head.pk:
                 head.cutout.name, head.mask.name = photo.cutout.name, photo.mask.name
         timings = {**_json_safe(dict(result.timings or {})), "load_ms": round(load_ms, 1)}

@@ -8,6 +8,8 @@ STOCKMATCH_TRAINED_DIR = DATA_DIR / "models"  # weights trained on this installa
 # the ImageNet backbone ("default") stays the fallback when its weights are missing.
 SHIPPED_EMBEDDER_WEIGHTS = STOCKMATCH_MODELS_DIR / "embedder" / "efficientnet-lite0-ft256.pt"
 EMBEDDER_NAME = env_str("STOCKMATCH_EMBEDDER", "trained" if SHIPPED_EMBEDDER_WEIGHTS.exists() else "default")
+# Seconds between a process's checks of which segmenter version is active (a new one is loaded without restart).
+STOCKMATCH_SEG_VERSION_CHECK_SECONDS = env_int("STOCKMATCH_SEG_VERSION_CHECK_SECONDS", 10)
 
 # Embedding backbones, resolved by name like Django's STORAGES. "RUNTIME": "onnx" (default, ~4x faster
 # on CPU; exported once per weights checksum into STOCKMATCH_TRAINED_DIR) or "torch". "POOLING": "gem"

@@ -1,5 +1,5 @@
-"""Write held-out evaluation folders (images/ + masks/) for evaluate_segmentation: CCP val photos, or
-composites of held-out catalogue products on held-out phone-photo backgrounds."""
+"""Write held-out evaluation folders (images/ + masks/ + labels/, our class maps) for evaluate_segmentation: CCP
+val photos, or composites of held-out catalogue products on held-out phone-photo backgrounds."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from PIL import Image
 
 from segmentation import conf
+from segmentation.classes import ccp_lookup
 
 
 class Command(BaseCommand):
@@ -31,17 +32,21 @@ class Command(BaseCommand):
         out = Path(opts["out"])
         (out / "images").mkdir(parents=True, exist_ok=True)
         (out / "masks").mkdir(parents=True, exist_ok=True)
+        (out / "labels").mkdir(parents=True, exist_ok=True)
         written = 0
         if opts["source"] == "ccp":
             ccp = root / "ccp-masks"
             if not ccp.exists():
                 raise CommandError(f"No ccp-masks under {root}")
+            lookup = ccp_lookup(ccp / "label_list.csv")
             for path in sorted((ccp / "images").glob("*.jpg")):
                 if seg_data.split_of(f"ccp:{path.stem}") != "val":
                     continue
                 mask = ccp / "masks" / f"{path.stem}.png"
                 (out / "images" / path.name).write_bytes(path.read_bytes())
                 (out / "masks" / mask.name).write_bytes(mask.read_bytes())
+                with Image.open(ccp / "labels" / mask.name) as raw:
+                    Image.fromarray(lookup[np.asarray(raw)]).save(out / "labels" / mask.name)
                 written += 1
         else:
             products = [
@@ -58,5 +63,6 @@ class Command(BaseCommand):
                 image, labels = seg_data.composite(products, bg, h, w, rng)
                 Image.fromarray(image).save(out / "images" / f"c{i:04d}.jpg", quality=90)
                 Image.fromarray(((labels > 0) * 255).astype(np.uint8)).save(out / "masks" / f"c{i:04d}.png")
+                Image.fromarray(labels).save(out / "labels" / f"c{i:04d}.png")
                 written += 1
         self.stdout.write(json.dumps({"source": opts["source"], "written": written, "out": str(out)}))

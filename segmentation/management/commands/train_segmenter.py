@@ -30,7 +30,16 @@ class Command(BaseCommand):
         parser.add_argument("--resume", action="store_true", help="continue the latest run of --arch (or --name)")
         parser.add_argument("--activate", action="store_true", help="activate even when not better")
         parser.add_argument("--limit", type=int, default=None, help="use at most N photos per source (quick runs)")
+        parser.add_argument("--catalog-limit", type=int, default=None, help="use at most N catalogue photos")
+        parser.add_argument("--phone-limit", type=int, default=None, help="use at most N phone photos (backgrounds)")
         parser.add_argument("--val-composites", type=int, default=60)
+        parser.add_argument(
+            "--init-from", default=None, help="weights file to start from (e.g. models/segmenter/tiramisu_light.pt)"
+        )
+        parser.add_argument("--no-class-balance", action="store_true", help="plain (unweighted) cross-entropy")
+        parser.add_argument(
+            "--mix", default=None, help="batch mix, e.g. ccp=0.6,composite=0.3,plain=0.1 (default 0.5/0.4/0.1)"
+        )
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **opts) -> None:
@@ -62,11 +71,22 @@ class Command(BaseCommand):
             name=opts["name"],
             resume=opts["resume"],
             ccp_limit=opts["limit"],
-            catalog_limit=opts["limit"],
-            phone_limit=opts["limit"],
+            catalog_limit=opts["catalog_limit"] or opts["limit"],
+            phone_limit=opts["phone_limit"] or opts["limit"],
             val_composites=opts["val_composites"],
+            init_from=opts["init_from"],
+            class_balance=not opts["no_class_balance"],
             show_progress=not opts["no_progress"],
         )
+        if opts["mix"]:
+            try:
+                config.mix = {k.strip(): float(v) for k, v in (part.split("=") for part in opts["mix"].split(","))}
+            except ValueError as exc:
+                raise CommandError(f"--mix: expected name=share,... ({exc})") from exc
+            if not set(config.mix) <= {"ccp", "composite", "plain"} or sum(config.mix.values()) <= 0:
+                raise CommandError("--mix: names are ccp, composite, plain with positive shares")
+        if opts["init_from"] and not Path(opts["init_from"]).exists():
+            raise CommandError(f"--init-from: no such file {opts['init_from']}")
         shipped_register()
         current = active_version()
         baseline = resolve_path(current.weights_path) if current is not None else None

@@ -1,5 +1,5 @@
-/* Fix page: a rectangle and keep/remove strokes drawn by touch (pointer events) over the photo,
-   sent in the upright photo's pixel coordinates. */
+/* Fix page: the current cut-out shown over the photo (the rest dimmed, its edge in cyan); a rectangle and keep/remove strokes drawn by touch
+   (pointer events) over it, sent in the upright photo's pixel coordinates. A box alone re-cuts inside it. */
 "use strict";
 
 (() => {
@@ -13,16 +13,76 @@
   let strokes = []; // {kind: "fg" | "bg", points: [[x, y], ...]} in photo pixels
   let history = []; // for undo: "rect" or "stroke"
   let drawing = null;
+  let overlay = null; // the current cut-out: a layer (the mask's size) dimming what is left out, its edge in cyan
+  let showOverlay = true;
 
   const scale = () => data.width / canvas.width; // canvas pixels -> photo pixels
 
+  // The photo takes the height left between the tools above and the buttons below: the sticky button bar never
+  // lies over it, even on a small phone.
+  function fit() {
+    const bar = document.getElementById("fix-bar").offsetHeight;
+    const top = document.getElementById("wrap").getBoundingClientRect().top + window.scrollY;
+    img.style.maxHeight = `${Math.max(160, window.innerHeight - top - bar - 12)}px`;
+  }
+  fit();
+  window.addEventListener("resize", fit);
+
   function setup() {
+    fit();
     canvas.width = img.naturalWidth;
     canvas.height = img.naturalHeight;
     const hints = data.hints || {};
     if (hints.rect) rect = hints.rect.slice();
     for (const kind of ["fg", "bg"]) for (const points of hints[kind] || []) strokes.push({ kind, points });
     draw();
+    if (data.mask_url) loadOverlay();
+  }
+
+  function loadOverlay() {
+    const mask = new Image();
+    mask.onload = () => {
+      const layer = document.createElement("canvas");
+      layer.width = mask.naturalWidth;
+      layer.height = mask.naturalHeight;
+      const g = layer.getContext("2d");
+      g.drawImage(mask, 0, 0);
+      const pixels = g.getImageData(0, 0, layer.width, layer.height);
+      const d = pixels.data;
+      const w = layer.width;
+      const h = layer.height;
+      const inside = new Uint8Array(w * h);
+      for (let i = 0; i < w * h; i++) inside[i] = d[i * 4] >= 128 ? 1 : 0;
+      // outside the cut-out is dimmed; its edge (3 mask pixels) is drawn in cyan, visible on any garment
+      const edge = (x, y) => {
+        for (let dy = -3; dy <= 3; dy++) {
+          for (let dx = -3; dx <= 3; dx++) {
+            const nx = x + dx;
+            const ny = y + dy;
+            if (nx >= 0 && ny >= 0 && nx < w && ny < h && !inside[ny * w + nx]) return true;
+          }
+        }
+        return false;
+      };
+      for (let y = 0; y < h; y++) {
+        for (let x = 0; x < w; x++) {
+          const i = y * w + x;
+          const o = i * 4;
+          if (!inside[i]) {
+            d[o] = 0; d[o + 1] = 0; d[o + 2] = 0; d[o + 3] = 115;
+          } else if (edge(x, y)) {
+            d[o] = 0; d[o + 1] = 229; d[o + 2] = 255; d[o + 3] = 255;
+          } else {
+            d[o + 3] = 0;
+          }
+        }
+      }
+      g.putImageData(pixels, 0, 0);
+      overlay = layer;
+      canvas.dataset.overlay = "shown";
+      draw();
+    };
+    mask.src = data.mask_url;
   }
 
   function toPhoto(event) {
@@ -35,6 +95,7 @@
   function draw() {
     const k = 1 / scale();
     ctx.clearRect(0, 0, canvas.width, canvas.height);
+    if (overlay && showOverlay) ctx.drawImage(overlay, 0, 0, canvas.width, canvas.height);
     const line = Math.max(4, canvas.width / 90);
     if (rect) {
       const [x0, y0, x1, y1] = rect.map((v) => v * k);
@@ -103,6 +164,15 @@
     button.addEventListener("click", () => {
       mode = button.dataset.mode;
       for (const b of document.querySelectorAll(".modes .btn")) b.setAttribute("aria-pressed", String(b === button));
+    });
+  }
+  const toggle = document.getElementById("fix-overlay");
+  if (toggle) {
+    toggle.addEventListener("click", () => {
+      showOverlay = !showOverlay;
+      toggle.setAttribute("aria-pressed", String(showOverlay));
+      canvas.dataset.overlay = showOverlay ? "shown" : "hidden";
+      draw();
     });
   }
   document.getElementById("fix-undo").addEventListener("click", () => {

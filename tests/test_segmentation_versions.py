@@ -1,0 +1,123 @@
+"""Every process serves the active segmenter: an activation reaches a running second process without a restart;
+the cut-out the worker sees is the embedder's view."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from segmentation import cut_out
+from segmentation.classes import CLASSES
+from segmentation.nets import build
+from segmentation.segmenter import get_segmenter, reset_segmenter
+from segmentation.versions import segmenter_register
+from segmentation.weights import save_network
+from tests.celery_worker import worker_env
+from tests.conftest import REPO_ROOT
+
+# A second Django process: prints the version it serves for every line it reads, until stdin closes.
+SERVE = """
+import sys, django
+django.setup()
+from segmentation.segmenter import get_segmenter
+for _ in sys.stdin:
+    segmenter = get_segmenter()
+    print(segmenter.version if segmenter else "none", flush=True)
+"""
+
+
+def _tiny_weights(path, seed: int) -> None:
+    torch.manual_seed(seed)
+    model = build("tiramisu_tiny", num_classes=len(CLASSES))
+    save_network(model.state_dict(), arch="tiramisu_tiny", config=model.config.to_dict(), classes=list(CLASSES),
+                 long_side=64, stride=model.config.stride, path=path)
+
+
+def _register(tmp_path, name: str, seed: int):
+    _tiny_weights(tmp_path / f"{name}.pt", seed)
+    return segmenter_register(name=name, arch="tiramisu_tiny", weights_file=tmp_path / f"{name}.pt",
+                              model_config={}, metrics={}, training_data={}, activate=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_activating_a_version_reaches_a_running_second_process(settings, tmp_path):
+    settings.STOCKMATCH_SEG_TRAINED_DIR = tmp_path / "trained"
+    _register(tmp_path, "first", seed=1)
+    env = {**worker_env(), "STOCKMATCH_SEG_VERSION_CHECK_SECONDS": "0", "DJANGO_SETTINGS_MODULE": "warehouse.settings"}
+    process = subprocess.Popen([sys.executable, "-c", SERVE], cwd=REPO_ROOT, env=env, text=True,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        def ask() -> str:
+            process.stdin.write("?\n")
+            process.stdin.flush()
+            return process.stdout.readline().strip()
+
+        assert ask() == "first"
+        # when another version is activated here (the training command, the admin)
+        _register(tmp_path, "second", seed=2)
+        # then the running process serves it on its next request, without a restart
+        assert ask() == "second"
+        assert ask() == "second"
+    finally:
+        process.stdin.close()
+        process.wait(timeout=60)
+
+
+@pytest.mark.django_db
+def test_a_process_checks_the_database_at_most_every_interval(settings, tmp_path):
+    settings.STOCKMATCH_SEG_TRAINED_DIR = tmp_path / "trained"
+    settings.STOCKMATCH_SEG_VERSION_CHECK_SECONDS = 3600
+    reset_segmenter()
+    _register(tmp_path, "first", seed=1)
+    reset_segmenter()
+    assert get_segmenter().version == "first"
+    from segmentation.models import SegmenterModel
+
+    # a change made behind this process's back (another process) is seen after the interval, not before
+    SegmenterModel.objects.filter(name="first").update(active=False)
+    assert get_segmenter().version == "first"
+    settings.STOCKMATCH_SEG_VERSION_CHECK_SECONDS = 0
+    assert get_segmenter().version != "first"
+    reset_segmenter()
+
+
+@pytest.mark.django_db
+def test_the_cut_out_is_exactly_the_embedders_view(shared_data):
+    from matching.services import _view_of
+
+    reset_segmenter()
+    with Image.open(shared_data / "ccp-masks" / "images" / "0410.jpg") as im:
+        photo = im.convert("RGB")
+    for hints in (None, {"rect": [100, 150, 450, 600]}):
+        cut = cut_out(photo, hints=hints)
+        assert cut.status == "ok"
+        view = _view_of(photo, cut)
+        assert view.size == cut.cutout.size == (256, 256)
+        assert np.array_equal(np.asarray(view), np.asarray(cut.cutout))
+    # and it is the garment on grey: what the mask left out is grey in the view
+    assert (np.asarray(cut.cutout) == 128).all(axis=2).mean() > 0.2
+
+
+def test_the_shipped_weights_load_with_their_checksum(tmp_path):
+    from segmentation.versions import shipped_sidecar
+    from segmentation.weights import WeightsError, load_network, sha256_file
+
+    sidecar = shipped_sidecar()
+    assert sidecar is not None, "models/segmenter/ should ship weights with a JSON sidecar"
+    assert {"sha256", "input", "classes", "preprocessing", "metrics"} <= set(sidecar)
+    path = REPO_ROOT / "models" / "segmenter" / sidecar["weights_file"]
+    assert sha256_file(path) == sidecar["sha256"]
+    model, meta = load_network(path, sidecar["sha256"])
+    assert meta["classes"] == sidecar["classes"] and meta["input"] == sidecar["input"]
+    # an altered copy is refused
+    altered = tmp_path / "altered.pt"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    altered.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="SHA-256"):
+        load_network(altered, sidecar["sha256"])
