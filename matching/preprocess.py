@@ -38,14 +38,15 @@ def studio_mask(image: Image.Image, *, white_level: int = 232) -> np.ndarray | N
     return mask
 
 
-def canonical_crop(image: Image.Image, mask: np.ndarray | None) -> Image.Image:
+def canonical_crop(image: Image.Image, mask: np.ndarray | None, *, margin: float | None = None) -> Image.Image:
     """The garment on neutral grey, cropped to its box (+ margin) and padded square: ``segmentation.view``'s
     garment view at full resolution. With no usable mask the whole photo is padded square unchanged.
     """
     from segmentation.view import garment_view
 
     usable = mask is not None and mask.shape[:2] == (image.height, image.width) and (mask > 0).mean() >= MIN_MASK_SHARE
-    return garment_view(image, mask if usable else None, max_side=0)
+    extra = {} if margin is None else {"margin": margin}
+    return garment_view(image, mask if usable else None, max_side=0, **extra)
 
 
 def pad_square(image: Image.Image) -> Image.Image:

@@ -18,7 +18,7 @@ GREY = (128, 128, 128)
 
 
 def garment_view(
-    image: Image.Image | np.ndarray, mask: np.ndarray | None, *, max_side: int | None = None
+    image: Image.Image | np.ndarray, mask: np.ndarray | None, *, max_side: int | None = None, margin: float = MARGIN
 ) -> Image.Image:
     """The garment on neutral grey, cropped to its box plus a 4 % margin, padded square.
 
@@ -26,7 +26,7 @@ def garment_view(
     None or empty for "no garment" (the whole photo, padded square). ``max_side``: the side of the square
     (None: the configured cut-out size, ``STOCKMATCH_SEG_CUTOUT_SIZE``, 256; 0: the crop's own resolution, as
     for catalogue photos). At the crop's resolution the mask is hard; a resized crop blends the resized mask,
-    so edges are not jagged."""
+    so edges are not jagged. ``margin`` varies only in training views (``matching.training.views``)."""
     source = image if isinstance(image, Source) else Source(image)
     if max_side is None:
         from . import conf
@@ -39,7 +39,7 @@ def garment_view(
         return _pad_square(_fit(source, (0, 0, source.width, source.height), max_side), max_side)
     rows, cols = np.flatnonzero(hard.any(axis=1)), np.flatnonzero(hard.any(axis=0))
     x0, y0, x1, y1 = int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
-    pad = round(MARGIN * max(x1 - x0, y1 - y0))
+    pad = round(margin * max(x1 - x0, y1 - y0))
     box = (max(0, x0 - pad), max(0, y0 - pad), min(source.width, x1 + pad), min(source.height, y1 + pad))
     rgb = _fit(source, box, max_side)
     keep = hard[box[1] : box[3], box[0] : box[2]]
