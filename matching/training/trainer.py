@@ -305,7 +305,7 @@ def train(
             loss.backward()
             optimiser.step()
             schedule.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             if time.monotonic() - started > config.time_budget_s:
                 budget_hit = True
                 break
