@@ -82,6 +82,15 @@ def calibrate(pairs: Sequence[Pair], *, target_precision: float = 0.95) -> tuple
     return thresholds, metrics
 
 
+def pairs_from_records(records: Sequence) -> list[Pair]:
+    """Calibration pairs from evaluation query records (``evaluation.QueryRecord``)."""
+    return [
+        Pair(score=r.top_score, margin=r.margin, correct=bool(r.sku) and r.top_sku == r.sku,
+             in_catalogue=bool(r.sku), kind=r.kind)
+        for r in records
+    ]
+
+
 def model_calibration_store(*, model: EmbeddingModel, thresholds: dict, metrics: dict, source: str) -> EmbeddingModel:
     model.thresholds = thresholds
     model.metrics = {**(model.metrics or {}), "calibration": {**metrics, "source": source}}

@@ -47,14 +47,22 @@ def embedder_register(*, weights: Path) -> EmbeddingModel:
     return model
 
 
-def holdout_scores(model: EmbeddingModel, *, catalog: Path, queries: Path, segment: bool | str = "auto") -> dict:
-    """recall@1/@10 and the open-set AUROC of ``model`` on an evaluation set, in a throwaway database."""
-    with throwaway_database("promote"):
-        stand_in = services.embedding_model_for(embedder_name=model.embedder, weights=model.weights or None)
+def _throwaway_run(
+    *, embedder_name: str, weights: str | None, catalog: Path, queries: Path, segment: bool | str, prefix: str
+) -> tuple[list[evaluation.QueryRecord], dict, EmbeddingModel]:
+    """Import ``catalog`` and match ``queries`` with that embedder version, in a throwaway database."""
+    with throwaway_database(prefix):
+        stand_in = services.embedding_model_for(embedder_name=embedder_name, weights=weights)
         services.embedding_model_switch(model_id=stand_in.pk)
         ingest = evaluation.catalogue_import(catalog)
-        records = evaluation.run_queries(queries, segment=segment)
-        summary = evaluation.summarise(records, ingest=ingest, model=stand_in, segment=segment)
+        return evaluation.run_queries(queries, segment=segment), ingest, stand_in
+
+
+def holdout_scores(model: EmbeddingModel, *, catalog: Path, queries: Path, segment: bool | str = "auto") -> dict:
+    """recall@1/@10 and the open-set AUROC of ``model`` on an evaluation set, in a throwaway database."""
+    records, ingest, stand_in = _throwaway_run(embedder_name=model.embedder, weights=model.weights or None,
+                                               catalog=catalog, queries=queries, segment=segment, prefix="promote")
+    summary = evaluation.summarise(records, ingest=ingest, model=stand_in, segment=segment)
     return {key: summary[key] for key in ("n_queries", "recall@1", "recall@10", "mrr", "open_set")}
 
 
@@ -103,16 +111,9 @@ def embedder_calibrate_on_pairs(
     with tempfile.TemporaryDirectory(prefix="calibrate-") as tmp:
         made = write_pair_eval(pairs_csv=pair_file, out=Path(tmp), split="validation", distractors_csv=distractors,
                                distractor_limit=distractor_limit)
-        with throwaway_database("calib"):
-            stand_in = services.embedding_model_for(embedder_name=TRAINED_EMBEDDER, weights=str(weights))
-            services.embedding_model_switch(model_id=stand_in.pk)
-            evaluation.catalogue_import(made["catalog"])
-            records = evaluation.run_queries(made["queries"], segment=segment)
-    pairs = [
-        calibration.Pair(score=r.top_score, margin=r.margin, correct=bool(r.sku) and r.top_sku == r.sku,
-                         in_catalogue=bool(r.sku), kind=r.kind)
-        for r in records
-    ]
+        records, _, _ = _throwaway_run(embedder_name=TRAINED_EMBEDDER, weights=str(weights), catalog=made["catalog"],
+                                       queries=made["queries"], segment=segment, prefix="calib")
+    pairs = calibration.pairs_from_records(records)
     thresholds, metrics = calibration.calibrate(pairs, target_precision=target_precision)
     metrics["source"] = f"validation pairs of {pair_file.parent.name} ({len(pairs)} queries, segment={segment})"
     sidecar_path = Path(weights).with_suffix(".json")

@@ -70,8 +70,4 @@ class Command(BaseCommand):
             with tqdm(desc="queries", unit="q", disable=quiet, file=sys.stderr) as bar:
                 segment = False if options["no_segmentation"] else options["segmentation_method"]
                 records = evaluation.run_queries(queries, segment=segment, progress=lambda n: bar.update(n - bar.n))
-        return [
-            calibration.Pair(score=r.top_score, margin=r.margin, correct=bool(r.sku) and r.top_sku == r.sku,
-                             in_catalogue=bool(r.sku), kind=r.kind)
-            for r in records
-        ]
+        return calibration.pairs_from_records(records)
