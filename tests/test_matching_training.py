@@ -14,9 +14,9 @@ from PIL import Image
 from matching import services
 from matching.embedders import TrainedEfficientNetLite0, get_embedder, reset_embedders
 from matching.models import EmbeddingModel, ModelState
-from matching.training import data
+from matching.training import data, network
 from matching.training.promotion import embedder_promote, embedder_register
-from matching.training.trainer import TrainConfig, train
+from matching.training.trainer import TrainConfig, confusable_order, train
 from matching.training.views import query_view, shop_view
 
 SHIPPED = Path(settings.SHIPPED_EMBEDDER_WEIGHTS)
@@ -91,6 +91,28 @@ def test_a_short_real_training_run_lowers_the_loss_and_resumes(shared_data, tmp_
     validation = data.pair_groups(_pairs_csv(shared_data), splits=("validation",))[:8]
     again = train(groups, validation, _tiny_config(tmp_path))
     assert again.history == tiny_run.history
+
+
+def test_confusable_batches_put_each_product_beside_its_look_alikes():
+    neighbours = {0: [5, 6, 7], 5: [0, 6], 1: [2], 2: [1]}
+    for seed in range(5):
+        order = confusable_order(np.random.default_rng(seed), list(range(8)), neighbours, cluster=3)
+        assert sorted(order) == list(range(8))  # every product exactly once per epoch
+        position = {group: n for n, group in enumerate(order)}
+        assert abs(position[1] - position[2]) == 1  # look-alikes share a run, so a batch
+
+
+@pytest.mark.slow
+def test_fine_tuning_starts_from_the_trained_tail(tiny_run):
+    saved = torch.load(tiny_run.weights, map_location="cpu", weights_only=True)
+    split = int(saved["meta"]["split"])
+    _, tail = network.build(split=split, dimension=32)
+    network.tail_load(tail, tiny_run.weights, split=split, dimension=32)
+    state = tail.state_dict()
+    assert all(torch.equal(state[key], value.float()) for key, value in saved["tail"].items())
+    _, wider = network.build(split=split, dimension=64)
+    with pytest.raises(ValueError, match="dimension 32"):
+        network.tail_load(wider, tiny_run.weights, split=split, dimension=64)
 
 
 @pytest.mark.slow

@@ -82,6 +82,16 @@ def tail_state(tail: Tail) -> dict:
     return {key: value.detach().to(torch.float16) for key, value in tail.state_dict().items()}
 
 
+def tail_load(tail: Tail, path: str | Path, *, split: int, dimension: int) -> None:
+    """Put a trained weights file's tail into ``tail`` (fine-tuning from it); refuses another split or size."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    meta = payload["meta"]
+    if int(meta["split"]) != split or int(meta["dimension"]) != dimension:
+        raise ValueError(f"{path} has split {meta['split']} and dimension {meta['dimension']};"
+                         f" this run uses split {split} and dimension {dimension}.")
+    tail.load_state_dict({key: value.float() for key, value in payload["tail"].items()}, strict=True)
+
+
 def load_trained(path: str | Path, *, map_location: str = "cpu") -> tuple[EmbedderNet, dict]:
     """The full network from a trained weights file (tail + projection over the ImageNet front)."""
     payload = torch.load(path, map_location=map_location, weights_only=True)

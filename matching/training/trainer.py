@@ -57,6 +57,10 @@ class TrainConfig:
     time_budget_s: float = 3600.0
     threads: int = 2
     max_distractors: int = 600
+    # From the second epoch on, batches are built from clusters of this many mutually confusable groups
+    # (mined with the current weights each epoch); 1 = random batches.
+    confusable_cluster: int = 4
+    init_from: Path | None = None  # a trained weights file to start from (fine-tuning) instead of ImageNet
 
     def fingerprint(self, groups: list[Group]) -> str:
         keys = "|".join(sorted(f"{g.key}:{len(g.photos)}" for g in groups))
@@ -180,6 +184,50 @@ def _embed(tail: network.Tail, features: np.ndarray, batch: int = 256) -> np.nda
     return np.concatenate(out) if out else np.zeros((0, tail.projection.out_features), np.float32)
 
 
+def confusable_groups(tail: network.Tail, cache: ViewCache, groups: list[int], k: int) -> dict[int, list[int]]:
+    """Each group's ``k`` most confusable other groups under the current weights: the shop-side runtime views
+    nearest to its query-side runtime view (its shop view when it has no query photo)."""
+    rt = cache.runtime.astype(bool)
+    wanted = np.isin(cache.group, groups)
+    shop_rows, query_rows = {}, {}
+    for row in np.nonzero(rt & wanted)[0]:
+        target = query_rows if cache.domain[row] == 1 else shop_rows
+        target.setdefault(int(cache.group[row]), int(row))
+    shop_groups = np.asarray(sorted(shop_rows))
+    if len(shop_groups) < 2:
+        return {}
+    gallery = _embed(tail, cache.features[[shop_rows[g] for g in shop_groups]])
+    askers = [g for g in groups if g in query_rows or g in shop_rows]
+    queries = _embed(tail, cache.features[[query_rows.get(g, shop_rows.get(g)) for g in askers]])
+    sims = queries @ gallery.T
+    sims[np.asarray(askers)[:, None] == shop_groups[None, :]] = -2.0
+    nearest = np.argsort(-sims, axis=1)[:, :k]
+    return {g: [int(shop_groups[j]) for j in row] for g, row in zip(askers, nearest, strict=True)}
+
+
+def confusable_order(rng: np.random.Generator, groups: list[int], neighbours: dict[int, list[int]],
+                     cluster: int) -> list[int]:
+    """Every group once, in runs of ``cluster`` groups that the current weights confuse (a seed group and its
+    nearest unused neighbours), the runs in random order: the batch's negatives are the hard ones."""
+    remaining = set(groups)
+    order: list[int] = []
+    for seed in rng.permutation(groups):
+        seed = int(seed)
+        if seed not in remaining:
+            continue
+        remaining.discard(seed)
+        order.append(seed)
+        added = 0
+        for other in neighbours.get(seed, []):
+            if added >= cluster - 1:
+                break
+            if other in remaining:
+                remaining.discard(other)
+                order.append(other)
+                added += 1
+    return order
+
+
 def retrieval_scores(queries: np.ndarray, query_groups: np.ndarray, gallery: np.ndarray,
                      gallery_groups: np.ndarray) -> dict:
     """recall@1/5/10 and MRR of each query's group among the gallery (best image per group)."""
@@ -207,6 +255,9 @@ def train(
     torch.set_num_threads(config.threads)
     say = progress or logger.info
     front, tail = network.build(split=config.split, dimension=config.dimension)
+    if config.init_from:
+        network.tail_load(tail, config.init_from, split=config.split, dimension=config.dimension)
+        say(f"starting from {config.init_from}")
     all_groups = groups + validation
     started = time.monotonic()
     cache = build_cache(all_groups, config, front)
@@ -255,7 +306,10 @@ def train(
         optimiser,
         lambda step: min(1.0, (step + 1) / 20) * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)),
     )
-    checkpoint = config.work_dir / f"checkpoint-{config.fingerprint(all_groups)}-{config.dimension}.pt"
+    variant = f"{config.dimension}-c{config.confusable_cluster}"
+    if config.init_from:
+        variant += "-from-" + hashlib.sha1(str(config.init_from).encode()).hexdigest()[:8]
+    checkpoint = config.work_dir / f"checkpoint-{config.fingerprint(all_groups)}-{variant}.pt"
     state = {"epoch": 0, "best": -1.0, "history": [], "best_tail": None}
     if checkpoint.exists():
         saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
@@ -267,14 +321,21 @@ def train(
         say(f"resumed at epoch {state['epoch']}")
     elif not state["history"]:
         state["history"].append({"epoch": 0, **validate()})
-        say(f"epoch 0 (ImageNet front, random projection): {state['history'][-1]}")
+        say(f"epoch 0 ({'start weights' if config.init_from else 'ImageNet front, random projection'}):"
+            f" {state['history'][-1]}")
     rng = np.random.default_rng(config.seed + state["epoch"])
     budget_hit = False
 
     for epoch in range(state["epoch"], config.epochs):
         tail.train()
         _freeze_batchnorm(tail)
-        order = rng.permutation(eligible)
+        if config.confusable_cluster > 1 and epoch > 0:
+            neighbours = confusable_groups(tail, cache, eligible, k=4 * config.confusable_cluster)
+            order = confusable_order(rng, eligible, neighbours, config.confusable_cluster)
+            tail.train()
+            _freeze_batchnorm(tail)
+        else:
+            order = rng.permutation(eligible)
         losses = []
         for step in tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}", mininterval=30):
             batch = list(order[step * config.batch_size:(step + 1) * config.batch_size])

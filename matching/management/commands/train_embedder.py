@@ -40,6 +40,10 @@ class Command(BaseCommand):
         parser.add_argument("--views", type=int, default=3, help="random views per photo besides the runtime view")
         parser.add_argument("--time-budget", type=float, default=60.0, help="minutes of wall time, caching included")
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--init-from", type=Path, default=None, metavar="WEIGHTS",
+                            help="fine-tune from a trained weights file (e.g. the shipped one) instead of ImageNet")
+        parser.add_argument("--confusable-cluster", type=int, default=TrainConfig.confusable_cluster,
+                            help="batches from clusters of this many confusable products (mined each epoch); 1: random")
         parser.add_argument("--threads", type=int, default=None)
         parser.add_argument("--min-groups", type=int, default=50, help="refuse to train on fewer groups than this")
         parser.add_argument("--calibrate", action="store_true",
@@ -69,6 +73,7 @@ class Command(BaseCommand):
             dimension=options["dimension"], epochs=options["epochs"], batch_size=options["batch_size"],
             views=options["views"], time_budget_s=options["time_budget"] * 60, seed=options["seed"],
             threads=options["threads"] or int(getattr(settings, "STOCKMATCH_TORCH_THREADS", 2)),
+            confusable_cluster=options["confusable_cluster"], init_from=options["init_from"],
         )
         self.stdout.write(f"{len(groups)} training groups, {len(validation)} validation pairs")
         result = train(groups, validation, config, progress=self.stdout.write)
