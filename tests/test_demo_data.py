@@ -19,9 +19,10 @@ from catalog.models import Category, CategoryKind, ImageRole, Look, Product, Pro
 pytestmark = pytest.mark.django_db
 
 
-def run_demo(*, snapshots: int = 0, workers: int = 1) -> str:
+def run_demo(*, snapshots: int = 0, workers: int = 1, mistakes: bool = False) -> str:
     out = io.StringIO()
-    call_command("demo_data", products=12, snapshots=snapshots, workers=workers, verbosity=0, stdout=out)
+    call_command("demo_data", products=12, snapshots=snapshots, workers=workers, no_mistakes=not mistakes,
+                 verbosity=0, stdout=out)
     return out.getvalue()
 
 
@@ -167,3 +168,31 @@ def test_csv_option_loads_a_real_catalogue_through_import_catalog(tmp_path, make
     assert not product.is_synthetic
     assert product.images.count() == 1
     assert not Product.objects.filter(sku__startswith="DEMO-").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_planted_mistakes_give_the_cleanup_scan_a_duplicate_cluster_and_a_misfiled_product(settings):
+    from catalog.cleanup.models import Finding, FindingKind
+    from catalog.demo.mistakes import MISTAKES
+
+    # when
+    settings.CLEANUP = {"AUTO_SCAN": False}
+    run_demo(mistakes=True)
+    again = run_demo(mistakes=True)
+    from catalog.cleanup.services import scan_run_execute, scan_run_start
+
+    scan_run_execute(scan_run_id=scan_run_start().pk)
+
+    # then: planted once (a re-run adds nothing), each an ordinary-looking synthetic product with one photo
+    planted = Product.objects.filter(sku__regex=r"-(09|10)[0-9][0-9]$")
+    assert planted.count() == len([m for m in MISTAKES if not m.copy or m.source < 12])
+    assert again.startswith("0 products, 0 variants, 0 images")
+    assert all(p.is_synthetic and p.images.count() == 1 for p in planted)
+    shoe = Product.objects.get(sku="DEMO-SHO-1007")
+    assert shoe.category.kind == CategoryKind.TOPWEAR  # filed under a topwear category
+    clusters = [set(f.details["skus"]) for f in Finding.objects.filter(kind=FindingKind.DUPLICATE)]
+    assert {"DEMO-TOP-0001", "DEMO-TOP-0901", "DEMO-TOP-0902"} in clusters
+    copy = Product.objects.get(sku="DEMO-TOP-0901").images.get()
+    assert copy.sha256 not in set(Product.objects.get(sku="DEMO-TOP-0001").images.values_list("sha256", flat=True))
+    flagged = {f.summary.split(":")[0]: f.details for f in Finding.objects.filter(kind=FindingKind.BAD_PHOTO)}
+    assert "DEMO-TOP-1005" in flagged and "DEMO-BTM-1006" in flagged

@@ -19,6 +19,7 @@ from django.db.models import Count
 from catalog.models import Category, ImageRole, Look, Product, Variant
 from catalog.services import category_get_or_create, product_create, product_image_add
 
+from .mistakes import mistakes_build
 from .photos import Mapper, photo_mapper, product_photos, snapshot_photo
 from .spec import CATEGORIES, ProductSpec, look_plans, product_spec
 
@@ -53,12 +54,12 @@ def default_snapshot_dir() -> Path:
 
 def demo_catalogue_build(
     *, seed: int = 7, products: int = 240, snapshots: int = 40, snapshot_dir: Path | None = None, workers: int = 1,
-    progress: Callable[[], None] | None = None,
+    progress: Callable[[], None] | None = None, mistakes: bool = True,
 ) -> DemoReport:
     """Create (or complete) the synthetic demo catalogue and write phone-like query snapshots.
 
     Photos are rendered by ``workers`` processes while this one writes rows; ``progress`` is called once
-    per product and once per snapshot.
+    per product and once per snapshot. ``mistakes`` plants ``mistakes.MISTAKES`` for the cleanup screens.
     """
     report = DemoReport()
     specs = [product_spec(seed=seed, index=i) for i in range(products)]
@@ -81,6 +82,10 @@ def demo_catalogue_build(
                     if progress:
                         progress()
         _looks_build(specs, seed, report)
+        if mistakes:
+            planted_products, planted_images = mistakes_build(seed, categories)
+            report.products_created += planted_products
+            report.images_created += planted_images
         if snapshots:
             folder = snapshot_dir or default_snapshot_dir()
             report.snapshot_csv = _snapshots_write(specs, seed, snapshots, folder, mapper, report, progress)

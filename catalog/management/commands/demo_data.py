@@ -22,6 +22,9 @@ class Command(BaseCommand):
                             help="Where snapshots and snapshots.csv go (default: MEDIA_ROOT/demo/snapshots).")
         parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                             help="Processes rendering photos (1: render in this process).")
+        parser.add_argument("--no-mistakes", action="store_true",
+                            help="Leave out the planted catalogue mistakes (duplicates, wrong categories, bad photos)"
+                                 " that give the cleanup screens something to find.")
         parser.add_argument("--csv", type=Path, default=None,
                             help="Load this real catalogue CSV through import_catalog instead of synthesising.")
 
@@ -37,6 +40,6 @@ class Command(BaseCommand):
         with tqdm(total=products + snapshots, unit="item", desc="demo", disable=options["verbosity"] == 0) as bar:
             report = demo_catalogue_build(
                 seed=seed, products=products, snapshots=snapshots, snapshot_dir=folder, workers=workers,
-                progress=lambda: bar.update(1),
+                progress=lambda: bar.update(1), mistakes=not options["no_mistakes"],
             )
         self.stdout.write(report.summary())
