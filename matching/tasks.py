@@ -34,7 +34,23 @@ def build_embedding_model(model_id: int) -> str:
     if remaining:
         build_embedding_model.delay(model_id)
         return f"{remaining} image(s) to go"
+    if model.active:  # switched: the old version's classification heads do not read the new vectors
+        train_classification_heads.delay(model_id)
     return model.state
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=3)
+def train_classification_heads(model_id: int) -> dict:
+    """Gender and kind heads for a newly active version's vectors (kNN answers until they exist); each is
+    activated only when it beats kNN on held-out products."""
+    from .heads import heads_train
+    from .models import EmbeddingModel
+
+    model = EmbeddingModel.objects.filter(pk=model_id, active=True).first()
+    if model is None:
+        return {}
+    return {report.attribute: report.skipped or ("active" if report.activated else "kept inactive")
+            for report in heads_train(model=model)}
 
 
 @shared_task(acks_late=False)

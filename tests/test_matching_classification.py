@@ -184,6 +184,23 @@ def test_a_head_of_another_embedding_version_is_not_used(shared_data, heads_dir)
     assert {r.kind.source for r in classify_vectors(vectors, model=active)} == {"knn"}
 
 
+def test_a_newly_active_embedder_gets_its_heads_in_the_background(shared_data, heads_dir):
+    # given a catalogue of real photos served by a version with no heads
+    catalogue_of(labelled_photos(shared_data, per_group=8))
+    model = services.embedding_model_active()
+    assert not ClassifierHead.objects.filter(embedding_model=model).exists()
+    # when the task that follows a switch runs
+    from matching.tasks import train_classification_heads
+
+    outcome = train_classification_heads(model.pk)
+    # then both heads were trained for its vectors and each activated only if it beat kNN
+    assert set(outcome) == {"gender", "kind"}
+    for attribute, state in outcome.items():
+        head = ClassifierHead.objects.get(embedding_model=model, attribute=attribute)
+        assert state == ("active" if head.active else "kept inactive")
+        assert head.metrics["baseline"]["source"] == "knn"
+
+
 def test_train_heads_command_reports_and_activates_when_better(shared_data, heads_dir):
     catalogue_of(labelled_photos(shared_data, per_group=6))
     out = io.StringIO()

@@ -139,6 +139,7 @@ def test_activating_a_new_embedder_reembeds_then_switches(shared_data, settings,
     weights = tmp_path / "alt.pth"
     torch.save(state, weights)
     settings.MATCHING = {**settings.MATCHING, "BUILD_CHUNK": 2}  # the background job takes two runs
+    settings.STOCKMATCH_HEADS_DIR = tmp_path / "heads"  # the switch trains the new version's heads
     settings.EMBEDDERS = {**settings.EMBEDDERS, "alt": {
         "BACKEND": "matching.embedders.EfficientNetLite0", "OPTIONS": {"RUNTIME": "torch", "WEIGHTS": str(weights)},
     }}
