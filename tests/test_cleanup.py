@@ -335,7 +335,10 @@ def test_only_catalogue_managers_accept_dismiss_undo_or_start_scans(quiet, photo
     html = client.get(changelist).content.decode()
     assert 'value="accept"' in html and "SAME-1" in html
     assert client.get(reverse("admin:catalog_finding_change", args=[finding.pk])).status_code == 200
-    client.post(changelist, {"action": "accept", "_selected_action": [finding.pk]})
+    asked = client.post(changelist, {"action": "accept", "_selected_action": [finding.pk]}).content.decode()
+    assert "Yes, accept 1 finding" in asked and "merge" in asked  # a merge says what it will do first
+    assert Finding.objects.get(pk=finding.pk).state == FindingState.OPEN
+    client.post(changelist, {"action": "accept", "_selected_action": [finding.pk], "confirmed": "yes"})
     assert Finding.objects.get(pk=finding.pk).state == FindingState.ACCEPTED
     record = MergeRecord.objects.get()
     assert client.get(reverse("admin:catalog_mergerecord_changelist")).status_code == 200

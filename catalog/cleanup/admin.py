@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
@@ -33,6 +34,24 @@ def _apply(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset, action,
         modeladmin.message_user(request, f"{verb} {done}.", messages.SUCCESS)
     for reason in failed:
         modeladmin.message_user(request, reason, messages.ERROR)
+
+
+def accept_plan(finding: Finding) -> str:
+    """What accepting ``finding`` will do, in the manager's words."""
+    details = finding.details or {}
+    if finding.kind == "duplicate":
+        keeper = details.get("keeper_sku") or "the product with the most photos and stock"
+        others = [sku for sku in details.get("skus", []) if sku != keeper]
+        return (f"merge {', '.join(others)} into {keeper}: photos, sizes (stock added up), looks and arrivals move;"
+                f" the old SKUs keep resolving to {keeper}. Undo from Merge records.")
+    if finding.kind == "wrong_label":
+        return (f"set the {details.get('field')} of {details.get('sku')} from {details.get('current')} to"
+                f" {details.get('suggested')}. Undo from Relabel records.")
+    if finding.kind == "bad_photo":
+        flags = ", ".join(details.get("flags", []))
+        return (f"make the best other photo of {details.get('sku')} its primary instead of photo"
+                f" #{details.get('image')} ({flags}).")
+    return "queue the missing work again (embedding or processing)."
 
 
 @admin.register(Finding)
@@ -82,9 +101,17 @@ class FindingAdmin(_Decides, admin.ModelAdmin):
         ) or "—"
 
     @admin.action(permissions=["decide"], description="Accept: merge, relabel, demote the photo or fix the gap")
-    def accept(self, request: HttpRequest, queryset) -> None:
-        _apply(self, request, queryset.exclude(state=FindingState.ACCEPTED),
-               lambda f: services.finding_accept(finding=f, user=request.user), "Accepted")
+    def accept(self, request: HttpRequest, queryset) -> TemplateResponse | None:
+        pending = queryset.exclude(state=FindingState.ACCEPTED)
+        if request.POST.get("confirmed") != "yes":  # merges and relabels change products: say what first
+            return TemplateResponse(request, "admin/catalog/finding_accept_confirm.html", {
+                **self.admin_site.each_context(request), "title": "Accept these findings?",
+                "plans": [(finding, accept_plan(finding)) for finding in pending],
+                "ids": [finding.pk for finding in queryset], "opts": self.model._meta,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            })
+        _apply(self, request, pending, lambda f: services.finding_accept(finding=f, user=request.user), "Accepted")
+        return None
 
     @admin.action(permissions=["decide"], description="Dismiss: not a mistake (stays dismissed until the data changes)")
     def dismiss(self, request: HttpRequest, queryset) -> None:
