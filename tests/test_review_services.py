@@ -5,10 +5,10 @@ import pytest
 
 from catalog.models import ImageRole, Product, ProductStatus, Variant
 from tests.review_fixtures import catalogue_manager, confirm, make_snapshot, mark_new, real_products, warehouse_worker
-from warehouse.models import Arrival, SnapshotStatus
+from warehouse.models import Arrival, Snapshot, SnapshotStatus
 from warehouse.review import services
 from warehouse.review.models import LabelledPair, ReviewDecision
-from warehouse.review.selectors import labelled_pairs, review_queue
+from warehouse.review.selectors import labelled_pairs, queue_reason, review_queue
 
 pytestmark = pytest.mark.django_db
 
@@ -38,10 +38,16 @@ def test_the_queue_holds_exactly_the_items_that_need_a_human(world):
     confirm(off_list, p[4])  # a product that was no candidate at all: yes
     drafted = _snap(world, SnapshotStatus.MATCHED, [(2, 0.5)], photo_index=6)
     mark_new(drafted)  # a worker's draft: yes
+    close = _snap(world, SnapshotStatus.MATCHED, [(0, 0.9), (1, 0.89)], photo_index=7)
+    close.decision = {**close.decision, "in_catalogue": False, "sku": None, "product_id": None}  # margin too small
+    close.save(update_fields=["decision"])
+    confirm(close, p[0])  # over the threshold, but the match could not tell the two apart: yes
 
     queued = set(review_queue().values_list("pk", flat=True))
-    assert queued == {unsure.pk, failed.pk, low.pk, off_list.pk, drafted.pk}
+    assert queued == {unsure.pk, failed.pk, low.pk, off_list.pk, drafted.pk, close.pk}
     assert sure.pk not in queued and confident.pk not in queued
+    for snapshot in Snapshot.objects.all():  # the reason shown on a card agrees with the queue's SQL
+        assert bool(queue_reason(snapshot)) == (snapshot.pk in queued), snapshot.pk
 
 
 def test_accept_stores_the_workers_choice_with_the_other_candidates_as_negatives(world):

@@ -26,13 +26,17 @@ class QueueReason:
 QUEUE_REASON_LABELS = {
     QueueReason.DRAFT: "worker's draft product",
     QueueReason.NOT_IN_CATALOGUE: "probably not in catalogue",
-    QueueReason.LOW_SCORE: "confirmed under the threshold",
+    QueueReason.LOW_SCORE: "confirmed without a sure match",
     QueueReason.FAILED: "failed",
 }
 
-# A confirmed item whose chosen product did not reach the match's threshold (or was not a candidate at all).
-_CONFIRMED_UNDER_THRESHOLD = RawSQL(
-    """NOT EXISTS (
+# A confirmed item the match did not vouch for: the decision did not accept the product the worker chose (it
+# said "probably not in the catalogue", say two products too close to call, or accepted another one), or the
+# chosen product's score is under the threshold, or it was no candidate at all.
+_CONFIRMED_UNSURE = RawSQL(
+    """NOT (COALESCE((warehouse_snapshot.decision->>'in_catalogue')::boolean, false)
+            AND (warehouse_snapshot.decision->>'product_id')::bigint IS NOT DISTINCT FROM warehouse_snapshot.product_id)
+       OR NOT EXISTS (
         SELECT 1 FROM jsonb_array_elements(CASE jsonb_typeof(warehouse_snapshot.candidates)
                                            WHEN 'array' THEN warehouse_snapshot.candidates ELSE '[]'::jsonb END) c
          WHERE (c->>'product_id')::bigint = warehouse_snapshot.product_id
@@ -45,12 +49,12 @@ def review_queue() -> QuerySet[Snapshot]:
     """Items (group heads) that need a catalogue manager, not reviewed yet, oldest first."""
     return (
         Snapshot.objects.filter(group_head__isnull=True, labelled_pair__isnull=True)
-        .annotate(under_threshold=_CONFIRMED_UNDER_THRESHOLD)
+        .annotate(unsure=_CONFIRMED_UNSURE)
         .filter(
             Q(status=SnapshotStatus.FAILED)
             | Q(status=SnapshotStatus.NEW, product__status=ProductStatus.DRAFT)
             | Q(status=SnapshotStatus.MATCHED, decision__in_catalogue=False)
-            | Q(status=SnapshotStatus.CONFIRMED, under_threshold=True)
+            | Q(status=SnapshotStatus.CONFIRMED, unsure=True)
         )
         .select_related("product", "uploaded_by")
         .order_by("created_at", "id")
@@ -66,9 +70,10 @@ def queue_reason(snapshot: Snapshot) -> str:
     if snapshot.status == SnapshotStatus.MATCHED and not (snapshot.decision or {}).get("in_catalogue", False):
         return QueueReason.NOT_IN_CATALOGUE
     if snapshot.status == SnapshotStatus.CONFIRMED:
-        threshold = float((snapshot.decision or {}).get("threshold", 0.8))
+        decision = snapshot.decision or {}
+        vouched = bool(decision.get("in_catalogue")) and decision.get("product_id") == snapshot.product_id
         score = confirmed_score(snapshot)
-        if score is None or score < threshold:
+        if not vouched or score is None or score < float(decision.get("threshold", 0.8)):
             return QueueReason.LOW_SCORE
     return ""
 
