@@ -175,3 +175,23 @@ def test_a_rendition_names_the_photo_it_came_from(client, cm):
     assert thumbnail_source_sha256(name) == image.sha256  # a media server checks access through the photo
     assert thumbnail_source_sha256(image.file.name) is None
     assert thumbnail_source_sha256("snapshots/thumbs/640/ab/" + "a" * 64 + ".jpg") is None
+
+
+def test_a_rendition_is_served_with_the_access_of_its_photo(client, cm):
+    from catalog.thumbnails import thumbnail_url
+
+    # a catalogue photo's rendition: public (admin lists and mirror cards show it), an image file
+    client.logout()
+    image, _ = product_image_add(product=factories.product(sku="T-2"), data=jpeg_bytes(400, 300), role="primary")
+    url = thumbnail_url(source=image.file, size=64, key=image.sha256)
+    response = client.get(url)
+    assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
+    assert b"".join(response.streaming_content)[:2] == b"\xff\xd8"
+    # a snapshot photo kept on a product: staff only
+    private, _ = product_image_add(product=factories.product(sku="T-3"), data=jpeg_bytes(300, 400), role="snapshot")
+    url = thumbnail_url(source=private.file, size=64, key=private.sha256)
+    assert client.get(url).status_code == 404
+    client.force_login(cm)
+    assert client.get(url).status_code == 200
+    # a name that is no rendition of any photo
+    assert client.get(url.replace(private.sha256, "0" * 64)).status_code == 404

@@ -19,6 +19,7 @@ from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from catalog.models import ImageRole, ProductImage
+from catalog.thumbnails import thumbnail_source_sha256
 
 from .models import Snapshot
 
@@ -27,6 +28,12 @@ PUBLIC, PRIVATE = "public", "private"
 
 def media_access(*, user: AbstractBaseUser | AnonymousUser, name: str) -> str | None:
     """``"public"``, ``"private"`` (this user may see it) or None (not found, or not theirs)."""
+    source_sha256 = thumbnail_source_sha256(name)
+    if source_sha256 is not None:  # a small rendition: the access of the catalogue photo it was made from
+        roles = set(ProductImage.objects.filter(sha256=source_sha256).values_list("role", flat=True))
+        if roles - {ImageRole.SNAPSHOT}:
+            return PUBLIC
+        return PRIVATE if roles and user.is_authenticated and user.has_perm("catalog.view_productimage") else None
     image = ProductImage.objects.filter(file=name).only("role").first()
     if image is not None:
         if image.role != ImageRole.SNAPSHOT:
