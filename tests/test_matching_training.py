@@ -68,7 +68,8 @@ def test_views_end_in_the_runtime_crop(shared_data):
 
 def _tiny_config(tmp_path: Path, **overrides) -> TrainConfig:
     options = dict(out=tmp_path / "tiny.pt", work_dir=tmp_path / "work", dimension=32, views=1, epochs=4,
-                   batch_size=12, lr_tail=1e-3, lr_head=1e-2, time_budget_s=600, threads=1, max_distractors=20)
+                   batch_size=12, lr_tail=1e-3, lr_head=1e-2, time_budget_s=600, threads=1, max_distractors=20,
+                   confusable_cluster=3)  # exercises the mined batches from epoch 2
     return TrainConfig(**(options | overrides))
 
 
