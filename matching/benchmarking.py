@@ -14,6 +14,7 @@ from catalog.imaging import load_image
 from catalog.models import Category, CategoryKind, Product, ProductImage
 
 from . import conf, search, services
+from .models import EmbeddingModel, ModelState
 
 FILTER_KIND = CategoryKind.FOOTWEAR
 FILTER_SHARE = 20  # every 20th product is footwear: the filter keeps 5% of rows
@@ -23,12 +24,15 @@ def percentile(values: list[float], q: float) -> float:
     return round(float(np.percentile(np.asarray(values), q)), 2)
 
 
-def synthetic_vectors(n: int, *, seed: int, clusters: int = 200, latent: int = 48) -> np.ndarray:
+def synthetic_vectors(n: int, *, seed: int, dimension: int, clusters: int = 200, latent: int = 48) -> np.ndarray:
     """Unit vectors shaped like image embeddings: cluster centres (product types), variation along a
     shared low-dimensional subspace (colour, shape, pose) and a little isotropic noise. Pure isotropic
     noise in 1280-d makes every neighbour nearly equidistant, which no real embedding does.
+
+    Every part's spread is per coordinate, so centre, subspace and noise keep the same shares of a vector's
+    length at any ``dimension`` (the 48-d subspace is a larger part of a 256-d space than of a 1280-d one).
     """
-    dim = search.EMBEDDING_DIMENSION
+    dim = dimension
     basis_rng = np.random.default_rng(12345)  # one "embedding space" shared by catalogue and queries
     centres = basis_rng.normal(size=(clusters, dim)).astype(np.float32)
     basis = (0.12 * basis_rng.normal(size=(latent, dim))).astype(np.float32)
@@ -40,8 +44,16 @@ def synthetic_vectors(n: int, *, seed: int, clusters: int = 200, latent: int = 4
     return vectors
 
 
-def synthetic_catalogue(n: int, *, model_id: int, seed: int = 0, chunk: int = 20_000,
-                        progress: Callable[[str], None] | None = None) -> dict:
+def stand_in_model(dimension: int) -> EmbeddingModel:
+    """A version row for synthetic vectors of a size no configured embedder makes (search figures only)."""
+    return EmbeddingModel.objects.create(
+        name=f"synthetic-{dimension}d", backbone="synthetic", weights_checksum="", dimension=dimension,
+        state=ModelState.READY,
+    )
+
+
+def synthetic_catalogue(n: int, *, model_id: int, dimension: int, seed: int = 0, chunk: int = 20_000,
+                        progress: Callable[[str], None] | None = None, **index_options: int) -> dict:
     """``n`` synthetic products with one image and one vector each; 5% footwear. Returns timings."""
     top = Category.objects.create(name="Bench tops", slug="bench-tops", kind=CategoryKind.TOPWEAR)
     shoes = Category.objects.create(name="Bench shoes", slug="bench-shoes", kind=FILTER_KIND)
@@ -64,22 +76,24 @@ def synthetic_catalogue(n: int, *, model_id: int, seed: int = 0, chunk: int = 20
         image_ids = [row[0] for row in cursor.fetchall()]
     search.vector_index_drop()
     for start in range(0, n, chunk):
-        vectors = synthetic_vectors(min(chunk, n - start), seed=seed + start)
+        vectors = synthetic_vectors(min(chunk, n - start), seed=seed + start, dimension=dimension)
         search.embeddings_bulk_load(model_id=model_id, image_ids=image_ids[start : start + chunk], vectors=vectors)
         if progress:
             progress(f"loaded {min(n, start + chunk)} vectors")
     loaded = time.perf_counter() - started
     started = time.perf_counter()
-    per_index = search.vector_index_build()
+    per_index = search.vector_index_build(**index_options)
     return {"load_s": round(loaded, 1), "index_build_s": round(time.perf_counter() - started, 1),
             "index_build_s_per_index": per_index}
 
 
-def search_figures(*, model_id: int, queries: int, seed: int) -> dict:
-    """Latency and recall@10 (against exact search) without and with the 5% filter."""
-    vectors = synthetic_vectors(queries, seed=seed + 10_000_000)
-    figures: dict = {}
+def search_figures(*, model_id: int, dimension: int, queries: int, seed: int) -> dict:
+    """Latency and recall@10 (against exact search) without and with the 5% filter, and the graphs the
+    planner picks for each."""
+    vectors = synthetic_vectors(queries, seed=seed + 10_000_000, dimension=dimension)
     footwear = {"category_kind": FILTER_KIND}
+    figures: dict = {"search_plan": search.search_plan(vectors[0], model_id=model_id),
+                     "filtered_search_plan": search.search_plan(vectors[0], model_id=model_id, filters=footwear)}
     runs = (("search", None, "auto"), ("filtered_search", footwear, "auto"),
             ("filtered_exact", footwear, "exact"), ("filtered_hnsw_iterative", footwear, "hnsw"))
     for label, filters, strategy in runs:
@@ -100,9 +114,10 @@ def search_figures(*, model_id: int, queries: int, seed: int) -> dict:
     return figures
 
 
-def ef_search_sweep(*, model_id: int, queries: int, seed: int, values=(40, 80, 120, 200)) -> dict:  # noqa: ANN001
+def ef_search_sweep(*, model_id: int, dimension: int, queries: int, seed: int,
+                    values: tuple[int, ...] = (40, 80, 120, 200)) -> dict:
     """Unfiltered top-10 latency and recall for several ``hnsw.ef_search`` values on the same index."""
-    vectors = synthetic_vectors(queries, seed=seed + 20_000_000)
+    vectors = synthetic_vectors(queries, seed=seed + 20_000_000, dimension=dimension)
     truths = [{h.product_id for h in search.nearest_products(v, model_id=model_id, k=10, strategy="exact")}
               for v in vectors]
     sweep = {}

@@ -558,9 +558,17 @@ def vector_index_drop() -> None:
             editor.remove_index(model, index)
 
 
-def vector_index_build(*, maintenance_work_mem: str = "1GB") -> dict[str, float]:
-    """(Re)create the HNSW indexes exactly as the migrations define them; seconds per index."""
+def vector_index_build(
+    *, maintenance_work_mem: str = "1GB", m: int | None = None, ef_construction: int | None = None,
+) -> dict[str, float]:
+    """(Re)create the HNSW indexes exactly as the migrations define them; seconds per index.
+
+    ``m`` and ``ef_construction`` override the graphs' parameters (benchmark sweeps in a throwaway database).
+    """
     model, indexes = _vector_indexes()
+    if m or ef_construction:
+        overrides = {key: value for key, value in (("m", m), ("ef_construction", ef_construction)) if value}
+        indexes = [HnswIndex(*index.expressions, **{**index.deconstruct()[2], **overrides}) for index in indexes]
     seconds = {}
     with connection.cursor() as cursor:
         cursor.execute("SELECT set_config('maintenance_work_mem', %s, false)", [maintenance_work_mem])
