@@ -283,6 +283,22 @@ def _estimated_rows(where: str, params: list) -> int:
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
+def _fetch_with_settings(settings: dict[str, str], sql: str, params: list, *, prepare: bool | None = None) -> list:
+    """The rows of ``sql`` run with ``settings`` local to its transaction, in one round trip.
+
+    Pipelined: the ``set_config`` and the statement travel together and, outside a transaction, share the
+    implicit transaction that ends at the pipeline's sync, so the settings end there too (inside one, they
+    last until it ends, as SET LOCAL would). BEGIN, SET LOCAL, SELECT, COMMIT cost four round trips, and on a
+    busy machine each is a wait for a core.
+    """
+    calls = ", ".join("set_config(%s, %s, true)" for _ in settings)
+    with _cursor() as cursor:
+        with cursor.connection.pipeline():
+            cursor.execute(f"SELECT {calls}", [value for item in settings.items() for value in item])
+            cursor.execute(sql, params, prepare=prepare)
+        return cursor.fetchall()
+
+
 def _exact(query: np.ndarray, where: str, params: list, k: int) -> list[ProductHit]:
     sql = (
         f"SELECT product_id, image_id, distance FROM ("
@@ -290,10 +306,8 @@ def _exact(query: np.ndarray, where: str, params: list, k: int) -> list[ProductH
         f" FROM {TABLE} WHERE {where} ORDER BY product_id, distance, image_id"
         f") AS best ORDER BY distance, product_id LIMIT %s"
     )
-    with transaction.atomic(), _cursor() as cursor:
-        cursor.execute("SET LOCAL enable_indexscan = off")  # B-tree bitmap scans stay; HNSW ordering is off
-        cursor.execute(sql, [query, *params, k])
-        rows = cursor.fetchall()
+    # B-tree bitmap scans stay; HNSW ordering is off
+    rows = _fetch_with_settings({"enable_indexscan": "off"}, sql, [query, *params, k])
     return [ProductHit(product_id=p, image_id=i, score=1.0 - float(d)) for p, i, d in rows]
 
 
@@ -309,13 +323,10 @@ def _hnsw_rows(query: np.ndarray, where: str, params: list, k: int, ef_search: i
     limit = max(1000, k * 40)
     sql = _hnsw_sql(len(query), where, columns)
     while True:
-        with transaction.atomic(), _cursor() as cursor:
-            cursor.execute(
-                "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)",  # noqa: E501
-                [str(max(ef_search, fetch))],
-            )
-            cursor.execute(sql, [query, *params, query, fetch], prepare=False)
-            rows = cursor.fetchall()
+        rows = _fetch_with_settings(
+            {"hnsw.ef_search": str(max(ef_search, fetch)), "hnsw.iterative_scan": "relaxed_order"},
+            sql, [query, *params, query, fetch], prepare=False,
+        )
         if len(rows) < fetch or fetch >= limit or len(_best_per_product(rows, k)) >= k:
             return rows
         fetch = min(fetch * 4, limit)

@@ -281,3 +281,21 @@ def test_migration_cuts_zero_padded_vectors_back_to_their_model_dimension():
             assert cursor.fetchone()[0] == "p"
     finally:
         MigrationExecutor(connection).migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_search_settings_end_with_the_search_outside_a_transaction():
+    # given a catalogue, and a connection in autocommit (no transaction around the searches)
+    from django.db import connection
+
+    model = embedding_model("autocommit@1")
+    vectors = clustered_vectors(30)
+    catalogue_with_vectors(vectors, model)
+    assert not connection.in_atomic_block
+    # when searching with the HNSW and the exact strategies (each pipelines its settings with the query)
+    for strategy in ("hnsw", "exact"):
+        assert len(search.nearest_products(vectors[0], model_id=model.pk, k=5, strategy=strategy)) == 5
+    # then the connection's later statements run with the server defaults again
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('enable_indexscan'), current_setting('hnsw.iterative_scan')")
+        assert cursor.fetchone() == ("on", "off")
