@@ -85,8 +85,8 @@ def main() -> None:
     with throwaway_database("cleanbench"):
         model = services.embedding_model_active()
         started = time.perf_counter()
-        result["build"] = benchmarking.synthetic_catalogue(args.images, model_id=model.pk, dimension=model.dimension,
-                                                           seed=args.seed, progress=lambda m: print(m, file=sys.stderr))
+        result["build"] = benchmarking.synthetic_catalogue(args.images, model_id=model.pk, seed=args.seed,
+                                                           progress=lambda m: print(m, file=sys.stderr))
         image_ids = list(ProductImage.objects.order_by("id").values_list("id", flat=True))
         rows, truth = synthetic_signatures(image_ids, seed=args.seed, copies=args.copies)
         ImageSignature.objects.bulk_create(rows, batch_size=10_000)

@@ -52,9 +52,14 @@ def stand_in_model(dimension: int) -> EmbeddingModel:
     )
 
 
-def synthetic_catalogue(n: int, *, model_id: int, dimension: int, seed: int = 0, chunk: int = 20_000,
+def synthetic_catalogue(n: int, *, model_id: int, dimension: int | None = None, seed: int = 0, chunk: int = 20_000,
                         progress: Callable[[str], None] | None = None, **index_options: int) -> dict:
-    """``n`` synthetic products with one image and one vector each; 5% footwear. Returns timings."""
+    """``n`` synthetic products with one image and one vector each; 5% footwear. Returns timings.
+
+    ``dimension``: the vectors' size, the model's by default (a model's vectors all have its dimension).
+    ``index_options``: ``m``, ``ef_construction`` for ``search.vector_index_build``.
+    """
+    dimension = dimension or EmbeddingModel.objects.get(pk=model_id).dimension
     top = Category.objects.create(name="Bench tops", slug="bench-tops", kind=CategoryKind.TOPWEAR)
     shoes = Category.objects.create(name="Bench shoes", slug="bench-shoes", kind=FILTER_KIND)
     started = time.perf_counter()
