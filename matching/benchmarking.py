@@ -89,7 +89,7 @@ def synthetic_catalogue(n: int, *, model_id: int, dimension: int | None = None, 
     started = time.perf_counter()
     per_index = search.vector_index_build(**index_options)
     return {"load_s": round(loaded, 1), "index_build_s": round(time.perf_counter() - started, 1),
-            "index_build_s_per_index": per_index}
+            "index_build_s_per_index": per_index, "index_mb": search.vector_index_sizes()}
 
 
 class SearchClock:

@@ -29,7 +29,7 @@ from django.contrib.postgres.indexes import OpClass
 from django.db import connection, transaction
 from django.db.models import Q
 from django.db.models.functions import Cast
-from pgvector.django import HnswIndex, VectorField
+from pgvector.django import HalfVectorField, HnswIndex, VectorField
 from pgvector.psycopg import register_vector
 
 from catalog.models import Category, CategoryKind, Gender, Product, ProductImage, ProductStatus, Variant
@@ -40,14 +40,16 @@ __all__ = [
     "INDEXED_DIMENSIONS", "HnswIndex", "ImageNeighbour", "LabelledHit", "LabelledVectors", "ProductHit",
     "SearchFilters", "VectorField", "embeddings_follow_images", "embeddings_labelled", "embeddings_upsert",
     "hnsw_indexes", "image_neighbours", "nearest_labelled", "nearest_products", "search_plan",
-    "similar_pairs", "similar_products", "vector_expression",
+    "similar_pairs", "similar_products", "query_expression", "vector_expression",
 ]
 
 # Vectors are stored at their model's own dimension in an untyped ``vector`` column. Each size listed here
 # has its own HNSW graphs (one main graph and one per category kind): expression indexes over
-# ``vector::vector(N)`` limited to ``dimensions = N``. A vector of any other size is stored and searched
-# exactly (right answers, cost linear in the model's rows): list its size here, with a migration, to index it.
-INDEXED_DIMENSIONS = (256, 1280)
+# ``vector::<type>(N)`` limited to ``dimensions = N``, the type being "vector" (float32) or "halfvec" (float16:
+# half the graph's size; distances are still computed on the stored float32 vectors). A vector of any other
+# size is stored and searched exactly (right answers, cost linear in the model's rows): list its size here,
+# with a migration, to index it.
+INDEXED_DIMENSIONS: dict[int, str] = {256: "vector", 1280: "halfvec"}
 MAX_DIMENSION = 2000  # the largest vector pgvector's HNSW can index
 MAX_K = 50
 SEARCHABLE_STATUSES = (ProductStatus.ACTIVE, ProductStatus.DRAFT)  # merged and retired never match
@@ -155,8 +157,10 @@ def hnsw_indexes() -> list[HnswIndex]:
     post-filtering the big one). Expression indexes over ``vector_expression(N)``, limited to ``dimensions = N``.
     """
     def index(dimension: int, name: str, condition: Q) -> HnswIndex:
+        graph_type = INDEXED_DIMENSIONS[dimension]
+        field = HalfVectorField if graph_type == "halfvec" else VectorField
         return HnswIndex(
-            OpClass(Cast("vector", VectorField(dimensions=dimension)), name="vector_cosine_ops"),
+            OpClass(Cast("vector", field(dimensions=dimension)), name=f"{graph_type}_cosine_ops"),
             name=name, m=16, ef_construction=64, condition=Q(dimensions=dimension) & condition,
         )
 
@@ -204,9 +208,19 @@ def as_query_vector(vector: np.ndarray | Sequence[float]) -> np.ndarray:
 
 
 def vector_expression(dimension: int, column: str = "vector") -> str:
-    """``column`` as the HNSW indexes of ``dimension`` see it: every vector query uses exactly this, with a
-    literal ``dimensions = N`` predicate, so the planner can match the size's graphs."""
-    return f"({column}::vector({_checked_dimension(dimension)}))"
+    """``column`` as the HNSW graphs of ``dimension`` see it: every ordering by distance uses exactly this, with
+    a literal ``dimensions = N`` predicate, so the planner can match the size's graphs."""
+    return f"({column}::{_graph_type(dimension)}({_checked_dimension(dimension)}))"
+
+
+def query_expression(dimension: int) -> str:
+    """The bound query vector (``%b``, sent as float32) as ``vector_expression(dimension)`` is compared with."""
+    graph_type = _graph_type(dimension)
+    return "%b" if graph_type == "vector" else f"%b::{graph_type}({dimension})"
+
+
+def _graph_type(dimension: int) -> str:
+    return INDEXED_DIMENSIONS.get(dimension, "vector")
 
 
 def _numpy(value: object) -> np.ndarray:
@@ -302,7 +316,7 @@ def _fetch_with_settings(settings: dict[str, str], sql: str, params: list, *, pr
 def _exact(query: np.ndarray, where: str, params: list, k: int) -> list[ProductHit]:
     sql = (
         f"SELECT product_id, image_id, distance FROM ("
-        f" SELECT DISTINCT ON (product_id) product_id, image_id, {vector_expression(len(query))} <=> %b AS distance"
+        f" SELECT DISTINCT ON (product_id) product_id, image_id, vector <=> %b AS distance"
         f" FROM {TABLE} WHERE {where} ORDER BY product_id, distance, image_id"
         f") AS best ORDER BY distance, product_id LIMIT %s"
     )
@@ -336,8 +350,8 @@ def _hnsw_sql(dimension: int, where: str, columns: str) -> str:
     vector = vector_expression(dimension)
     return (
         f"WITH hits AS MATERIALIZED ("
-        f" SELECT {columns}, image_id AS tie, {vector} <=> %b AS distance FROM {TABLE}"
-        f" WHERE {where} ORDER BY {vector} <=> %b LIMIT %s"
+        f" SELECT {columns}, image_id AS tie, vector <=> %b AS distance FROM {TABLE}"
+        f" WHERE {where} ORDER BY {vector} <=> {query_expression(dimension)} LIMIT %s"
         f") SELECT {columns}, distance FROM hits ORDER BY distance, tie"
     )
 
@@ -398,7 +412,7 @@ def similar_pairs(*, model_id: int, min_similarity: float, neighbours: int = 10)
     sql = (
         f"SELECT LEAST(a.product_id, n.product_id), GREATEST(a.product_id, n.product_id), max(1 - n.distance)"
         f" FROM {TABLE} AS a CROSS JOIN LATERAL ("
-        f"  SELECT b.product_id, {b_vector} <=> {a_vector} AS distance FROM {TABLE} AS b"
+        f"  SELECT b.product_id, b.vector <=> a.vector AS distance FROM {TABLE} AS b"
         f"  WHERE b.model_id = a.model_id AND b.dimensions = {dimension} ORDER BY {b_vector} <=> {a_vector} LIMIT %s"
         f" ) AS n"
         f" WHERE a.model_id = %s AND a.dimensions = {dimension} AND n.product_id <> a.product_id AND n.distance <= %s"
@@ -441,7 +455,7 @@ def image_neighbours(
     sql = (
         f"SELECT a.image_id, a.product_id, n.image_id, n.product_id, 1 - n.distance FROM {TABLE} AS a"
         f" CROSS JOIN LATERAL ("
-        f"  SELECT b.image_id, b.product_id, b.status, {b_vector} <=> {a_vector} AS distance FROM {TABLE} AS b"
+        f"  SELECT b.image_id, b.product_id, b.status, b.vector <=> a.vector AS distance FROM {TABLE} AS b"
         f"  WHERE b.model_id = a.model_id AND b.dimensions = {dimension} ORDER BY {b_vector} <=> {a_vector} LIMIT %s"
         f" ) AS n"
         f" WHERE a.model_id = %s AND a.dimensions = {dimension} AND a.status = ANY(%s){scope} AND n.status = ANY(%s)"
@@ -591,6 +605,18 @@ def vector_index_build(
     with connection.cursor() as cursor:
         cursor.execute(f"VACUUM (ANALYZE) {TABLE}")
     return seconds
+
+
+def vector_index_sizes() -> dict[str, float]:
+    """Megabytes of each non-empty HNSW graph (benchmark figures)."""
+    _, indexes = _vector_indexes()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, pg_relation_size(c.oid) FROM pg_class c WHERE c.relname = ANY(%s)",
+            [[index.name for index in indexes]],
+        )
+        sizes = {name: round(size / 2**20, 1) for name, size in cursor.fetchall()}
+    return {name: size for name, size in sorted(sizes.items()) if size >= 1}
 
 
 # -- classification (gender, category kind) ------------------------------------------------------------

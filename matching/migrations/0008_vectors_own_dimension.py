@@ -1,11 +1,13 @@
 import django.contrib.postgres.indexes
 import django.db.models.functions.comparison
+import pgvector.django.halfvec
 import pgvector.django.indexes
 import pgvector.django.vector
 from django.db import migrations, models
 
-# Frozen copies (a migration never imports app code): the sizes with HNSW graphs and the category kinds.
-DIMENSIONS = (256, 1280)
+# Frozen copies (a migration never imports app code): the sizes with HNSW graphs (and the type each graph
+# stores, search.INDEXED_DIMENSIONS) and the category kinds.
+DIMENSIONS = {256: "vector", 1280: "halfvec"}
 KINDS = ("topwear", "bottomwear", "full-body", "footwear", "outerwear", "accessory")
 OLD_INDEXES = ("productembedding_vector_hnsw", *(f"pe_hnsw_{kind.replace('-', '_')}" for kind in KINDS))
 
@@ -35,15 +37,16 @@ UPDATE matching_productembedding
 PLAIN = "ALTER TABLE matching_productembedding ALTER COLUMN vector SET STORAGE PLAIN"
 
 
+FIELDS = {"vector": pgvector.django.vector.VectorField, "halfvec": pgvector.django.halfvec.HalfVectorField}
+
+
 def hnsw(dimension: int, kind: str | None) -> pgvector.django.indexes.HnswIndex:
     condition = models.Q(dimensions=dimension) & (models.Q(category_kind=kind) if kind else models.Q())
     suffix = f"_{kind.replace('-', '_')}" if kind else ""
     return pgvector.django.indexes.HnswIndex(
         django.contrib.postgres.indexes.OpClass(
-            django.db.models.functions.comparison.Cast(
-                "vector", pgvector.django.vector.VectorField(dimensions=dimension)
-            ),
-            name="vector_cosine_ops",
+            django.db.models.functions.comparison.Cast("vector", FIELDS[DIMENSIONS[dimension]](dimensions=dimension)),
+            name=f"{DIMENSIONS[dimension]}_cosine_ops",
         ),
         condition=condition, ef_construction=64, m=16, name=f"pe_hnsw_{dimension}{suffix}",
     )
