@@ -5,9 +5,9 @@ import pgvector.django.indexes
 import pgvector.django.vector
 from django.db import migrations, models
 
-# Frozen copies (a migration never imports app code): the sizes with HNSW graphs (and the type each graph
-# stores, search.INDEXED_DIMENSIONS) and the category kinds.
-DIMENSIONS = {256: "vector", 1280: "halfvec"}
+# Frozen copies (a migration never imports app code): the sizes with HNSW graphs, with the type each graph
+# stores and its ef_construction (search.INDEXED_DIMENSIONS), and the category kinds.
+DIMENSIONS = {256: ("vector", 128), 1280: ("halfvec", 64)}
 KINDS = ("topwear", "bottomwear", "full-body", "footwear", "outerwear", "accessory")
 OLD_INDEXES = ("productembedding_vector_hnsw", *(f"pe_hnsw_{kind.replace('-', '_')}" for kind in KINDS))
 
@@ -41,14 +41,15 @@ FIELDS = {"vector": pgvector.django.vector.VectorField, "halfvec": pgvector.djan
 
 
 def hnsw(dimension: int, kind: str | None) -> pgvector.django.indexes.HnswIndex:
+    graph_type, ef_construction = DIMENSIONS[dimension]
     condition = models.Q(dimensions=dimension) & (models.Q(category_kind=kind) if kind else models.Q())
     suffix = f"_{kind.replace('-', '_')}" if kind else ""
     return pgvector.django.indexes.HnswIndex(
         django.contrib.postgres.indexes.OpClass(
-            django.db.models.functions.comparison.Cast("vector", FIELDS[DIMENSIONS[dimension]](dimensions=dimension)),
-            name=f"{DIMENSIONS[dimension]}_cosine_ops",
+            django.db.models.functions.comparison.Cast("vector", FIELDS[graph_type](dimensions=dimension)),
+            name=f"{graph_type}_cosine_ops",
         ),
-        condition=condition, ef_construction=64, m=16, name=f"pe_hnsw_{dimension}{suffix}",
+        condition=condition, ef_construction=ef_construction, m=16, name=f"pe_hnsw_{dimension}{suffix}",
     )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from matching import benchmarking, services
+from matching import benchmarking, search, services
 from matching.throwaway import throwaway_database
 from segmentation import METHODS
 
@@ -32,8 +32,9 @@ class Command(BaseCommand):
                                  "stores them). Another size is searched under a stand-in model version, and the "
                                  "embedding and end-to-end figures (which need the real embedder) are skipped.")
         parser.add_argument("--search-only", action="store_true", help="Only the index build and search figures.")
-        parser.add_argument("--m", type=int, help="HNSW m for this run (the migrations' graphs: 16).")
-        parser.add_argument("--ef-construction", type=int, help="HNSW ef_construction for this run (migrations: 64).")
+        parser.add_argument("--m", type=int, help="HNSW m for this run (default: search.INDEXED_DIMENSIONS).")
+        parser.add_argument("--ef-construction", type=int,
+                            help="HNSW ef_construction for this run (default: search.INDEXED_DIMENSIONS).")
         parser.add_argument("--ef-search", type=int, nargs="+", default=[40, 80, 120, 200],
                             help="hnsw.ef_search values of the unfiltered sweep.")
 
@@ -56,7 +57,9 @@ class Command(BaseCommand):
                 size, model_id=search_model.pk, dimension=dimension, seed=options["seed"], progress=self.log,
                 **index_options,
             )
-            result["build"]["hnsw"] = {"m": 16, "ef_construction": 64} | index_options
+            graph = search.INDEXED_DIMENSIONS.get(dimension)
+            result["build"]["hnsw"] = ({"type": graph.type, "m": graph.m, "ef_construction": graph.ef_construction}
+                                       | index_options if graph else "none: searched exactly")
             self.log(f"index built: {result['build']}; timing searches")
             common = {"model_id": search_model.pk, "dimension": dimension, "queries": options["queries"],
                       "seed": options["seed"]}
