@@ -241,7 +241,7 @@ def test_a_size_without_a_graph_is_stored_and_searched_exactly():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_migration_cuts_zero_padded_vectors_back_to_their_model_dimension():
+def test_migration_cuts_zero_padded_vectors_back_to_their_model_dimension_and_refuses_other_tails():
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
 
@@ -265,7 +265,21 @@ def test_migration_cuts_zero_padded_vectors_back_to_their_model_dimension():
                         " WHERE i.id = %s",
                         [model.pk, "[" + ",".join(map(str, padded.tolist())) + "]", image.pk],
                     )
-        # when migrating
+            # and a row whose "padding" is not zero: its model records the wrong dimension
+            cursor.execute(
+                "INSERT INTO matching_productembedding (image_id, model_id, product_id, image_sha256, category_id,"
+                " category_kind, gender, status, in_stock, vector, created_at)"
+                " SELECT i.id, %s, p.id, i.sha256, p.category_id, 'topwear', p.gender, p.status, false, %s::vector,"
+                " now() FROM catalog_productimage i JOIN catalog_product p ON p.id = i.product_id WHERE i.id = %s",
+                [embedding_model("mislabelled@1", active=False).pk,
+                 "[" + ",".join(map(str, clustered_vectors(1, dimension=1280)[0].tolist())) + "]", images[0].pk],
+            )
+        # when migrating: refused while the mislabelled row is there, done once it is gone
+        with pytest.raises(Exception, match="non-zero tail"):
+            MigrationExecutor(connection).migrate([after])
+        with connection.cursor() as cursor:  # raw SQL: the table still has the old schema
+            cursor.execute("DELETE FROM matching_productembedding WHERE model_id IN"
+                           " (SELECT id FROM matching_embeddingmodel WHERE name = 'mislabelled@1')")
         executor = MigrationExecutor(connection)
         executor.migrate([after])
         # then the padded vectors are cut back, the 1280-d ones kept, and vectors stay in the row
