@@ -8,11 +8,11 @@ queryset ``update()`` calls such as ``variant_adjust_stock`` send no signals.
 from __future__ import annotations
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Func, Q
 
 from catalog.models import Category, CategoryKind, Gender, Product, ProductImage, ProductStatus
 
-from .search import EMBEDDING_DIMENSION, HnswIndex, VectorField
+from .search import VectorField, hnsw_indexes
 
 
 class ModelState(models.TextChoices):
@@ -74,7 +74,12 @@ class ProductEmbedding(models.Model):
     gender = models.CharField(max_length=10, choices=Gender.choices)
     status = models.CharField(max_length=10, choices=ProductStatus.choices)
     in_stock = models.BooleanField(default=False)
-    vector = VectorField(dimensions=EMBEDDING_DIMENSION)
+    # Each model's vectors at their own dimension (search.INDEXED_DIMENSIONS: which sizes have HNSW graphs).
+    vector = VectorField()
+    dimensions = models.GeneratedField(
+        expression=Func(F("vector"), function="vector_dims", output_field=models.SmallIntegerField()),
+        output_field=models.SmallIntegerField(), db_persist=True,
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -82,19 +87,7 @@ class ProductEmbedding(models.Model):
             models.UniqueConstraint(fields=["image", "model"], name="productembedding_one_per_image_and_model"),
         ]
         indexes = [
-            HnswIndex(
-                name="productembedding_vector_hnsw", fields=["vector"], m=16, ef_construction=64,
-                opclasses=["vector_cosine_ops"],
-            ),
-            # One small graph per category kind: a kind filter (say footwear, 5% of rows) walks its own
-            # graph instead of post-filtering the big one (which returns too few rows or loses recall).
-            *[
-                HnswIndex(
-                    name=f"pe_hnsw_{kind.replace('-', '_')}", fields=["vector"], m=16,
-                    ef_construction=64, opclasses=["vector_cosine_ops"], condition=Q(category_kind=kind),
-                )
-                for kind in CategoryKind.values
-            ],
+            *hnsw_indexes(),
             models.Index(fields=["model", "product"], name="productembedding_model_prod"),
             models.Index(fields=["model", "category_kind"], name="productembedding_model_kind"),
             models.Index(fields=["model", "category"], name="productembedding_model_cat"),

@@ -21,12 +21,16 @@ import time
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import psycopg
 from django.apps import apps
+from django.contrib.postgres.indexes import OpClass
 from django.db import connection, transaction
-from pgvector.django import HnswIndex, VectorField
+from django.db.models import Q
+from django.db.models.functions import Cast
+from pgvector.django import HalfVectorField, HnswIndex, VectorField
 from pgvector.psycopg import register_vector
 
 from catalog.models import Category, CategoryKind, Gender, Product, ProductImage, ProductStatus, Variant
@@ -34,13 +38,28 @@ from catalog.models import Category, CategoryKind, Gender, Product, ProductImage
 from . import conf
 
 __all__ = [
-    "EMBEDDING_DIMENSION", "HnswIndex", "ImageNeighbour", "LabelledHit", "LabelledVectors", "ProductHit",
+    "INDEXED_DIMENSIONS", "HnswIndex", "ImageNeighbour", "LabelledHit", "LabelledVectors", "ProductHit",
     "SearchFilters", "VectorField", "embeddings_follow_images", "embeddings_labelled", "embeddings_upsert",
-    "image_neighbours", "nearest_labelled", "nearest_products", "similar_pairs",
-    "similar_products",
+    "hnsw_indexes", "image_neighbours", "nearest_labelled", "nearest_products", "search_plan",
+    "similar_pairs", "similar_products", "query_expression", "vector_expression",
 ]
 
-EMBEDDING_DIMENSION = 1280
+class Graph(NamedTuple):
+    """How the HNSW graphs of one vector size are built."""
+
+    type: str  # "vector" (float32) or "halfvec" (float16: half the graph; distances still re-ranked in float32)
+    ef_construction: int
+    m: int = 16
+
+
+# Vectors are stored at their model's own dimension in an untyped ``vector`` column. Each size listed here
+# has its own HNSW graphs (one main graph and one per category kind): expression indexes over
+# ``vector::<type>(N)`` limited to ``dimensions = N``. A vector of any other size is stored and searched
+# exactly (right answers, cost linear in the model's rows): list its size here, with a migration, to index it.
+# Measured at 100k (docs/matching.md): 256-d with ef_construction 128 reaches recall@10 1.0 at ef_search 80
+# (0.96 with 64); the 1280-d fallback's graph in halfvec is half the size and builds faster, same recall.
+INDEXED_DIMENSIONS: dict[int, Graph] = {256: Graph("vector", ef_construction=128), 1280: Graph("halfvec", 64)}
+MAX_DIMENSION = 2000  # the largest vector pgvector's HNSW can index
 MAX_K = 50
 SEARCHABLE_STATUSES = (ProductStatus.ACTIVE, ProductStatus.DRAFT)  # merged and retired never match
 # Whose labels teach classification: drafts carry a worker's guess, merged and retired products real labels.
@@ -119,8 +138,9 @@ class SearchFilters:
         """Whether the filter may keep a small share of rows (worth counting before choosing a plan)."""
         return bool(self.category_kind or self.category_id or self.gender or self.in_stock)
 
-    def sql(self, model_id: int, exclude_product_ids: Sequence[int] = ()) -> tuple[str, list]:
-        clauses, params = ["model_id = %s"], [model_id]
+    def sql(self, model_id: int, dimension: int, exclude_product_ids: Sequence[int] = ()) -> tuple[str, list]:
+        # The dimension is a literal too: the planner matches a size's HNSW graphs by their predicate.
+        clauses, params = ["model_id = %s", f"dimensions = {_checked_dimension(dimension)}"], [model_id]
         if self.category_kind:
             # A literal (checked in __post_init__), so the planner can match the kind's partial HNSW index.
             clauses.append(f"category_kind = '{self.category_kind}'")
@@ -138,6 +158,30 @@ class SearchFilters:
             clauses.append("NOT (product_id = ANY(%s))")
             params.append(list(exclude_product_ids))
         return " AND ".join(clauses), params
+
+
+def hnsw_indexes() -> list[HnswIndex]:
+    """The HNSW graphs of ``ProductEmbedding``: for each size in ``INDEXED_DIMENSIONS`` one main graph and one
+    per category kind (a kind filter, say footwear at 5 % of rows, walks its own small graph instead of
+    post-filtering the big one). Expression indexes over ``vector_expression(N)``, limited to ``dimensions = N``.
+    """
+    def index(dimension: int, name: str, condition: Q) -> HnswIndex:
+        graph = INDEXED_DIMENSIONS[dimension]
+        field = HalfVectorField if graph.type == "halfvec" else VectorField
+        return HnswIndex(
+            OpClass(Cast("vector", field(dimensions=dimension)), name=f"{graph.type}_cosine_ops"),
+            name=name, m=graph.m, ef_construction=graph.ef_construction, condition=Q(dimensions=dimension) & condition,
+        )
+
+    return [
+        graph
+        for dimension in INDEXED_DIMENSIONS
+        for graph in (
+            index(dimension, f"pe_hnsw_{dimension}", Q()),
+            *(index(dimension, f"pe_hnsw_{dimension}_{kind.replace('-', '_')}", Q(category_kind=kind))
+              for kind in CategoryKind.values),
+        )
+    ]
 
 
 _registered: weakref.WeakSet = weakref.WeakSet()
@@ -158,14 +202,35 @@ def _cursor() -> psycopg.Cursor:
     return psycopg.Cursor(raw)
 
 
+def _checked_dimension(dimension: int) -> int:
+    whole = isinstance(dimension, int | np.integer) and not isinstance(dimension, bool)
+    if not whole or not 1 <= dimension <= MAX_DIMENSION:
+        raise ValueError(f"A vector has 1 to {MAX_DIMENSION} dimensions, got {dimension!r}.")
+    return int(dimension)
+
+
 def as_query_vector(vector: np.ndarray | Sequence[float]) -> np.ndarray:
+    """A float32 vector as stored: its own dimension (a model's vectors all have the model's dimension)."""
     array = np.asarray(vector, dtype=np.float32).ravel()
-    if array.shape[0] > EMBEDDING_DIMENSION:
-        raise ValueError(f"Vectors have at most {EMBEDDING_DIMENSION} dimensions, got {array.shape[0]}.")
-    if array.shape[0] < EMBEDDING_DIMENSION:
-        # A smaller embedder (e.g. a 256-d projection) is zero-padded: cosine similarity is unchanged.
-        array = np.pad(array, (0, EMBEDDING_DIMENSION - array.shape[0]))
+    _checked_dimension(array.shape[0])
     return array
+
+
+def vector_expression(dimension: int, column: str = "vector") -> str:
+    """``column`` as the HNSW graphs of ``dimension`` see it: every ordering by distance uses exactly this, with
+    a literal ``dimensions = N`` predicate, so the planner can match the size's graphs."""
+    return f"({column}::{_graph_type(dimension)}({_checked_dimension(dimension)}))"
+
+
+def query_expression(dimension: int) -> str:
+    """The bound query vector (``%b``, sent as float32) as ``vector_expression(dimension)`` is compared with."""
+    graph_type = _graph_type(dimension)
+    return "%b" if graph_type == "vector" else f"%b::{graph_type}({dimension})"
+
+
+def _graph_type(dimension: int) -> str:
+    graph = INDEXED_DIMENSIONS.get(dimension)
+    return graph.type if graph else "vector"
 
 
 def _numpy(value: object) -> np.ndarray:
@@ -176,6 +241,26 @@ def vector_literal(vector: np.ndarray | Sequence[float]) -> str:
     """pgvector's text form (for array parameters, which cannot be sent in binary here)."""
     values = np.round(as_query_vector(vector).astype(np.float64), 7).tolist()
     return "[" + ",".join(map(repr, values)) + "]"
+
+
+def _model_dimension(model_id: int) -> int:
+    """The dimension of ``model_id``'s vectors (``EmbeddingModel.dimension``); every write checks it."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT dimension FROM {_model_table()} WHERE id = %s", [model_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise ValueError(f"No embedding model {model_id}.")
+    return int(row[0])
+
+
+def _model_table() -> str:
+    return apps.get_model("matching", "EmbeddingModel")._meta.db_table
+
+
+def _check_model_dimension(model_id: int, dimension: int) -> None:
+    expected = _model_dimension(model_id)
+    if dimension != expected:
+        raise ValueError(f"Embedding model {model_id} makes {expected}-d vectors, got {dimension}-d.")
 
 
 def nearest_products(
@@ -190,8 +275,9 @@ def nearest_products(
         raise ValueError(f"k must be between 1 and {MAX_K}.")
     if not isinstance(filters, SearchFilters):
         filters = SearchFilters.from_dict(filters)
-    where, params = filters.sql(model_id, exclude_product_ids)
     query = as_query_vector(vector)
+    dimension = query.shape[0]
+    where, params = filters.sql(model_id, dimension, exclude_product_ids)
     if strategy == "auto":
         strategy = "hnsw"
         # A kind filter has its own partial index: no need to ask the planner. Other selective filters
@@ -200,10 +286,15 @@ def nearest_products(
         if not wide and _estimated_rows(where, params) <= conf.exact_search_max_rows():
             strategy = "exact"
     if strategy == "exact":
-        return _exact(query, where, params, k)
-    if strategy != "hnsw":
+        hits = _exact(query, where, params, k)
+    elif strategy == "hnsw":
+        hits = _hnsw(query, where, params, k, ef_search or conf.hnsw_ef_search())
+    else:
         raise ValueError(f"Unknown search strategy {strategy!r}: use auto, hnsw or exact.")
-    return _hnsw(query, where, params, k, ef_search or conf.hnsw_ef_search())
+    if not hits:
+        # The model's rows all have its dimension: a query of another size finds nothing, so say why.
+        _check_model_dimension(model_id, dimension)
+    return hits
 
 
 def _estimated_rows(where: str, params: list) -> int:
@@ -216,6 +307,22 @@ def _estimated_rows(where: str, params: list) -> int:
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
+def _fetch_with_settings(settings: dict[str, str], sql: str, params: list, *, prepare: bool | None = None) -> list:
+    """The rows of ``sql`` run with ``settings`` local to its transaction, in one round trip.
+
+    Pipelined: the ``set_config`` and the statement travel together and, outside a transaction, share the
+    implicit transaction that ends at the pipeline's sync, so the settings end there too (inside one, they
+    last until it ends, as SET LOCAL would). BEGIN, SET LOCAL, SELECT, COMMIT cost four round trips, and on a
+    busy machine each is a wait for a core.
+    """
+    calls = ", ".join("set_config(%s, %s, true)" for _ in settings)
+    with _cursor() as cursor:
+        with cursor.connection.pipeline():
+            cursor.execute(f"SELECT {calls}", [value for item in settings.items() for value in item])
+            cursor.execute(sql, params, prepare=prepare)
+        return cursor.fetchall()
+
+
 def _exact(query: np.ndarray, where: str, params: list, k: int) -> list[ProductHit]:
     sql = (
         f"SELECT product_id, image_id, distance FROM ("
@@ -223,10 +330,8 @@ def _exact(query: np.ndarray, where: str, params: list, k: int) -> list[ProductH
         f" FROM {TABLE} WHERE {where} ORDER BY product_id, distance, image_id"
         f") AS best ORDER BY distance, product_id LIMIT %s"
     )
-    with transaction.atomic(), _cursor() as cursor:
-        cursor.execute("SET LOCAL enable_indexscan = off")  # B-tree bitmap scans stay; HNSW ordering is off
-        cursor.execute(sql, [query, *params, k])
-        rows = cursor.fetchall()
+    # B-tree bitmap scans stay; HNSW ordering is off
+    rows = _fetch_with_settings({"enable_indexscan": "off"}, sql, [query, *params, k])
     return [ProductHit(product_id=p, image_id=i, score=1.0 - float(d)) for p, i, d in rows]
 
 
@@ -240,23 +345,45 @@ def _hnsw_rows(query: np.ndarray, where: str, params: list, k: int, ef_search: i
     they cover ``k`` distinct products (or the filter has no more)."""
     fetch = max(k * 3, 20)
     limit = max(1000, k * 40)
+    sql = _hnsw_sql(len(query), where, columns)
     while True:
-        sql = (
-            f"WITH hits AS MATERIALIZED ("
-            f" SELECT {columns}, image_id AS tie, vector <=> %b AS distance FROM {TABLE}"
-            f" WHERE {where} ORDER BY vector <=> %b LIMIT %s"
-            f") SELECT {columns}, distance FROM hits ORDER BY distance, tie"
+        rows = _fetch_with_settings(
+            {"hnsw.ef_search": str(max(ef_search, fetch)), "hnsw.iterative_scan": "relaxed_order"},
+            sql, [query, *params, query, fetch], prepare=False,
         )
-        with transaction.atomic(), _cursor() as cursor:
-            cursor.execute(
-                "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)",  # noqa: E501
-                [str(max(ef_search, fetch))],
-            )
-            cursor.execute(sql, [query, *params, query, fetch], prepare=False)
-            rows = cursor.fetchall()
         if len(rows) < fetch or fetch >= limit or len(_best_per_product(rows, k)) >= k:
             return rows
         fetch = min(fetch * 4, limit)
+
+
+def _hnsw_sql(dimension: int, where: str, columns: str) -> str:
+    vector = vector_expression(dimension)
+    return (
+        f"WITH hits AS MATERIALIZED ("
+        f" SELECT {columns}, image_id AS tie, vector <=> %b AS distance FROM {TABLE}"
+        f" WHERE {where} ORDER BY {vector} <=> {query_expression(dimension)} LIMIT %s"
+        f") SELECT {columns}, distance FROM hits ORDER BY distance, tie"
+    )
+
+
+def search_plan(vector: np.ndarray, *, model_id: int, filters: SearchFilters | dict | None = None) -> list[str]:
+    """The indexes the planner picks for the HNSW statement ``nearest_products`` runs (benchmark, tests)."""
+    query = as_query_vector(vector)
+    if not isinstance(filters, SearchFilters):
+        filters = SearchFilters.from_dict(filters)
+    where, params = filters.sql(model_id, len(query))
+    with _cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {_hnsw_sql(len(query), where, 'product_id')}",
+                       [query, *params, query, 30], prepare=False)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+
+    def names(node: dict) -> list[str]:
+        own = [node["Index Name"]] if "Index Name" in node else []
+        return own + [name for child in node.get("Plans", []) for name in names(child)]
+
+    return names(plan[0]["Plan"])
 
 
 def _best_per_product(rows: Iterable[tuple], k: int) -> list[tuple]:
@@ -290,13 +417,15 @@ def similar_pairs(*, model_id: int, min_similarity: float, neighbours: int = 10)
     found when either side ranks the other among its neighbours. Returns (product_a, product_b, similarity)
     with a < b, most similar first. Duplicate-hunting for catalogue cleanup.
     """
+    dimension = _model_dimension(model_id)
+    a_vector, b_vector = vector_expression(dimension, "a.vector"), vector_expression(dimension, "b.vector")
     sql = (
         f"SELECT LEAST(a.product_id, n.product_id), GREATEST(a.product_id, n.product_id), max(1 - n.distance)"
         f" FROM {TABLE} AS a CROSS JOIN LATERAL ("
         f"  SELECT b.product_id, b.vector <=> a.vector AS distance FROM {TABLE} AS b"
-        f"  WHERE b.model_id = a.model_id ORDER BY b.vector <=> a.vector LIMIT %s"
+        f"  WHERE b.model_id = a.model_id AND b.dimensions = {dimension} ORDER BY {b_vector} <=> {a_vector} LIMIT %s"
         f" ) AS n"
-        f" WHERE a.model_id = %s AND n.product_id <> a.product_id AND n.distance <= %s"
+        f" WHERE a.model_id = %s AND a.dimensions = {dimension} AND n.product_id <> a.product_id AND n.distance <= %s"
         f" GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2"
     )
     with transaction.atomic(), connection.cursor() as cursor:
@@ -331,13 +460,15 @@ def image_neighbours(
     # The inner query filters on nothing but the model, so each image's lookup is one walk of the HNSW
     # graph (a status filter there makes the planner fall back to exact scans: quadratic). Merged and
     # retired neighbours are dropped afterwards; they are few.
+    dimension = _model_dimension(model_id)
+    a_vector, b_vector = vector_expression(dimension, "a.vector"), vector_expression(dimension, "b.vector")
     sql = (
         f"SELECT a.image_id, a.product_id, n.image_id, n.product_id, 1 - n.distance FROM {TABLE} AS a"
         f" CROSS JOIN LATERAL ("
         f"  SELECT b.image_id, b.product_id, b.status, b.vector <=> a.vector AS distance FROM {TABLE} AS b"
-        f"  WHERE b.model_id = a.model_id ORDER BY b.vector <=> a.vector LIMIT %s"
+        f"  WHERE b.model_id = a.model_id AND b.dimensions = {dimension} ORDER BY {b_vector} <=> {a_vector} LIMIT %s"
         f" ) AS n"
-        f" WHERE a.model_id = %s AND a.status = ANY(%s){scope} AND n.status = ANY(%s)"
+        f" WHERE a.model_id = %s AND a.dimensions = {dimension} AND a.status = ANY(%s){scope} AND n.status = ANY(%s)"
         f" AND n.product_id <> a.product_id AND n.distance <= %s"
         f" ORDER BY a.image_id, n.distance, n.image_id"
     )
@@ -380,12 +511,24 @@ _UPSERT_COLUMNS = (
 _UPSERT_UPDATES = ", ".join(f"{column} = EXCLUDED.{column}" for column in _UPSERT_COLUMNS)
 
 
+def _check_vectors(model_id: int, vectors: np.ndarray | Sequence) -> None:
+    """Every vector must have the model's dimension: a model's search only sees rows of its size."""
+    sizes = {len(vector) for vector in vectors}
+    for size in sizes:
+        _checked_dimension(size)
+    if len(sizes) > 1:
+        raise ValueError(f"Vectors of one model all have one dimension, got {sorted(sizes)}.")
+    if sizes:
+        _check_model_dimension(model_id, sizes.pop())
+
+
 def embeddings_upsert(*, model_id: int, image_ids: Sequence[int], vectors: np.ndarray) -> int:
     """Store one vector per image for ``model_id`` (replacing an older one), with the filter columns."""
     if len(image_ids) != len(vectors):
         raise ValueError("one vector per image")
     if not len(image_ids):
         return 0
+    _check_vectors(model_id, vectors)
     image_t, product_t = ProductImage._meta.db_table, Product._meta.db_table
     category_t, variant_t = Category._meta.db_table, Variant._meta.db_table
     sql = (
@@ -410,13 +553,15 @@ def embeddings_bulk_load(*, model_id: int, image_ids: Sequence[int], vectors: np
     Drop the HNSW index first (``vector_index_drop``) and rebuild it afterwards: building once is much
     faster than inserting 100k vectors into a live graph.
     """
+    if len(image_ids) != len(vectors):
+        raise ValueError("one vector per image")
+    _check_vectors(model_id, vectors)
     raw = _cursor().connection
     image_t, product_t, category_t, variant_t = (
         ProductImage._meta.db_table, Product._meta.db_table, Category._meta.db_table, Variant._meta.db_table,
     )
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"CREATE TEMP TABLE matching_staging (image_id bigint, vector vector({EMBEDDING_DIMENSION}))"
-                       " ON COMMIT DROP")
+        cursor.execute("CREATE TEMP TABLE matching_staging (image_id bigint, vector vector) ON COMMIT DROP")
         with raw.cursor().copy("COPY matching_staging (image_id, vector) FROM STDIN WITH (FORMAT BINARY)") as copy:
             copy.set_types(["int8", "vector"])
             for image_id, vector in zip(image_ids, vectors, strict=True):
@@ -448,9 +593,17 @@ def vector_index_drop() -> None:
             editor.remove_index(model, index)
 
 
-def vector_index_build(*, maintenance_work_mem: str = "1GB") -> dict[str, float]:
-    """(Re)create the HNSW indexes exactly as the migrations define them; seconds per index."""
+def vector_index_build(
+    *, maintenance_work_mem: str = "1GB", m: int | None = None, ef_construction: int | None = None,
+) -> dict[str, float]:
+    """(Re)create the HNSW indexes exactly as the migrations define them; seconds per index.
+
+    ``m`` and ``ef_construction`` override the graphs' parameters (benchmark sweeps in a throwaway database).
+    """
     model, indexes = _vector_indexes()
+    if m or ef_construction:
+        overrides = {key: value for key, value in (("m", m), ("ef_construction", ef_construction)) if value}
+        indexes = [HnswIndex(*index.expressions, **{**index.deconstruct()[2], **overrides}) for index in indexes]
     seconds = {}
     with connection.cursor() as cursor:
         cursor.execute("SELECT set_config('maintenance_work_mem', %s, false)", [maintenance_work_mem])
@@ -462,6 +615,18 @@ def vector_index_build(*, maintenance_work_mem: str = "1GB") -> dict[str, float]
     with connection.cursor() as cursor:
         cursor.execute(f"VACUUM (ANALYZE) {TABLE}")
     return seconds
+
+
+def vector_index_sizes() -> dict[str, float]:
+    """Megabytes of each non-empty HNSW graph (benchmark figures)."""
+    _, indexes = _vector_indexes()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, pg_relation_size(c.oid) FROM pg_class c WHERE c.relname = ANY(%s)",
+            [[index.name for index in indexes]],
+        )
+        sizes = {name: round(size / 2**20, 1) for name, size in cursor.fetchall()}
+    return {name: size for name, size in sorted(sizes.items()) if size >= 1}
 
 
 # -- classification (gender, category kind) ------------------------------------------------------------
@@ -483,9 +648,10 @@ def nearest_labelled(
     """
     if not 1 <= k <= MAX_K:
         raise ValueError(f"k must be between 1 and {MAX_K}.")
-    where, params = SearchFilters(statuses=LABEL_STATUSES).sql(model_id)
+    query = as_query_vector(vector)
+    where, params = SearchFilters(statuses=LABEL_STATUSES).sql(model_id, len(query))
     rows = _hnsw_rows(
-        as_query_vector(vector), where, params, k, ef_search or conf.hnsw_ef_search(),
+        query, where, params, k, ef_search or conf.hnsw_ef_search(),
         columns="product_id, gender, category_kind",
     )
     return [
@@ -506,7 +672,7 @@ class LabelledVectors:
 
 
 def embeddings_labelled(*, model_id: int, dimension: int, max_rows: int | None = None) -> LabelledVectors:
-    """Every labelled vector of ``model_id`` (products in ``LABEL_STATUSES``), cut to ``dimension``.
+    """Every labelled vector of ``model_id`` (products in ``LABEL_STATUSES``); ``dimension`` is the model's.
 
     With ``max_rows`` a stable pseudo-random sample of that size (by image id hash) keeps memory bounded
     on a large catalogue.
@@ -514,7 +680,7 @@ def embeddings_labelled(*, model_id: int, dimension: int, max_rows: int | None =
     order = "md5(image_id::text)" if max_rows else "image_id"
     sql = (
         f"SELECT image_id, product_id, gender, category_kind, vector FROM {TABLE}"
-        f" WHERE model_id = %s AND status = ANY(%s) ORDER BY {order}"
+        f" WHERE model_id = %s AND dimensions = {_checked_dimension(dimension)} AND status = ANY(%s) ORDER BY {order}"
     )
     params: list = [model_id, list(LABEL_STATUSES)]
     if max_rows:
@@ -525,7 +691,7 @@ def embeddings_labelled(*, model_id: int, dimension: int, max_rows: int | None =
         rows = cursor.fetchall()
     vectors = np.zeros((len(rows), dimension), dtype=np.float32)
     for n, row in enumerate(rows):
-        vectors[n] = _numpy(row[4])[:dimension]  # smaller embedders are stored zero-padded
+        vectors[n] = _numpy(row[4])
     return LabelledVectors(
         image_ids=np.asarray([r[0] for r in rows], dtype=np.int64),
         product_ids=np.asarray([r[1] for r in rows], dtype=np.int64),

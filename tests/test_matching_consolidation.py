@@ -20,7 +20,6 @@ from tests.conftest import jpeg_bytes
 from warehouse.models import Snapshot, SnapshotStatus
 
 pytestmark = pytest.mark.django_db
-DIM = search.EMBEDDING_DIMENSION
 
 
 @pytest.mark.parametrize(
@@ -44,8 +43,8 @@ def test_search_filters_from_request_data_still_parse_strings():
     assert filters == search.SearchFilters(category_kind=CategoryKind.TOPWEAR, category_id=3, in_stock=True)
 
 
-def _unit(seed: int) -> np.ndarray:
-    vector = np.random.default_rng(seed).normal(size=DIM).astype(np.float32)
+def _unit(seed: int, dimension: int) -> np.ndarray:
+    vector = np.random.default_rng(seed).normal(size=dimension).astype(np.float32)
     return vector / np.linalg.norm(vector)
 
 
@@ -55,14 +54,15 @@ def test_bulk_load_replaces_every_column_it_writes():
     image = ProductImage.objects.create(
         product=factories.product(), file="catalog/test/a.jpg", width=10, height=10, sha256="a" * 64,
     )
-    search.embeddings_upsert(model_id=model.pk, image_ids=[image.pk], vectors=np.stack([_unit(1)]))
+    search.embeddings_upsert(model_id=model.pk, image_ids=[image.pk], vectors=np.stack([_unit(1, model.dimension)]))
     # when the file changes and the bulk path stores a new vector
     ProductImage.objects.filter(pk=image.pk).update(sha256="b" * 64)
-    search.embeddings_bulk_load(model_id=model.pk, image_ids=[image.pk], vectors=np.stack([_unit(2)]))
+    search.embeddings_bulk_load(model_id=model.pk, image_ids=[image.pk], vectors=np.stack([_unit(2, model.dimension)]))
     # then the row records the file the new vector came from
     row = ProductEmbedding.objects.get(image=image, model=model)
     assert row.image_sha256 == "b" * 64
-    assert np.allclose(np.asarray(row.vector.to_numpy() if hasattr(row.vector, "to_numpy") else row.vector), _unit(2),
+    assert np.allclose(np.asarray(row.vector.to_numpy() if hasattr(row.vector, "to_numpy") else row.vector),
+                       _unit(2, model.dimension),
                        atol=1e-6)
 
 

@@ -206,7 +206,9 @@ def test_missing_files_do_not_stop_a_batch(shared_data):
     shutil.rmtree(broken.file.storage.path(""), ignore_errors=True)  # every stored file gone
     ProductEmbedding.objects.all().delete()
     assert services.images_embed(image_ids=[image.pk for _, image, _ in products]) == 0
-    assert search.nearest_products(np.ones(1280, np.float32) / 36, model_id=services.embedding_model_active().pk) == []
+    model = services.embedding_model_active()
+    query = np.ones(model.dimension, np.float32) / np.sqrt(model.dimension)
+    assert search.nearest_products(query, model_id=model.pk) == []
 
 
 def test_match_refuses_what_it_cannot_do(shared_data):

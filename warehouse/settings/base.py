@@ -16,6 +16,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",  # OpClass in index expressions (matching's per-dimension HNSW graphs)
     "rest_framework",
     "rest_framework.authtoken",
     "axes",

@@ -9,7 +9,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from matching import benchmarking, services
+from matching import benchmarking, search, services
 from matching.throwaway import throwaway_database
 from segmentation import METHODS
 
@@ -27,6 +27,16 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--segmentation-method", default="auto", choices=METHODS,
                             help="Segmentation method for the end-to-end match figures.")
+        parser.add_argument("--dimension", type=int,
+                            help="Size of the synthetic vectors (default: the active embedder's, as the catalogue "
+                                 "stores them). Another size is searched under a stand-in model version, and the "
+                                 "embedding and end-to-end figures (which need the real embedder) are skipped.")
+        parser.add_argument("--search-only", action="store_true", help="Only the index build and search figures.")
+        parser.add_argument("--m", type=int, help="HNSW m for this run (default: search.INDEXED_DIMENSIONS).")
+        parser.add_argument("--ef-construction", type=int,
+                            help="HNSW ef_construction for this run (default: search.INDEXED_DIMENSIONS).")
+        parser.add_argument("--ef-search", type=int, nargs="+", default=[40, 80, 120, 200],
+                            help="hnsw.ef_search values of the unfiltered sweep.")
 
     def log(self, message: str) -> None:
         if self.verbosity >= 1:
@@ -38,23 +48,36 @@ class Command(BaseCommand):
         result: dict = {"catalog_size": size}
         with throwaway_database("bench"):
             model = services.embedding_model_active()
-            self.log(f"loading {size} synthetic vectors and building the HNSW index")
-            result["build"] = benchmarking.synthetic_catalogue(size, model_id=model.pk, seed=options["seed"],
-                                                               progress=self.log)
+            dimension = options["dimension"] or model.dimension
+            search_model = model if dimension == model.dimension else benchmarking.stand_in_model(dimension)
+            result["dimension"] = dimension
+            self.log(f"loading {size} synthetic {dimension}-d vectors and building the HNSW indexes")
+            index_options = {key: options[key] for key in ("m", "ef_construction") if options[key]}
+            result["build"] = benchmarking.synthetic_catalogue(
+                size, model_id=search_model.pk, dimension=dimension, seed=options["seed"], progress=self.log,
+                **index_options,
+            )
+            graph = search.INDEXED_DIMENSIONS.get(dimension)
+            result["build"]["hnsw"] = ({"type": graph.type, "m": graph.m, "ef_construction": graph.ef_construction}
+                                       | index_options if graph else "none: searched exactly")
             self.log(f"index built: {result['build']}; timing searches")
-            result.update(benchmarking.search_figures(model_id=model.pk, queries=options["queries"],
-                                                      seed=options["seed"]))
-            result["ef_search_sweep"] = benchmarking.ef_search_sweep(model_id=model.pk, queries=options["queries"],
-                                                                     seed=options["seed"])
-            self.log("segmentation")
-            result.update(benchmarking.segment_figures(options["data"]))
-            self.log("embedding and ingestion")
-            result.update(benchmarking.embed_figures(benchmarking.studio_photos(options["data"], options["photos"])))
-            self.log("end-to-end match of a 12 MP JPEG")
-            result.update(benchmarking.match_figures(benchmarking.phone_jpeg_12mp(options["data"]),
-                                                     runs=options["match_runs"],
-                                                     segment=options["segmentation_method"]))
-            result["model_versions"] = {"embedder": model.name}
+            common = {"model_id": search_model.pk, "dimension": dimension, "queries": options["queries"],
+                      "seed": options["seed"]}
+            result.update(benchmarking.search_figures(**common))
+            result["ef_search_sweep"] = benchmarking.ef_search_sweep(**common, values=tuple(options["ef_search"]))
+            result["model_versions"] = {"embedder": model.name, "search": search_model.name}
+            if options["search_only"] or search_model != model:
+                result["skipped"] = "embedding, segmentation and end-to-end figures (--search-only or --dimension)"
+            else:
+                self.log("segmentation")
+                result.update(benchmarking.segment_figures(options["data"]))
+                self.log("embedding and ingestion")
+                result.update(benchmarking.embed_figures(
+                    benchmarking.studio_photos(options["data"], options["photos"])))
+                self.log("end-to-end match of a 12 MP JPEG")
+                result.update(benchmarking.match_figures(benchmarking.phone_jpeg_12mp(options["data"]),
+                                                         runs=options["match_runs"],
+                                                         segment=options["segmentation_method"]))
         text = json.dumps(result, indent=2)
         if options["json"]:
             options["json"].parent.mkdir(parents=True, exist_ok=True)
