@@ -374,15 +374,26 @@ def scan_run_execute(*, scan_run_id: int, kinds: Sequence[str] = SCAN_KINDS) -> 
         seconds["signatures"] = round(time.perf_counter() - started, 2)
         model_id = embedding_model_active().pk
         done = len(todo)
+        table = None
+        if scope is None and {"duplicates", "labels"} & set(kinds):
+            # one exact catalogue-wide neighbour pass serves both (an index walk per image would cost minutes)
+            _progress(run.pk, step="neighbours")
+            started = time.perf_counter()
+            table = scans.catalogue_neighbours(model_id=model_id)
+            seconds["neighbours"] = round(time.perf_counter() - started, 2)
         for kind in kinds:
             _progress(run.pk, step=kind, done=done)
             started = time.perf_counter()
             stats: dict = {}
             if kind == "duplicates":
-                found = scans.duplicate_findings(model_id=model_id, product_ids=scope, stats=stats)
+                found = scans.duplicate_findings(model_id=model_id, product_ids=scope, stats=stats,
+                                                 neighbours=table.neighbours() if table else None)
                 finding_kind = FindingKind.DUPLICATE
             elif kind == "labels":
-                found = scans.label_findings(model_id=model_id, product_ids=scope)
+                found = scans.label_findings(
+                    model_id=model_id, product_ids=scope,
+                    neighbours=table.neighbours(k=int(cleanup_setting("LABEL_NEIGHBOURS"))) if table else None,
+                )
                 finding_kind = FindingKind.WRONG_LABEL
             elif kind == "photos":
                 found = scans.photo_findings(product_ids=scope)
