@@ -23,12 +23,13 @@ def percentile(values: list[float], q: float) -> float:
     return round(float(np.percentile(np.asarray(values), q)), 2)
 
 
-def synthetic_vectors(n: int, *, seed: int, clusters: int = 200, latent: int = 48) -> np.ndarray:
+def synthetic_vectors(n: int, *, seed: int, clusters: int = 200, latent: int = 48,
+                      dimension: int = search.EMBEDDING_DIMENSION) -> np.ndarray:
     """Unit vectors shaped like image embeddings: cluster centres (product types), variation along a
     shared low-dimensional subspace (colour, shape, pose) and a little isotropic noise. Pure isotropic
     noise in 1280-d makes every neighbour nearly equidistant, which no real embedding does.
     """
-    dim = search.EMBEDDING_DIMENSION
+    dim = dimension
     basis_rng = np.random.default_rng(12345)  # one "embedding space" shared by catalogue and queries
     centres = basis_rng.normal(size=(clusters, dim)).astype(np.float32)
     basis = (0.12 * basis_rng.normal(size=(latent, dim))).astype(np.float32)
@@ -41,8 +42,11 @@ def synthetic_vectors(n: int, *, seed: int, clusters: int = 200, latent: int = 4
 
 
 def synthetic_catalogue(n: int, *, model_id: int, seed: int = 0, chunk: int = 20_000,
-                        progress: Callable[[str], None] | None = None) -> dict:
-    """``n`` synthetic products with one image and one vector each; 5% footwear. Returns timings."""
+                        progress: Callable[[str], None] | None = None, dimension: int = search.EMBEDDING_DIMENSION,
+                        build_index: bool = True) -> dict:
+    """``n`` synthetic products with one image and one vector each; 5% footwear. Returns timings.
+
+    ``build_index=False`` leaves the HNSW indexes dropped (a benchmark of exact passes needs none)."""
     top = Category.objects.create(name="Bench tops", slug="bench-tops", kind=CategoryKind.TOPWEAR)
     shoes = Category.objects.create(name="Bench shoes", slug="bench-shoes", kind=FILTER_KIND)
     started = time.perf_counter()
@@ -64,11 +68,15 @@ def synthetic_catalogue(n: int, *, model_id: int, seed: int = 0, chunk: int = 20
         image_ids = [row[0] for row in cursor.fetchall()]
     search.vector_index_drop()
     for start in range(0, n, chunk):
-        vectors = synthetic_vectors(min(chunk, n - start), seed=seed + start)
+        vectors = synthetic_vectors(min(chunk, n - start), seed=seed + start, dimension=dimension)
+        if dimension < search.EMBEDDING_DIMENSION:  # stored zero-padded (cosine unchanged)
+            vectors = np.pad(vectors, ((0, 0), (0, search.EMBEDDING_DIMENSION - dimension)))
         search.embeddings_bulk_load(model_id=model_id, image_ids=image_ids[start : start + chunk], vectors=vectors)
         if progress:
             progress(f"loaded {min(n, start + chunk)} vectors")
     loaded = time.perf_counter() - started
+    if not build_index:
+        return {"load_s": round(loaded, 1), "index_build_s": None}
     started = time.perf_counter()
     per_index = search.vector_index_build()
     return {"load_s": round(loaded, 1), "index_build_s": round(time.perf_counter() - started, 1),

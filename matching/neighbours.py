@@ -41,14 +41,16 @@ class NeighbourTable:
                    product_ids: set[int] | None = None) -> list[ImageNeighbour]:
         """The table as ``search.image_neighbours`` returns it (image by image, best first)."""
         k = self.index.shape[1] if k is None else min(k, self.index.shape[1])
+        rows = self.rows_of(product_ids)
+        image_ids, product_ids_ = self.image_ids.tolist(), self.product_ids.tolist()  # plain ints: 5x faster below
         out = []
-        for row in self.rows_of(product_ids).tolist():
-            for col in range(k):
-                other, similarity = int(self.index[row, col]), float(self.similarity[row, col])
+        for row, others, similarities in zip(rows.tolist(), self.index[rows, :k].tolist(),
+                                             self.similarity[rows, :k].tolist(), strict=True):
+            image_id, product_id = image_ids[row], product_ids_[row]
+            for other, similarity in zip(others, similarities, strict=True):
                 if other < 0 or similarity < min_similarity:
                     break
-                out.append(ImageNeighbour(int(self.image_ids[row]), int(self.product_ids[row]),
-                                          int(self.image_ids[other]), int(self.product_ids[other]), similarity))
+                out.append(ImageNeighbour(image_id, product_id, image_ids[other], product_ids_[other], similarity))
         return out
 
 
