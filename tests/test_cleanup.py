@@ -439,3 +439,46 @@ def test_photo_checks_compute_each_photo_once_in_connected_order(photos):
     # then each photo's features are computed once (in list order, 11 times), and only the crop is confirmed
     assert cache.misses == 7
     assert [(e.product_a, e.product_b, e.how) for e in found] == [(100, 106, "cropped")]
+
+
+def test_a_full_scans_photo_checks_are_shared_out_in_chunks_and_the_last_one_closes_the_run(
+        quiet, photos, settings, monkeypatch):
+    from catalog.cleanup import tasks
+    from catalog.cleanup.models import ScanChunk
+
+    # given two cropped copies among real photos, and chunks of one photo check each
+    settings.CLEANUP = {**settings.CLEANUP, "PHOTO_CHECK_CHUNK": 1}
+    originals = [*photos["Tshirts"][:5], *photos["Casual Shoes"][:3]]
+    for n, path in enumerate(originals):
+        add_product(f"ORIG-{n}", path)
+    for n in (0, 5):
+        source = Image.open(originals[n]).convert("RGB")
+        w, h = source.size
+        add_product(f"CROP-{n}", jpeg(source.crop((18, 12, w - 14, h - 20)).resize((w, h))))
+    embed_all()
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.check_scan_photos, "delay", queued.append)  # the broker: workers run them below
+
+    # when a full scan runs
+    run = full_scan()
+
+    # then everything but the photo checks is done, and the checks wait in chunks, one task each
+    assert run.state == "running" and run.step == "photo checks" and run.done < run.total
+    assert len(queued) >= 2 and run.total - run.done == len(queued)
+    assert {"photos", "labels", "gaps"} <= set(run.counts) and "found" not in run.counts["duplicates"]
+
+    # when workers run the chunks (in any order), the run stays open until the last one
+    for chunk_id in reversed(queued[1:]):
+        services.scan_chunk_execute(chunk_id=chunk_id)
+        assert ScanRun.objects.get(pk=run.pk).state == "running"
+    assert services.scan_chunk_execute(chunk_id=queued[0]) == "finished"
+
+    # then the run is done, both crops were confirmed, and the chunks are gone
+    run.refresh_from_db()
+    assert run.state == "done" and run.done == run.total and run.step == ""
+    assert run.counts["duplicates"]["photo_check_chunks"] == len(queued)
+    clusters = sorted(sorted(f.products.values_list("sku", flat=True))
+                      for f in Finding.objects.filter(kind=FindingKind.DUPLICATE))
+    assert clusters == [["CROP-0", "ORIG-0"], ["CROP-5", "ORIG-5"]]
+    assert not ScanChunk.objects.exists()
+    assert services.scan_chunk_execute(chunk_id=queued[0]) == "nothing to do"

@@ -34,6 +34,8 @@ DEFAULTS: dict[str, Any] = {
     "ORB_FEATURE_COUNT": 400,
     "ORB_MIN_INLIERS": 30,  # cropped copies: 49 and up at 224 px; the same model and pose in another shirt: 35-85
     "ORB_MAX_COLOUR_DIFFERENCE": 12.0,  # after alignment: cropped copies <= 7, other shirts 13-26
+    # A full scan's photo checks go to Celery in chunks of this many (several workers share them).
+    "PHOTO_CHECK_CHUNK": 2000,
     # wrong labels
     "LABEL_NEIGHBOURS": 10,
     "KIND_MIN_CONFIDENCE": 0.6,

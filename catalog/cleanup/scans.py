@@ -295,23 +295,27 @@ def photo_checks_run(checks: Sequence[PhotoCheck], *, cache: duplicates.FeatureC
     return out
 
 
-def pairs_by_look(*, model_id: int, product_ids: Iterable[int] | None = None, known: set[tuple[int, int]],
-                  cache: duplicates.FeatureCache,
-                  neighbours: Sequence[ImageNeighbour] | None = None) -> tuple[list[Evidence], dict]:
-    """Visually near-identical products: the nearest neighbours that stand out (``look_candidates``),
-    confirmed on the photos unless the two products are alike beyond ``VISUAL_SURE``."""
-    from matching import search
+def visual_candidates(*, model_id: int, neighbours: Sequence[ImageNeighbour],
+                      known: set[tuple[int, int]]) -> tuple[list[Evidence], list[PhotoCheck]]:
+    """``look_candidates`` with the gate of the model's embedder (``conf.visual_gate``)."""
     from matching.models import EmbeddingModel
 
-    if neighbours is None:
-        neighbours = search.image_neighbours(model_id=model_id, k=int(cleanup_setting("VISUAL_NEIGHBOURS")),
-                                             product_ids=product_ids)
     backbone = EmbeddingModel.objects.filter(pk=model_id).values_list("backbone", flat=True).first() or ""
     floor, margin = visual_gate(backbone)
-    sure_pairs, checks = look_candidates(neighbours, known=known, floor=floor, margin=margin,
-                                         sure=float(cleanup_setting("VISUAL_SURE")))
-    confirmed = photo_checks_run(checks, cache=cache)
-    return sure_pairs + confirmed, {"visual_sure_pairs": len(sure_pairs), "orb_checks": len(checks)}
+    return look_candidates(neighbours, known=known, floor=floor, margin=margin,
+                           sure=float(cleanup_setting("VISUAL_SURE")))
+
+
+def pairs_by_look(*, model_id: int, product_ids: Iterable[int] | None = None, known: set[tuple[int, int]],
+                  cache: duplicates.FeatureCache) -> list[Evidence]:
+    """Visually near-identical products among the index's nearest neighbours of ``product_ids`` (or all),
+    confirmed on the photos unless the two products are alike beyond ``VISUAL_SURE``."""
+    from matching import search
+
+    neighbours = search.image_neighbours(model_id=model_id, k=int(cleanup_setting("VISUAL_NEIGHBOURS")),
+                                         product_ids=product_ids)
+    sure_pairs, checks = visual_candidates(model_id=model_id, neighbours=neighbours, known=known)
+    return sure_pairs + photo_checks_run(checks, cache=cache)
 
 
 def keeper_for(product_ids: Sequence[int]) -> int:
@@ -332,41 +336,57 @@ def feature_cache() -> duplicates.FeatureCache:
                                    feature_count=int(cleanup_setting("ORB_FEATURE_COUNT")))
 
 
+def catalogue_duplicate_evidence(*, model_id: int | None, neighbours: Sequence[ImageNeighbour] | None = None,
+                                 stats: dict | None = None) -> tuple[list[Evidence], list[PhotoCheck]]:
+    """A full scan's duplicate evidence that needs no photo (same file, near-identical photos, products alike
+    beyond ``VISUAL_SURE``) and the visual candidates still to check on the photos (``photo_checks_run``).
+
+    ``neighbours``: the catalogue-wide nearest images (``catalogue_neighbours``)."""
+    stats = stats if stats is not None else {}
+    evidence = pairs_by_file()
+    found, hash_stats = pairs_by_hash()
+    evidence += found
+    stats.update(hash_stats)
+    if model_id is None:
+        return evidence, []
+    if neighbours is None:
+        neighbours = catalogue_neighbours(model_id=model_id).neighbours()
+    known = {(min(e.product_a, e.product_b), max(e.product_a, e.product_b)) for e in evidence}
+    sure_pairs, checks = visual_candidates(model_id=model_id, neighbours=neighbours, known=known)
+    stats.update(visual_sure_pairs=len(sure_pairs), photo_checks=len(checks))
+    return evidence + sure_pairs, checks
+
+
 def duplicate_findings(*, model_id: int | None, product_ids: Iterable[int] | None = None,
                        stats: dict | None = None,
                        neighbours: Sequence[ImageNeighbour] | None = None) -> list[FindingData]:
-    """Clusters of products that are the same item (union-find over file, photo and look evidence).
-
-    ``neighbours``: a full scan's catalogue-wide nearest images (``catalogue_neighbours``), else asked of
-    the index for the products scanned."""
+    """Clusters of products that are the same item (union-find over file, photo and look evidence), photo
+    checks run here. An incremental scan follows new pairs ``MAX_HOPS`` far to rebuild whole clusters."""
     stats = stats if stats is not None else {}
     cache = feature_cache()
-    evidence: list[Evidence] = []
     if product_ids is None:
-        evidence += pairs_by_file()
-        found, hash_stats = pairs_by_hash()
-        evidence += found
-        stats.update(hash_stats)
+        evidence, checks = catalogue_duplicate_evidence(model_id=model_id, neighbours=neighbours, stats=stats)
+        return duplicate_clusters(evidence + photo_checks_run(checks, cache=cache))
+    evidence: list[Evidence] = []
+    seen: set[int] = set()
+    frontier = {int(p) for p in product_ids}
+    for _ in range(MAX_HOPS):
+        frontier -= seen
+        if not frontier:
+            break
+        seen |= frontier
+        round_evidence = pairs_by_file(product_ids=frontier) + pairs_by_hash(product_ids=frontier)[0]
         if model_id is not None:
-            known = {(min(e.product_a, e.product_b), max(e.product_a, e.product_b)) for e in evidence}
-            found, look_stats = pairs_by_look(model_id=model_id, known=known, cache=cache, neighbours=neighbours)
-            evidence += found
-            stats.update(look_stats)
-    else:
-        seen: set[int] = set()
-        frontier = {int(p) for p in product_ids}
-        for _ in range(MAX_HOPS):
-            frontier -= seen
-            if not frontier:
-                break
-            seen |= frontier
-            round_evidence = pairs_by_file(product_ids=frontier) + pairs_by_hash(product_ids=frontier)[0]
-            if model_id is not None:
-                known = {(min(e.product_a, e.product_b), max(e.product_a, e.product_b))
-                         for e in evidence + round_evidence}
-                round_evidence += pairs_by_look(model_id=model_id, product_ids=frontier, known=known, cache=cache)[0]
-            evidence += round_evidence
-            frontier = {p for e in round_evidence for p in (e.product_a, e.product_b)}
+            known = {(min(e.product_a, e.product_b), max(e.product_a, e.product_b))
+                     for e in evidence + round_evidence}
+            round_evidence += pairs_by_look(model_id=model_id, product_ids=frontier, known=known, cache=cache)
+        evidence += round_evidence
+        frontier = {p for e in round_evidence for p in (e.product_a, e.product_b)}
+    return duplicate_clusters(evidence)
+
+
+def duplicate_clusters(evidence: Sequence[Evidence]) -> list[FindingData]:
+    """One finding per cluster of products joined by any evidence (union-find)."""
     clusters = duplicates.clusters_of((e.product_a, e.product_b) for e in evidence)
     if not clusters:
         return []
