@@ -79,8 +79,8 @@ def thumb_of(image: Image.Image) -> bytes:
 
 # -- local feature verification ---------------------------------------------------------------------
 
-FEATURE_SIZE = 256  # px, longer side
-FEATURE_COUNT = 500  # ORB keypoints kept
+FEATURE_SIZE = 224  # px, longer side (the scan takes CLEANUP["ORB_FEATURE_SIZE"])
+FEATURE_COUNT = 400  # ORB keypoints kept (CLEANUP["ORB_FEATURE_COUNT"])
 
 
 @dataclass
