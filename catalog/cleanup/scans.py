@@ -201,7 +201,8 @@ def pairs_by_hash(*, product_ids: Iterable[int] | None = None) -> tuple[list[Evi
 
 @dataclass(frozen=True)
 class PhotoCheck:
-    """A visual candidate to confirm on the photos: ``image_b`` is ``image_a``'s nearest other product."""
+    """A visual candidate to confirm on the photos: one photo and its nearest other product's photo (the
+    lower image id first, each with its product)."""
 
     product_a: int
     product_b: int
