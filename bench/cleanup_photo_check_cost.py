@@ -19,7 +19,12 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from catalog.cleanup.duplicates import content_match, features_of  # noqa: E402  (no Django needed)
+from catalog.cleanup.duplicates import (  # noqa: E402  (no Django needed)
+    FEATURE_COUNT,
+    FEATURE_SIZE,
+    content_match,
+    features_of,
+)
 
 DATA = next((p / "shared" / "data" / "catalog-photos" for p in REPO.parents
              if (p / "shared" / "data" / "catalog-photos").is_dir()),
@@ -29,6 +34,8 @@ DATA = next((p / "shared" / "data" / "catalog-photos" for p in REPO.parents
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=60)
+    parser.add_argument("--size", type=int, default=FEATURE_SIZE, help="longer side the features are computed at")
+    parser.add_argument("--count", type=int, default=FEATURE_COUNT, help="ORB keypoints")
     args = parser.parse_args()
     paths = sorted((DATA / "images").glob("*.jpg"))[: args.photos]
     decode_ms, feature_ms, match_ms = [], [], []
@@ -39,14 +46,14 @@ def main() -> None:
         image.load()
         decode_ms.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
-        features.append(features_of(image))
+        features.append(features_of(image, size=args.size, count=args.count))
         feature_ms.append((time.perf_counter() - started) * 1000)
     for a, b in zip(features, features[1:], strict=False):
         started = time.perf_counter()
         content_match(a, b)
         match_ms.append((time.perf_counter() - started) * 1000)
     print(json.dumps({
-        "photos": len(paths), "photo_size": list(Image.open(paths[0]).size),
+        "photos": len(paths), "photo_size": list(Image.open(paths[0]).size), "size": args.size, "count": args.count,
         "decode_ms_p50": round(float(np.median(decode_ms)), 2),
         "features_ms_p50": round(float(np.median(feature_ms)), 2),
         "match_ms_p50": round(float(np.median(match_ms)), 2),

@@ -1,17 +1,20 @@
-"""How long the duplicate scan takes over a large catalogue (default 100k images), in a throwaway database.
+"""How long the full duplicate scan takes over a large catalogue (default 100k images), stage by stage.
 
-Synthetic data (no photo files): 64-bit perceptual hashes drawn around a few thousand "look" centres
-(catalogue photos on white backgrounds share much of their hash), with a known share of near-copies
-(a few bits flipped, thumbnail nudged); clustered synthetic vectors for the visual pass
-(``matching.benchmarking.synthetic_vectors``). Times each stage of ``catalog.cleanup.scans`` as the
-full scan runs it: the same-file pass (SQL), the hash pass (band LSH + vectorised Hamming + thumbnail
-check), the visual pass (each image's nearest neighbours through the HNSW index), and union-find.
+Builds a throwaway database with synthetic data: 64-bit perceptual hashes drawn around a few thousand
+"look" centres (catalogue photos on white backgrounds share much of their hash) with a known share of
+near-copies; clustered synthetic vectors of the chosen dimension (``matching.benchmarking.synthetic_vectors``;
+256 is the shipped trained embedder, 1280 the ImageNet one). With ``--photos`` every image row gets a real
+studio photo from ``../shared/data/catalog-photos`` (the 2,500 files shared round-robin), so the photo checks
+of the visual candidates really decode photos and run ORB.
 
-The visual candidates below ``VISUAL_SURE`` are confirmed on the photos themselves (ORB); with no files
-here that step is counted, not timed: multiply by the per-pair cost printed by
-``bench/cleanup_quality.py``'s run (``scan_seconds_by_step``) or measured in docs/cleanup.md.
+Times each stage as a full scan runs it (``catalog.cleanup.scans``): same file (SQL), hash bands, the exact
+neighbour pass (read the vectors, blocked matrix products), the choice of visual candidates, the photo checks
+(all of them, or the first ``--photo-checks`` in scan order with the rest extrapolated from their rate), the
+label vote on the same neighbours, union-find. ``--hnsw N`` also builds the HNSW index and times the old
+per-image index pass on N sampled products, with its recall against the exact pass.
 
-Usage: ``STOCKMATCH_TORCH_THREADS=1 nice -n 10 .venv/bin/python bench/cleanup_scale.py [--images 100000]``
+Usage: ``STOCKMATCH_TORCH_THREADS=1 nice -n 10 .venv/bin/python bench/cleanup_scale.py --images 100000
+--dimension 256 --photos``
 """
 from __future__ import annotations
 
@@ -27,6 +30,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "warehouse.settings")
+DATA = next((p / "shared" / "data" / "catalog-photos" for p in REPO.parents
+             if (p / "shared" / "data" / "catalog-photos").is_dir()),
+            REPO.parent / "shared" / "data" / "catalog-photos")
+BACKBONE = {256: "efficientnet-lite0-ft256", 1280: "efficientnet-lite0"}  # whose visual gate applies
 
 
 def synthetic_signatures(image_ids: list[int], *, seed: int, copies: float, centres: int = 3000) -> tuple[list, set]:
@@ -63,10 +70,42 @@ def synthetic_signatures(image_ids: list[int], *, seed: int, copies: float, cent
     return rows, truth
 
 
+def photos_behind_rows() -> int:
+    """Copy the real studio photos into media storage and point every image row at one of them."""
+    from django.core.files.storage import default_storage
+    from django.db import connection
+
+    from catalog.models import ProductImage
+
+    paths = sorted((DATA / "images").glob("*.jpg"))
+    for n, path in enumerate(paths):
+        default_storage.save(f"bench-photos/{n}.jpg", path.open("rb"))
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {ProductImage._meta.db_table} SET file = 'bench-photos/' || (id %% %s) || '.jpg'",
+                       [len(paths)])
+    return len(paths)
+
+
+def timed(timings: dict, name: str, call):  # noqa: ANN001, ANN202
+    """Wall seconds in ``timings[name]``; CPU seconds of this process (all its threads) in ``timings["cpu"]``,
+    which a loaded machine inflates much less."""
+    started, cpu = time.perf_counter(), time.process_time()
+    value = call()
+    timings[name] = round(time.perf_counter() - started, 2)
+    timings.setdefault("cpu", {})[name] = round(time.process_time() - cpu, 2)
+    print(name, timings[name], "cpu", timings["cpu"][name], file=sys.stderr)
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=100_000)
+    parser.add_argument("--dimension", type=int, default=256, choices=sorted(BACKBONE))
     parser.add_argument("--copies", type=float, default=0.01, help="share of images that are near-copies")
+    parser.add_argument("--photos", action="store_true", help="real photo files behind the rows: run the ORB checks")
+    parser.add_argument("--photo-checks", type=int, default=0,
+                        help="run only this many photo checks and extrapolate the rest (0: all)")
+    parser.add_argument("--hnsw", type=int, default=0, help="also time the HNSW pass on this many sampled products")
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -75,60 +114,99 @@ def main() -> None:
 
     django.setup()
     from catalog.cleanup import duplicates, scans
-    from catalog.cleanup.conf import cleanup_setting
+    from catalog.cleanup.conf import cleanup_setting, visual_gate
     from catalog.cleanup.models import ImageSignature
     from catalog.models import ProductImage
     from matching import benchmarking, search, services
+    from matching.models import EmbeddingModel
+    from matching.neighbours import neighbour_table
     from matching.throwaway import throwaway_database
 
-    result: dict = {"images": args.images}
+    result: dict = {"images": args.images, "dimension": args.dimension, "load_average": os.getloadavg()}
     with throwaway_database("cleanbench"):
         model = services.embedding_model_active()
+        EmbeddingModel.objects.filter(pk=model.pk).update(dimension=args.dimension, backbone=BACKBONE[args.dimension])
         started = time.perf_counter()
-        result["build"] = benchmarking.synthetic_catalogue(args.images, model_id=model.pk, seed=args.seed,
-                                                           progress=lambda m: print(m, file=sys.stderr))
+        result["build"] = benchmarking.synthetic_catalogue(
+            args.images, model_id=model.pk, seed=args.seed, dimension=args.dimension, build_index=bool(args.hnsw),
+            progress=lambda m: print(m, file=sys.stderr))
         image_ids = list(ProductImage.objects.order_by("id").values_list("id", flat=True))
         rows, truth = synthetic_signatures(image_ids, seed=args.seed, copies=args.copies)
         ImageSignature.objects.bulk_create(rows, batch_size=10_000)
+        if args.photos:
+            result["build"]["photo_files"] = photos_behind_rows()
         result["build"]["seconds"] = round(time.perf_counter() - started, 1)
         print("built", result["build"], file=sys.stderr)
 
         timings, stats = {}, {}
-        started = time.perf_counter()
-        by_file = scans.pairs_by_file()
-        timings["same_file_s"] = round(time.perf_counter() - started, 2)
-        started = time.perf_counter()
-        by_hash, hash_stats = scans.pairs_by_hash()
-        timings["hash_s"] = round(time.perf_counter() - started, 2)
+        by_file = timed(timings, "same_file_s", scans.pairs_by_file)
+        by_hash, hash_stats = timed(timings, "hash_s", scans.pairs_by_hash)
         stats.update(hash_stats)
         found = {(min(e.image_a, e.image_b), max(e.image_a, e.image_b)) for e in by_hash}
         stats["hash_recall_of_injected_copies"] = round(len(found & truth) / max(1, len(truth)), 4)
         stats["hash_false_pairs"] = len(found - truth)
-        print("hash pass", timings, stats, file=sys.stderr)
-        started = time.perf_counter()
-        neighbours = search.image_neighbours(model_id=model.pk, k=int(cleanup_setting("VISUAL_NEIGHBOURS")),
-                                             min_similarity=float(cleanup_setting("VISUAL_FLOOR")))
-        timings["visual_neighbours_s"] = round(time.perf_counter() - started, 2)
-        product_pairs: dict[tuple[int, int], float] = {}
-        for n in neighbours:
-            pair = (min(n.product_id, n.neighbour_product_id), max(n.product_id, n.neighbour_product_id))
-            product_pairs[pair] = max(product_pairs.get(pair, -1.0), n.similarity)
-        sure = float(cleanup_setting("VISUAL_SURE"))
-        stats["visual_image_pairs"] = len(neighbours)
-        stats["visual_product_pairs"] = len(product_pairs)
-        stats["visual_pairs_sure"] = sum(s >= sure for s in product_pairs.values())
-        stats["visual_pairs_to_check_on_photos"] = sum(s < sure for s in product_pairs.values())
-        started = time.perf_counter()
-        pairs = [(e.product_a, e.product_b) for e in by_file + by_hash]
-        pairs += [p for p, s in product_pairs.items() if s >= sure]
-        clusters = duplicates.clusters_of(pairs)
-        timings["union_find_s"] = round(time.perf_counter() - started, 2)
+
+        k = max(int(cleanup_setting("VISUAL_NEIGHBOURS")), int(cleanup_setting("LABEL_NEIGHBOURS")))
+        data = timed(timings, "neighbours_read_s",
+                     lambda: search.embeddings_searchable(model_id=model.pk, dimension=args.dimension))
+        table = timed(timings, "neighbours_exact_s",
+                      lambda: neighbour_table(data.image_ids, data.product_ids, data.vectors, k=k))
+        neighbours = timed(timings, "neighbours_as_rows_s", table.neighbours)
+
+        known = {(min(e.product_a, e.product_b), max(e.product_a, e.product_b)) for e in by_file + by_hash}
+        floor, margin = visual_gate(BACKBONE[args.dimension])
+        sure_pairs, checks = timed(timings, "visual_candidates_s", lambda: scans.look_candidates(
+            neighbours, known=known, floor=floor, margin=margin, sure=float(cleanup_setting("VISUAL_SURE"))))
+        stats.update(visual_floor=floor, visual_margin=margin, visual_sure_pairs=len(sure_pairs),
+                     photo_checks=len(checks), images_in_photo_checks=len({i for c in checks
+                                                                           for i in (c.image_a, c.image_b)}))
+        # what the former gate (each image's 3 nearest at or above the floor) would have sent to the checks
+        former = {(min(n.product_id, n.neighbour_product_id), max(n.product_id, n.neighbour_product_id))
+                  for n in table.neighbours(k=3, min_similarity=floor)}
+        stats["photo_checks_former_gate"] = len(former - known)
+
+        confirmed = []
+        if args.photos and checks:
+            ordered = duplicates.in_connected_order(checks, key=lambda c: (c.image_a, c.image_b))
+            sample = ordered[: args.photo_checks] if args.photo_checks else ordered
+            cache = scans.feature_cache()
+            confirmed = timed(timings, "photo_checks_run_s", lambda: scans.photo_checks_run(sample, cache=cache))
+            stats.update(photo_checks_run=len(sample), photo_features_computed=cache.misses,
+                         photo_checks_confirmed=len(confirmed))
+            share = len(checks) / len(sample)
+            timings["photo_checks_s"] = round(timings["photo_checks_run_s"] * share, 1)
+            timings["cpu"]["photo_checks_s"] = round(timings["cpu"]["photo_checks_run_s"] * share, 1)
+            stats["photo_checks_extrapolated"] = len(sample) < len(checks)
+
+        label_neighbours = table.neighbours(k=int(cleanup_setting("LABEL_NEIGHBOURS")))
+        labels = timed(timings, "labels_s",
+                       lambda: scans.label_findings(model_id=model.pk, neighbours=label_neighbours))
+        stats["label_findings"] = len(labels)
+        pairs = [(e.product_a, e.product_b) for e in by_file + by_hash + sure_pairs + confirmed]
+        clusters = timed(timings, "union_find_s", lambda: duplicates.clusters_of(pairs))
         stats["clusters"] = len(clusters)
-        timings["duplicate_scan_s_without_photo_checks"] = round(
-            timings["same_file_s"] + timings["hash_s"] + timings["visual_neighbours_s"] + timings["union_find_s"], 2)
+        stages = ("same_file_s", "hash_s", "neighbours_read_s", "neighbours_exact_s", "neighbours_as_rows_s",
+                  "visual_candidates_s", "photo_checks_s", "union_find_s")
+        timings["duplicate_scan_s"] = round(sum(timings.get(s, 0.0) for s in stages), 1)
+        timings["cpu"]["duplicate_scan_s"] = round(sum(timings["cpu"].get(s, 0.0) for s in stages), 1)
+        timings["duplicate_and_label_scan_s"] = round(timings["duplicate_scan_s"] + timings["labels_s"], 1)
+
+        if args.hnsw:
+            rng = np.random.default_rng(args.seed)
+            sample = rng.choice(np.unique(data.product_ids), min(args.hnsw, len(np.unique(data.product_ids))),
+                                replace=False).tolist()
+            indexed = timed(timings, "hnsw_sample_s", lambda: search.image_neighbours(
+                model_id=model.pk, k=k, product_ids=sample))
+            exact = {(n.image_id, n.neighbour_image_id) for n in table.neighbours(product_ids=set(sample))}
+            stats["hnsw_sample_products"] = len(sample)
+            stats["hnsw_recall_vs_exact"] = round(len(exact & {(n.image_id, n.neighbour_image_id)
+                                                               for n in indexed}) / max(1, len(exact)), 4)
+            per_image = timings["hnsw_sample_s"] / max(1, len(table.rows_of(set(sample))))
+            timings["hnsw_pass_estimate_s"] = round(per_image * len(table), 1)
         result.update(timings=timings, stats=stats, settings={
             k: cleanup_setting(k) for k in ("PHASH_MAX_DISTANCE", "THUMB_MAX_DIFFERENCE", "VISUAL_NEIGHBOURS",
-                                            "VISUAL_FLOOR", "VISUAL_SURE")})
+                                            "VISUAL_SURE", "ORB_FEATURE_SIZE", "ORB_FEATURE_COUNT")})
+        result["load_average_after"] = os.getloadavg()
     text = json.dumps(result, indent=2)
     if args.json:
         args.json.write_text(text + "\n")

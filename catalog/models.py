@@ -176,7 +176,7 @@ class Look(models.Model):
 
 
 # Catalogue cleanup rows live in their own module but belong to this app.
-from .cleanup.models import Finding, ImageSignature, MergeRecord, RelabelRecord, ScanRun  # noqa: E402, F401
+from .cleanup.models import Finding, ImageSignature, MergeRecord, RelabelRecord, ScanChunk, ScanRun  # noqa: E402, F401
 
 
 class Deal(models.Model):

@@ -53,11 +53,13 @@ def stand_in_model(dimension: int) -> EmbeddingModel:
 
 
 def synthetic_catalogue(n: int, *, model_id: int, dimension: int | None = None, seed: int = 0, chunk: int = 20_000,
-                        progress: Callable[[str], None] | None = None, **index_options: int) -> dict:
+                        progress: Callable[[str], None] | None = None, build_index: bool = True,
+                        **index_options: int) -> dict:
     """``n`` synthetic products with one image and one vector each; 5% footwear. Returns timings.
 
     ``dimension``: the vectors' size, the model's by default (a model's vectors all have its dimension).
     ``index_options``: ``m``, ``ef_construction`` for ``search.vector_index_build``.
+    ``build_index=False`` leaves the HNSW indexes dropped (a benchmark of exact passes needs none).
     """
     dimension = dimension or EmbeddingModel.objects.get(pk=model_id).dimension
     top = Category.objects.create(name="Bench tops", slug="bench-tops", kind=CategoryKind.TOPWEAR)
@@ -86,6 +88,8 @@ def synthetic_catalogue(n: int, *, model_id: int, dimension: int | None = None, 
         if progress:
             progress(f"loaded {min(n, start + chunk)} vectors")
     loaded = time.perf_counter() - started
+    if not build_index:
+        return {"load_s": round(loaded, 1), "index_build_s": None}
     started = time.perf_counter()
     per_index = search.vector_index_build(**index_options)
     return {"load_s": round(loaded, 1), "index_build_s": round(time.perf_counter() - started, 1),

@@ -39,9 +39,9 @@ from . import conf
 
 __all__ = [
     "INDEXED_DIMENSIONS", "HnswIndex", "ImageNeighbour", "LabelledHit", "LabelledVectors", "ProductHit",
-    "SearchFilters", "VectorField", "embeddings_follow_images", "embeddings_labelled", "embeddings_upsert",
-    "hnsw_indexes", "image_neighbours", "nearest_labelled", "nearest_products", "search_plan",
-    "similar_pairs", "similar_products", "query_expression", "vector_expression",
+    "SearchFilters", "SearchableVectors", "VectorField", "embeddings_follow_images", "embeddings_labelled",
+    "embeddings_searchable", "embeddings_upsert", "hnsw_indexes", "image_neighbours", "nearest_labelled",
+    "nearest_products", "search_plan", "similar_pairs", "similar_products", "query_expression", "vector_expression",
 ]
 
 class Graph(NamedTuple):
@@ -697,3 +697,41 @@ def embeddings_labelled(*, model_id: int, dimension: int, max_rows: int | None =
         product_ids=np.asarray([r[1] for r in rows], dtype=np.int64),
         genders=[r[2] for r in rows], kinds=[r[3] for r in rows], vectors=vectors,
     )
+
+
+@dataclass(frozen=True)
+class SearchableVectors:
+    """The searchable catalogue's vectors of one model, row-aligned, ordered by product then image."""
+
+    image_ids: np.ndarray
+    product_ids: np.ndarray
+    vectors: np.ndarray  # N × dimension, float32
+
+
+def embeddings_searchable(*, model_id: int, dimension: int, chunk: int = 10_000) -> SearchableVectors:
+    """Every vector of ``model_id`` whose product is searchable (active, draft), cut to ``dimension``.
+
+    Read through a server-side cursor ``chunk`` rows at a time (binary), so the only full-size thing in
+    memory is the N × ``dimension`` result. For catalogue-wide exact neighbours (``matching.neighbours``).
+    """
+    sql = (
+        f"SELECT image_id, product_id, vector FROM {TABLE}"
+        f" WHERE model_id = %s AND status = ANY(%s) ORDER BY product_id, image_id"
+    )
+    ids: list[np.ndarray] = []
+    products: list[np.ndarray] = []
+    blocks: list[np.ndarray] = []
+    raw = _cursor().connection  # with pgvector's types registered
+    with transaction.atomic(), raw.cursor(name="embeddings_searchable", binary=True) as cursor:
+        cursor.itersize = chunk
+        cursor.execute(sql, [model_id, list(SEARCHABLE_STATUSES)])
+        while rows := cursor.fetchmany(chunk):
+            ids.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
+            products.append(np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows)))
+            block = np.empty((len(rows), dimension), dtype=np.float32)
+            for n, row in enumerate(rows):
+                block[n] = _numpy(row[2])[:dimension]  # each model's vectors are stored at its own dimension
+            blocks.append(block)
+    if not blocks:
+        return SearchableVectors(np.empty(0, np.int64), np.empty(0, np.int64), np.empty((0, dimension), np.float32))
+    return SearchableVectors(np.concatenate(ids), np.concatenate(products), np.concatenate(blocks))

@@ -378,3 +378,110 @@ def test_evaluate_cleanup_prints_the_contract_keys(photos, tmp_path, capsys):
     for label in report["wrong_labels"]:
         assert set(label) == {"sku", "field", "current", "suggested", "confidence"}
     assert Product.objects.count() == live  # the live database was not touched
+
+
+def nearest(image: int, product: int, *ranked: tuple[int, int, float]) -> list:
+    """An image's neighbours as the index returns them: (neighbour image, its product, similarity), best first."""
+    from matching.search import ImageNeighbour
+
+    return [ImageNeighbour(image, product, other, other_product, similarity)
+            for other, other_product, similarity in ranked]
+
+
+def test_only_neighbours_that_stand_out_are_sent_to_the_photo_check():
+    from catalog.cleanup.scans import look_candidates
+
+    # given image 1 (product 10) whose nearest product 20 beats the next by 0.10 (a crop stands out), image 3
+    # (product 30) whose nearest is within 0.01 of the next (a look-alike among look-alikes), images 5 and 6
+    # that are each other's nearest by a hair (mutual), image 7 whose best is under the floor, and image 9
+    # alike beyond "sure" with image 10
+    neighbours = [
+        *nearest(1, 10, (2, 20, 0.90), (4, 40, 0.80)),
+        *nearest(3, 30, (8, 80, 0.85), (11, 110, 0.84)),
+        *nearest(5, 50, (6, 60, 0.86), (12, 120, 0.855)),
+        *nearest(6, 60, (5, 50, 0.86), (13, 130, 0.855)),
+        *nearest(7, 70, (14, 140, 0.75), (15, 150, 0.5)),
+        *nearest(9, 90, (10, 100, 0.99), (16, 160, 0.98)),
+    ]
+    # when choosing candidates with floor 0.78, margin 0.03, sure 0.97
+    sure, checks = look_candidates(neighbours, known=set(), floor=0.78, margin=0.03, sure=0.97)
+    # then the standing-out and the mutual pairs are checked, the look-alike and the weak one are not
+    assert sorted((c.image_a, c.image_b) for c in checks) == [(1, 2), (5, 6)]
+    assert [(e.product_a, e.product_b, e.how) for e in sure] == [(90, 100, "look")]
+
+
+def test_known_duplicates_count_as_one_product_when_measuring_the_margin():
+    from catalog.cleanup.scans import look_candidates
+
+    # given a crop (image 1) whose two nearest products are an original and its re-encoded copy, already
+    # known to be duplicates of each other (hash evidence), then an unrelated product well behind
+    neighbours = nearest(1, 10, (2, 20, 0.90), (3, 30, 0.89), (4, 40, 0.80))
+    # when choosing candidates with and without that knowledge
+    _, blind = look_candidates(neighbours, known=set(), floor=0.78, margin=0.03, sure=0.97)
+    _, aware = look_candidates(neighbours, known={(20, 30)}, floor=0.78, margin=0.03, sure=0.97)
+    # then the copy no longer hides the crop behind a small margin
+    assert blind == []
+    assert [(c.image_a, c.image_b) for c in aware] == [(1, 2)]
+
+
+def test_photo_checks_compute_each_photo_once_in_connected_order(photos):
+    from catalog.cleanup import duplicates
+    from catalog.cleanup.scans import PhotoCheck, photo_checks_run
+
+    # given real photos, a cropped copy of the first, and checks over two groups of photos ({0, 5, 6} and
+    # {1, 2, 3, 4}) listed interleaved
+    paths = photos["Tshirts"][:6]
+    pictures = {n: Image.open(path).convert("RGB") for n, path in enumerate(paths)}
+    w, h = pictures[0].size
+    pictures[6] = Image.open(io.BytesIO(jpeg(pictures[0].crop((15, 10, w - 10, h - 20)).resize((w, h)))))
+    edges = [(0, 6), (1, 2), (5, 6), (3, 4), (0, 5), (2, 3), (1, 4)]
+    checks = [PhotoCheck(100 + a, 100 + b, a, b, 0.8) for a, b in edges]
+    cache = duplicates.FeatureCache(pictures.get, size=4)
+    # when running the checks with a cache as large as the bigger group
+    found = photo_checks_run(checks, cache=cache)
+    # then each photo's features are computed once (in list order, 11 times), and only the crop is confirmed
+    assert cache.misses == 7
+    assert [(e.product_a, e.product_b, e.how) for e in found] == [(100, 106, "cropped")]
+
+
+def test_a_full_scans_photo_checks_are_shared_out_in_chunks_and_the_last_one_closes_the_run(
+        quiet, photos, settings, monkeypatch):
+    from catalog.cleanup import tasks
+    from catalog.cleanup.models import ScanChunk
+
+    # given two cropped copies among real photos, and chunks of one photo check each
+    settings.CLEANUP = {**settings.CLEANUP, "PHOTO_CHECK_CHUNK": 1}
+    originals = [*photos["Tshirts"][:5], *photos["Casual Shoes"][:3]]
+    for n, path in enumerate(originals):
+        add_product(f"ORIG-{n}", path)
+    for n in (0, 5):
+        source = Image.open(originals[n]).convert("RGB")
+        w, h = source.size
+        add_product(f"CROP-{n}", jpeg(source.crop((18, 12, w - 14, h - 20)).resize((w, h))))
+    embed_all()
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.check_scan_photos, "delay", queued.append)  # the broker: workers run them below
+
+    # when a full scan runs
+    run = full_scan()
+
+    # then everything but the photo checks is done, and the checks wait in chunks, one task each
+    assert run.state == "running" and run.step == "photo checks" and run.done < run.total
+    assert len(queued) >= 2 and run.total - run.done == len(queued)
+    assert {"photos", "labels", "gaps"} <= set(run.counts) and "found" not in run.counts["duplicates"]
+
+    # when workers run the chunks (in any order), the run stays open until the last one
+    for chunk_id in reversed(queued[1:]):
+        services.scan_chunk_execute(chunk_id=chunk_id)
+        assert ScanRun.objects.get(pk=run.pk).state == "running"
+    assert services.scan_chunk_execute(chunk_id=queued[0]) == "finished"
+
+    # then the run is done, both crops were confirmed, and the chunks are gone
+    run.refresh_from_db()
+    assert run.state == "done" and run.done == run.total and run.step == ""
+    assert run.counts["duplicates"]["photo_check_chunks"] == len(queued)
+    clusters = sorted(sorted(f.products.values_list("sku", flat=True))
+                      for f in Finding.objects.filter(kind=FindingKind.DUPLICATE))
+    assert clusters == [["CROP-0", "ORIG-0"], ["CROP-5", "ORIG-5"]]
+    assert not ScanChunk.objects.exists()
+    assert services.scan_chunk_execute(chunk_id=queued[0]) == "nothing to do"

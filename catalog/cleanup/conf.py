@@ -20,13 +20,22 @@ DEFAULTS: dict[str, Any] = {
     # duplicates
     "PHASH_MAX_DISTANCE": 10,  # bits of 64
     "THUMB_MAX_DIFFERENCE": 2.5,  # mean abs difference of 8x8 RGB thumbnails (re-encoded/resized copies < 1.3)
-    # Nearest images per image checked for cropped copies: a crop is its original's nearest neighbour (either
-    # way) 114 times in 120, within 3 in 117, within 5 in 118 (EfficientNet-Lite0 GeM, catalogue photos).
-    "VISUAL_NEIGHBOURS": 3,
-    "VISUAL_FLOOR": 0.7,  # cosine similarity below which neighbours are not checked (crops: 0.73 and up)
+    # Cropped copies: a photo's nearest other product (known duplicates counted as one) is checked on the
+    # photos (ORB) when it is at least the floor alike and either picks the photo back as its own nearest or
+    # beats the next product by the margin. Per embedder backbone, from the crops of bench/cleanup_quality.py
+    # at 300 and 2,000 products (docs/cleanup.md, "Photo checks"): crops measure 0.73+ with the ImageNet
+    # embedder, 0.81+ with the trained 256-d one, whose space also spreads look-alikes further apart.
+    "VISUAL_NEIGHBOURS": 10,  # nearest images read per image (enough to see the next product)
+    "VISUAL_GATE_BY_BACKBONE": {"efficientnet-lite0": (0.7, 0.005), "efficientnet-lite0-ft256": (0.78, 0.03)},
+    "VISUAL_FLOOR": 0.7,  # (floor, margin) for other embedders
+    "VISUAL_MARGIN": 0.0,
     "VISUAL_SURE": 0.97,  # product pairs this alike are duplicates without a photo-level check
-    "ORB_MIN_INLIERS": 30,  # cropped copies: 64 and up; the same model and pose in another shirt: 35-85
-    "ORB_MAX_COLOUR_DIFFERENCE": 12.0,  # at 128 px after alignment: cropped copies <= 5, other shirts 13-26
+    "ORB_FEATURE_SIZE": 224,  # px, longer side; 192 loses crops (inliers fall under ORB_MIN_INLIERS)
+    "ORB_FEATURE_COUNT": 400,
+    "ORB_MIN_INLIERS": 30,  # cropped copies: 49 and up at 224 px; the same model and pose in another shirt: 35-85
+    "ORB_MAX_COLOUR_DIFFERENCE": 12.0,  # after alignment: cropped copies <= 7, other shirts 13-26
+    # A full scan's photo checks go to Celery in chunks of this many (several workers share them).
+    "PHOTO_CHECK_CHUNK": 2000,
     # wrong labels
     "LABEL_NEIGHBOURS": 10,
     "KIND_MIN_CONFIDENCE": 0.6,
@@ -39,3 +48,10 @@ DEFAULTS: dict[str, Any] = {
 
 def cleanup_setting(name: str) -> Any:
     return getattr(settings, "CLEANUP", {}).get(name, DEFAULTS[name])
+
+
+def visual_gate(backbone: str) -> tuple[float, float]:
+    """(floor, margin) of the visual candidates worth a photo check, for vectors of this embedder backbone."""
+    gate = (cleanup_setting("VISUAL_GATE_BY_BACKBONE") or {}).get(backbone.split("@")[0])
+    floor, margin = gate if gate else (cleanup_setting("VISUAL_FLOOR"), cleanup_setting("VISUAL_MARGIN"))
+    return float(floor), float(margin)

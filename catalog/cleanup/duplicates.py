@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -22,6 +23,7 @@ from PIL import Image
 
 BANDS = 4
 BAND_BITS = 16
+T = TypeVar("T")
 MAX_BUCKET = 5000  # a band value shared by more photos than this says nothing (e.g. blank frames); skipped
 
 
@@ -77,7 +79,8 @@ def thumb_of(image: Image.Image) -> bytes:
 
 # -- local feature verification ---------------------------------------------------------------------
 
-FEATURE_SIZE = 256
+FEATURE_SIZE = 224  # px, longer side (the scan takes CLEANUP["ORB_FEATURE_SIZE"])
+FEATURE_COUNT = 400  # ORB keypoints kept (CLEANUP["ORB_FEATURE_COUNT"])
 
 
 @dataclass
@@ -87,11 +90,11 @@ class Features:
     rgb: np.ndarray  # at half the keypoints' scale
 
 
-def features_of(image: Image.Image) -> Features:
+def features_of(image: Image.Image, *, size: int = FEATURE_SIZE, count: int = FEATURE_COUNT) -> Features:
     rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
-    scale = FEATURE_SIZE / max(rgb.shape[:2])
+    scale = size / max(rgb.shape[:2])
     rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    orb = cv2.ORB_create(nfeatures=500, fastThreshold=10)
+    orb = cv2.ORB_create(nfeatures=count, fastThreshold=10)
     keypoints, descriptors = orb.detectAndCompute(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), None)
     # The colour check runs at half size: a cache of a few thousand images stays small.
     small = cv2.resize(rgb, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
@@ -142,18 +145,25 @@ def content_match(a: Features, b: Features) -> ContentMatch:
 
 
 class FeatureCache:
-    """Features per image id, computed on first use from a loader; a bounded LRU (one scan's working set)."""
+    """Features per image id, computed on first use from a loader; a bounded LRU (one scan's working set).
 
-    def __init__(self, load: Callable[[int], Image.Image | None], size: int = 2048) -> None:
+    ``misses`` counts computations: with checks taken in connected order (``in_connected_order``) it equals
+    the number of distinct photos checked unless a connected group outgrows the cache."""
+
+    def __init__(self, load: Callable[[int], Image.Image | None], size: int = 2048, *, feature_size: int = FEATURE_SIZE,
+                 feature_count: int = FEATURE_COUNT) -> None:
         self._load, self._size = load, size
+        self._feature_size, self._feature_count = feature_size, feature_count
         self._items: OrderedDict[int, Features | None] = OrderedDict()
+        self.misses = 0
 
     def get(self, image_id: int) -> Features | None:
         if image_id in self._items:
             self._items.move_to_end(image_id)
             return self._items[image_id]
+        self.misses += 1
         image = self._load(image_id)
-        features = features_of(image) if image is not None else None
+        features = features_of(image, size=self._feature_size, count=self._feature_count) if image is not None else None
         self._items[image_id] = features
         if len(self._items) > self._size:
             self._items.popitem(last=False)
@@ -184,6 +194,16 @@ class UnionFind:
         for item in self.parent:
             out.setdefault(self.find(item), []).append(item)
         return [sorted(members) for members in out.values() if len(members) > 1]
+
+
+def in_connected_order(items: Iterable[T], *, key: Callable[[T], tuple[int, int]]) -> list[T]:
+    """``items`` (edges between two ids) grouped by connected component, each group in id order: a cache of
+    per-id work then sees each id's edges close together instead of scattered over the whole list."""
+    items = list(items)
+    union = UnionFind()
+    for item in items:
+        union.union(*key(item))
+    return sorted(items, key=lambda item: (union.find(key(item)[0]), key(item)))
 
 
 def clusters_of(pairs: Iterable[tuple[int, int]]) -> list[list[int]]:

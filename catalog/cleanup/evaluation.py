@@ -96,7 +96,7 @@ def cleanup_evaluate(catalog_csv: Path, *, progress: Callable[[int], None] | Non
     paths, ingest = catalogue_load(catalog_csv, progress=progress)
     run = ScanRun.objects.create()
     started = time.perf_counter()
-    run = scan_run_execute(scan_run_id=run.pk)
+    run = scan_run_execute(scan_run_id=run.pk, inline=True)
     seconds = round(time.perf_counter() - started, 2)
     return {**cleanup_report(paths=paths), "scan_seconds": seconds, "scan_seconds_by_step": run.counts.get("seconds"),
             **ingest, "model_version": embedding_model_active().name}

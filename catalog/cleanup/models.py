@@ -122,6 +122,24 @@ class ScanRun(models.Model):
         return f"Scan {self.pk} ({scope}, {self.state})"
 
 
+class ScanChunk(models.Model):
+    """A share of a full scan's photo checks, for one Celery worker; the last chunk done finishes the run.
+
+    ``checks`` rows: [product_a, product_b, image_a, image_b, similarity]; ``evidence`` rows: [product_a,
+    product_b, how, score, image_a, image_b] (what the chunk confirmed; the evidence found without photo
+    checks travels in an extra chunk created done)."""
+
+    run = models.ForeignKey(ScanRun, on_delete=models.CASCADE, related_name="chunks")
+    checks = models.JSONField(default=list, blank=True)
+    evidence = models.JSONField(default=list, blank=True)
+    done = models.BooleanField(default=False)
+    seconds = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Scan {self.run_id} chunk {self.pk} ({len(self.checks)} photo checks)"
+
+
 class RecordState(models.TextChoices):
     APPLIED = "applied", "Applied"
     UNDONE = "undone", "Undone"

@@ -12,6 +12,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,12 +23,15 @@ from catalog.imaging import load_image
 from catalog.models import Product, ProductImage, ProductStatus
 
 from . import duplicates
-from .conf import cleanup_setting
+from .conf import cleanup_setting, visual_gate
 from .models import FindingKind, ImageSignature
 from .photos import photo_signature
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
+
+    from matching.neighbours import NeighbourTable
+    from matching.search import ImageNeighbour
 
 logger = logging.getLogger(__name__)
 
@@ -61,13 +65,13 @@ def scanned_images(product_ids: Iterable[int] | None = None) -> QuerySet[Product
     return qs if product_ids is None else qs.filter(product_id__in=list(product_ids))
 
 
-def open_image(image_id: int) -> Image.Image | None:
+def open_image(image_id: int, *, max_side: int | None = None) -> Image.Image | None:
     image = ProductImage.objects.filter(pk=image_id).first()
     if image is None:
         return None
     try:
         with image.file.open("rb") as handle:
-            return load_image(handle.read()).image
+            return load_image(handle.read(), max_side=max_side).image
     except (OSError, ValueError) as exc:
         logger.warning("cleanup: cannot read product image %s: %s", image_id, exc)
         return None
@@ -195,47 +199,124 @@ def pairs_by_hash(*, product_ids: Iterable[int] | None = None) -> tuple[list[Evi
     return hash_pairs(*_signature_rows(near), touching=scope)
 
 
-def pairs_by_look(*, model_id: int, product_ids: Iterable[int] | None = None, known: set[tuple[int, int]],
-                  cache: duplicates.FeatureCache) -> tuple[list[Evidence], dict]:
-    """Visually near-identical products: the embedding index's nearest images, confirmed by local features
-    (cropped copies) unless the two products are alike beyond ``VISUAL_SURE``."""
-    from matching import search
+@dataclass(frozen=True)
+class PhotoCheck:
+    """A visual candidate to confirm on the photos: one photo and its nearest other product's photo (the
+    lower image id first, each with its product)."""
 
-    neighbours = search.image_neighbours(
-        model_id=model_id, k=int(cleanup_setting("VISUAL_NEIGHBOURS")),
-        min_similarity=float(cleanup_setting("VISUAL_FLOOR")), product_ids=product_ids,
-    )
-    sure = float(cleanup_setting("VISUAL_SURE"))
-    min_inliers = int(cleanup_setting("ORB_MIN_INLIERS"))
-    max_colour = float(cleanup_setting("ORB_MAX_COLOUR_DIFFERENCE"))
-    best: dict[tuple[int, int], float] = {}
-    image_pairs: dict[tuple[int, int], list[tuple[int, int, float]]] = defaultdict(list)
-    for n in neighbours:
+    product_a: int
+    product_b: int
+    image_a: int
+    image_b: int
+    similarity: float
+
+
+def catalogue_neighbours(*, model_id: int) -> NeighbourTable:
+    """Every searchable image's nearest images of other products, exact, in one pass (``matching.neighbours``):
+    the duplicate candidates and the label vote of a full scan both read it."""
+    from matching import search
+    from matching.models import EmbeddingModel
+    from matching.neighbours import neighbour_table
+
+    model = EmbeddingModel.objects.get(pk=model_id)
+    data = search.embeddings_searchable(model_id=model_id, dimension=model.dimension)
+    k = max(int(cleanup_setting("VISUAL_NEIGHBOURS")), int(cleanup_setting("LABEL_NEIGHBOURS")))
+    return neighbour_table(data.image_ids, data.product_ids, data.vectors, k=k)
+
+
+def look_candidates(neighbours: Iterable[ImageNeighbour], *, known: set[tuple[int, int]], floor: float,
+                    margin: float, sure: float) -> tuple[list[Evidence], list[PhotoCheck]]:
+    """Which visual neighbours are worth a photo check, without checking every near pair.
+
+    Per image, only its nearest other product counts (products already known to be duplicates of each
+    other count as one, so a third copy is not hidden behind the second). It is checked when at least
+    ``floor`` alike and either mutual (that product's photo has this product nearest) or ahead of the next
+    product by ``margin``: a cropped copy stands out from the catalogue's look-alikes. Pairs alike beyond
+    ``sure`` need no check. ``neighbours`` come image by image, best first (``search.image_neighbours``).
+    """
+    union = duplicates.UnionFind()
+    for a, b in known:
+        union.union(a, b)
+    group = union.find
+    nearest: dict[int, tuple[ImageNeighbour, float]] = {}  # image → its nearest other product, the next one's sim
+    for image_id, rows in groupby(neighbours, key=lambda n: n.image_id):
+        firsts: list[ImageNeighbour] = []
+        for n in rows:
+            if group(n.neighbour_product_id) == group(n.product_id) or (
+                    firsts and group(n.neighbour_product_id) == group(firsts[0].neighbour_product_id)):
+                continue
+            firsts.append(n)
+            if len(firsts) == 2:
+                break
+        if firsts:
+            nearest[image_id] = (firsts[0], firsts[1].similarity if len(firsts) > 1 else -1.0)
+    looks: dict[tuple[int, int], float] = {}
+    checks: dict[tuple[int, int], PhotoCheck] = {}
+    for n, following in nearest.values():
+        if n.similarity < floor:
+            continue
         pair = (min(n.product_id, n.neighbour_product_id), max(n.product_id, n.neighbour_product_id))
-        best[pair] = max(best.get(pair, -1.0), n.similarity)
-        image_pairs[pair].append((n.image_id, n.neighbour_image_id, n.similarity))
-    out, verified = [], 0
-    for pair, similarity in sorted(best.items()):
         if pair in known:
             continue
-        if similarity >= sure:
-            out.append(Evidence(pair[0], pair[1], "look", round(similarity, 4)))
+        if n.similarity >= sure:
+            looks[pair] = max(looks.get(pair, -1.0), n.similarity)
             continue
-        checked: set[tuple[int, int]] = set()
-        for image_a, image_b, _ in sorted(image_pairs[pair], key=lambda item: -item[2]):
-            key = (min(image_a, image_b), max(image_a, image_b))
-            if key in checked:
-                continue
-            checked.add(key)
-            features_a, features_b = cache.get(key[0]), cache.get(key[1])
-            verified += 1
-            if features_a is None or features_b is None:
-                continue
-            match = duplicates.content_match(features_a, features_b)
-            if match.same_photo(min_inliers=min_inliers, max_colour_difference=max_colour):
-                out.append(Evidence(pair[0], pair[1], "cropped", round(similarity, 4), key[0], key[1]))
-                break
-    return out, {"visual_pairs": len(best), "orb_checks": verified}
+        back = nearest.get(n.neighbour_image_id)
+        mutual = back is not None and group(back[0].neighbour_product_id) == group(n.product_id)
+        if not mutual and n.similarity - following < margin:
+            continue
+        key = (min(n.image_id, n.neighbour_image_id), max(n.image_id, n.neighbour_image_id))
+        if key not in checks or checks[key].similarity < n.similarity:
+            a, b = (n.product_id, n.neighbour_product_id) if n.image_id < n.neighbour_image_id else (
+                n.neighbour_product_id, n.product_id)
+            checks[key] = PhotoCheck(a, b, key[0], key[1], round(n.similarity, 4))
+    sure_pairs = [Evidence(a, b, "look", round(s, 4)) for (a, b), s in sorted(looks.items())]
+    return sure_pairs, [c for c in checks.values() if (min(c.product_a, c.product_b),
+                                                         max(c.product_a, c.product_b)) not in looks]
+
+
+def photo_checks_run(checks: Sequence[PhotoCheck], *, cache: duplicates.FeatureCache,
+                     progress: Callable[[int], None] | None = None) -> list[Evidence]:
+    """Confirm visual candidates on the photos (ORB keypoints on one scale + shift, then colours); a product
+    pair is confirmed once. Checks are taken in connected groups so the feature cache computes each photo once."""
+    min_inliers = int(cleanup_setting("ORB_MIN_INLIERS"))
+    max_colour = float(cleanup_setting("ORB_MAX_COLOUR_DIFFERENCE"))
+    out, confirmed = [], set()
+    for done, check in enumerate(duplicates.in_connected_order(checks, key=lambda c: (c.image_a, c.image_b)), 1):
+        pair = (min(check.product_a, check.product_b), max(check.product_a, check.product_b))
+        if pair not in confirmed:
+            features_a, features_b = cache.get(check.image_a), cache.get(check.image_b)
+            if features_a is not None and features_b is not None:
+                match = duplicates.content_match(features_a, features_b)
+                if match.same_photo(min_inliers=min_inliers, max_colour_difference=max_colour):
+                    confirmed.add(pair)
+                    out.append(Evidence(pair[0], pair[1], "cropped", check.similarity, check.image_a, check.image_b))
+        if progress:
+            progress(done)
+    return out
+
+
+def visual_candidates(*, model_id: int, neighbours: Sequence[ImageNeighbour],
+                      known: set[tuple[int, int]]) -> tuple[list[Evidence], list[PhotoCheck]]:
+    """``look_candidates`` with the gate of the model's embedder (``conf.visual_gate``)."""
+    from matching.models import EmbeddingModel
+
+    backbone = EmbeddingModel.objects.filter(pk=model_id).values_list("backbone", flat=True).first() or ""
+    floor, margin = visual_gate(backbone)
+    return look_candidates(neighbours, known=known, floor=floor, margin=margin,
+                           sure=float(cleanup_setting("VISUAL_SURE")))
+
+
+def pairs_by_look(*, model_id: int, product_ids: Iterable[int] | None = None, known: set[tuple[int, int]],
+                  cache: duplicates.FeatureCache) -> list[Evidence]:
+    """Visually near-identical products among the index's nearest neighbours of ``product_ids`` (or all),
+    confirmed on the photos unless the two products are alike beyond ``VISUAL_SURE``."""
+    from matching import search
+
+    neighbours = search.image_neighbours(model_id=model_id, k=int(cleanup_setting("VISUAL_NEIGHBOURS")),
+                                         product_ids=product_ids)
+    sure_pairs, checks = visual_candidates(model_id=model_id, neighbours=neighbours, known=known)
+    return sure_pairs + photo_checks_run(checks, cache=cache)
 
 
 def keeper_for(product_ids: Sequence[int]) -> int:
@@ -249,37 +330,64 @@ def keeper_for(product_ids: Sequence[int]) -> int:
     return ranked[0][0]
 
 
-def duplicate_findings(*, model_id: int | None, product_ids: Iterable[int] | None = None,
-                       stats: dict | None = None) -> list[FindingData]:
-    """Clusters of products that are the same item (union-find over file, photo and look evidence)."""
+def feature_cache() -> duplicates.FeatureCache:
+    """Photo features for the checks, decoded no larger than they are computed (JPEG draft decoding)."""
+    size = int(cleanup_setting("ORB_FEATURE_SIZE"))
+    return duplicates.FeatureCache(lambda image_id: open_image(image_id, max_side=size), feature_size=size,
+                                   feature_count=int(cleanup_setting("ORB_FEATURE_COUNT")))
+
+
+def catalogue_duplicate_evidence(*, model_id: int | None, neighbours: Sequence[ImageNeighbour] | None = None,
+                                 stats: dict | None = None) -> tuple[list[Evidence], list[PhotoCheck]]:
+    """A full scan's duplicate evidence that needs no photo (same file, near-identical photos, products alike
+    beyond ``VISUAL_SURE``) and the visual candidates still to check on the photos (``photo_checks_run``).
+
+    ``neighbours``: the catalogue-wide nearest images (``catalogue_neighbours``)."""
     stats = stats if stats is not None else {}
-    cache = duplicates.FeatureCache(open_image)
-    evidence: list[Evidence] = []
+    evidence = pairs_by_file()
+    found, hash_stats = pairs_by_hash()
+    evidence += found
+    stats.update(hash_stats)
+    if model_id is None:
+        return evidence, []
+    if neighbours is None:
+        neighbours = catalogue_neighbours(model_id=model_id).neighbours()
+    known = {(min(e.product_a, e.product_b), max(e.product_a, e.product_b)) for e in evidence}
+    sure_pairs, checks = visual_candidates(model_id=model_id, neighbours=neighbours, known=known)
+    stats.update(visual_sure_pairs=len(sure_pairs), photo_checks=len(checks))
+    return evidence + sure_pairs, checks
+
+
+def duplicate_findings(*, model_id: int | None, product_ids: Iterable[int] | None = None,
+                       stats: dict | None = None,
+                       neighbours: Sequence[ImageNeighbour] | None = None) -> list[FindingData]:
+    """Clusters of products that are the same item (union-find over file, photo and look evidence), photo
+    checks run here. An incremental scan follows new pairs ``MAX_HOPS`` far to rebuild whole clusters."""
+    stats = stats if stats is not None else {}
+    cache = feature_cache()
     if product_ids is None:
-        evidence += pairs_by_file()
-        found, hash_stats = pairs_by_hash()
-        evidence += found
-        stats.update(hash_stats)
+        evidence, checks = catalogue_duplicate_evidence(model_id=model_id, neighbours=neighbours, stats=stats)
+        return duplicate_clusters(evidence + photo_checks_run(checks, cache=cache))
+    evidence: list[Evidence] = []
+    seen: set[int] = set()
+    frontier = {int(p) for p in product_ids}
+    for _ in range(MAX_HOPS):
+        frontier -= seen
+        if not frontier:
+            break
+        seen |= frontier
+        round_evidence = pairs_by_file(product_ids=frontier) + pairs_by_hash(product_ids=frontier)[0]
         if model_id is not None:
-            known = {(min(e.product_a, e.product_b), max(e.product_a, e.product_b)) for e in evidence}
-            found, look_stats = pairs_by_look(model_id=model_id, known=known, cache=cache)
-            evidence += found
-            stats.update(look_stats)
-    else:
-        seen: set[int] = set()
-        frontier = {int(p) for p in product_ids}
-        for _ in range(MAX_HOPS):
-            frontier -= seen
-            if not frontier:
-                break
-            seen |= frontier
-            round_evidence = pairs_by_file(product_ids=frontier) + pairs_by_hash(product_ids=frontier)[0]
-            if model_id is not None:
-                known = {(min(e.product_a, e.product_b), max(e.product_a, e.product_b))
-                         for e in evidence + round_evidence}
-                round_evidence += pairs_by_look(model_id=model_id, product_ids=frontier, known=known, cache=cache)[0]
-            evidence += round_evidence
-            frontier = {p for e in round_evidence for p in (e.product_a, e.product_b)}
+            known = {(min(e.product_a, e.product_b), max(e.product_a, e.product_b))
+                     for e in evidence + round_evidence}
+            round_evidence += pairs_by_look(model_id=model_id, product_ids=frontier, known=known, cache=cache)
+        evidence += round_evidence
+        frontier = {p for e in round_evidence for p in (e.product_a, e.product_b)}
+    return duplicate_clusters(evidence)
+
+
+def duplicate_clusters(evidence: Sequence[Evidence]) -> list[FindingData]:
+    """One finding per cluster of products joined by any evidence (union-find)."""
     clusters = duplicates.clusters_of((e.product_a, e.product_b) for e in evidence)
     if not clusters:
         return []
@@ -326,13 +434,16 @@ SEX = {"men": "men", "boys": "men", "women": "women", "girls": "women"}
 KIDS = {"men": "boys", "women": "girls"}
 
 
-def label_findings(*, model_id: int, product_ids: Iterable[int] | None = None) -> list[FindingData]:
+def label_findings(*, model_id: int, product_ids: Iterable[int] | None = None,
+                   neighbours: Sequence[ImageNeighbour] | None = None) -> list[FindingData]:
     """Products whose category kind or gender disagrees with their nearest neighbours' (similarity-weighted
-    vote over the ``LABEL_NEIGHBOURS`` most similar other products)."""
+    vote over the ``LABEL_NEIGHBOURS`` most similar other products). ``neighbours`` as in ``duplicate_findings``,
+    at least ``LABEL_NEIGHBOURS`` per image."""
     from matching import search
 
     k = int(cleanup_setting("LABEL_NEIGHBOURS"))
-    neighbours = search.image_neighbours(model_id=model_id, k=k, product_ids=product_ids)
+    if neighbours is None:
+        neighbours = search.image_neighbours(model_id=model_id, k=k, product_ids=product_ids)
     best: dict[int, dict[int, float]] = defaultdict(dict)
     for n in neighbours:
         row = best[n.product_id]

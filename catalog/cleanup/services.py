@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -24,6 +25,7 @@ from .models import (
     MergeRecord,
     RecordState,
     RelabelRecord,
+    ScanChunk,
     ScanRun,
     ScanState,
 )
@@ -353,9 +355,14 @@ def _progress(run_id: int, **fields) -> None:
     ScanRun.objects.filter(pk=run_id).update(**fields)
 
 
-def scan_run_execute(*, scan_run_id: int, kinds: Sequence[str] = SCAN_KINDS) -> ScanRun:
-    """Run the scans of one ``ScanRun``: signatures first (the slow part, progress per photo), then
-    duplicates, labels, bad photos and gaps from what is stored."""
+def scan_run_execute(*, scan_run_id: int, kinds: Sequence[str] = SCAN_KINDS, inline: bool = False) -> ScanRun:
+    """Run the scans of one ``ScanRun``: signatures first (progress per photo), then duplicates, labels, bad
+    photos and gaps from what is stored.
+
+    A full scan's photo checks (ORB on the visual duplicate candidates, the slow part at scale) are queued
+    as ``ScanChunk`` tasks after everything else is done; the last chunk clusters the duplicates and marks
+    the run done (``scan_chunk_execute``). Progress counts each photo check. ``inline``: run the chunks
+    here instead (a throwaway database, whose ids mean nothing to the workers)."""
     from matching.services import embedding_model_active
 
     run = ScanRun.objects.get(pk=scan_run_id)
@@ -367,6 +374,7 @@ def scan_run_execute(*, scan_run_id: int, kinds: Sequence[str] = SCAN_KINDS) -> 
     _progress(run.pk, state=ScanState.RUNNING, started_at=timezone.now(), total=total, done=0, step="photos")
     counts: dict = {}
     seconds: dict[str, float] = {}
+    chunks: list[int] = []
     try:
         started = time.perf_counter()
         every = max(1, len(todo) // 100)
@@ -374,15 +382,37 @@ def scan_run_execute(*, scan_run_id: int, kinds: Sequence[str] = SCAN_KINDS) -> 
         seconds["signatures"] = round(time.perf_counter() - started, 2)
         model_id = embedding_model_active().pk
         done = len(todo)
+        table = None
+        if scope is None and {"duplicates", "labels"} & set(kinds):
+            # one exact catalogue-wide neighbour pass serves both (an index walk per image would cost minutes)
+            _progress(run.pk, step="neighbours")
+            started = time.perf_counter()
+            table = scans.catalogue_neighbours(model_id=model_id)
+            seconds["neighbours"] = round(time.perf_counter() - started, 2)
         for kind in kinds:
             _progress(run.pk, step=kind, done=done)
             started = time.perf_counter()
             stats: dict = {}
-            if kind == "duplicates":
+            if kind == "duplicates" and scope is None:
+                evidence, checks = scans.catalogue_duplicate_evidence(
+                    model_id=model_id, neighbours=table.neighbours() if table else None, stats=stats)
+                chunks = _chunks_create(run=run, evidence=evidence, checks=checks)
+                if chunks:  # found and synced by the last chunk
+                    total += len(checks)
+                    seconds[kind] = round(time.perf_counter() - started, 2)
+                    counts[kind] = stats
+                    done += 1
+                    continue
+                found = scans.duplicate_clusters(evidence)
+                finding_kind = FindingKind.DUPLICATE
+            elif kind == "duplicates":
                 found = scans.duplicate_findings(model_id=model_id, product_ids=scope, stats=stats)
                 finding_kind = FindingKind.DUPLICATE
             elif kind == "labels":
-                found = scans.label_findings(model_id=model_id, product_ids=scope)
+                found = scans.label_findings(
+                    model_id=model_id, product_ids=scope,
+                    neighbours=table.neighbours(k=int(cleanup_setting("LABEL_NEIGHBOURS"))) if table else None,
+                )
                 finding_kind = FindingKind.WRONG_LABEL
             elif kind == "photos":
                 found = scans.photo_findings(product_ids=scope)
@@ -404,9 +434,102 @@ def scan_run_execute(*, scan_run_id: int, kinds: Sequence[str] = SCAN_KINDS) -> 
         _progress(run.pk, state=ScanState.FAILED, error=f"{exc.__class__.__name__}: {exc}"[:2000],
                   finished_at=timezone.now(), counts={**counts, "seconds": seconds})
         raise
+    if chunks:
+        _progress(run.pk, step=PHOTO_CHECKS_STEP, done=done, total=total, counts={**counts, "seconds": seconds})
+        from .tasks import check_scan_photos
+
+        for chunk_id in chunks:
+            if inline:
+                scan_chunk_execute(chunk_id=chunk_id)
+            else:
+                check_scan_photos.delay(chunk_id)
+        return ScanRun.objects.get(pk=run.pk)
     _progress(run.pk, state=ScanState.DONE, done=total, step="", finished_at=timezone.now(),
               counts={**counts, "seconds": seconds})
     return ScanRun.objects.get(pk=run.pk)
+
+
+PHOTO_CHECKS_STEP = "photo checks"
+
+
+def _evidence_row(e: scans.Evidence) -> list:
+    return [e.product_a, e.product_b, e.how, e.score, e.image_a, e.image_b]
+
+
+def _chunks_create(*, run: ScanRun, evidence: Sequence[scans.Evidence],
+                   checks: Sequence[scans.PhotoCheck]) -> list[int]:
+    """Store a full scan's photo checks in chunks (connected checks together, so a worker decodes each photo
+    once) beside the evidence already found; nothing when there is nothing to check."""
+    if not checks:
+        return []
+    from .duplicates import in_connected_order
+
+    size = max(1, int(cleanup_setting("PHOTO_CHECK_CHUNK")))
+    ordered = in_connected_order(checks, key=lambda c: (c.image_a, c.image_b))
+    ScanChunk.objects.filter(run=run).delete()  # a re-run after a crash starts over
+    ScanChunk.objects.create(run=run, evidence=[_evidence_row(e) for e in evidence], done=True)
+    created = ScanChunk.objects.bulk_create([
+        ScanChunk(run=run, checks=[[c.product_a, c.product_b, c.image_a, c.image_b, c.similarity]
+                                   for c in ordered[start : start + size]])
+        for start in range(0, len(ordered), size)
+    ])
+    return [chunk.pk for chunk in created]
+
+
+def scan_chunk_execute(*, chunk_id: int) -> str:
+    """Run one chunk of a scan's photo checks; the last chunk to finish clusters the duplicates and closes
+    the run (only one can claim that step)."""
+    chunk = ScanChunk.objects.select_related("run").filter(pk=chunk_id).first()
+    if chunk is None or chunk.done or chunk.run.state != ScanState.RUNNING:
+        return "nothing to do"
+    run_id = chunk.run_id
+    started = time.perf_counter()
+    reported = 0
+
+    def progress(n: int) -> None:
+        nonlocal reported
+        if n - reported >= 100:
+            ScanRun.objects.filter(pk=run_id).update(done=F("done") + (n - reported))
+            reported = n
+
+    try:
+        checks = [scans.PhotoCheck(*row) for row in chunk.checks]
+        confirmed = scans.photo_checks_run(checks, cache=scans.feature_cache(), progress=progress)
+        ScanChunk.objects.filter(pk=chunk.pk).update(evidence=[_evidence_row(e) for e in confirmed], done=True,
+                                                     seconds=round(time.perf_counter() - started, 2))
+        ScanRun.objects.filter(pk=run_id).update(done=F("done") + (len(checks) - reported))
+        if ScanChunk.objects.filter(run_id=run_id, done=False).exists():
+            return "checked"
+        if not ScanRun.objects.filter(pk=run_id, state=ScanState.RUNNING, step=PHOTO_CHECKS_STEP).update(
+                step="duplicates"):
+            return "checked"  # another chunk is finishing the run
+        _duplicates_finish(run_id)
+    except Exception as exc:
+        _progress(run_id, state=ScanState.FAILED, error=f"{exc.__class__.__name__}: {exc}"[:2000],
+                  finished_at=timezone.now())
+        raise
+    return "finished"
+
+
+def _duplicates_finish(run_id: int) -> None:
+    started = time.perf_counter()
+    chunks = list(ScanChunk.objects.filter(run_id=run_id))
+    evidence = [scans.Evidence(*row) for chunk in chunks for row in chunk.evidence]
+    found = scans.duplicate_clusters(evidence)
+    synced = findings_sync(kind=FindingKind.DUPLICATE, found=found)
+    run = ScanRun.objects.get(pk=run_id)
+    counts = dict(run.counts)
+    seconds = dict(counts.get("seconds", {}))
+    first = min(chunk.created_at for chunk in chunks)
+    seconds["photo_checks"] = round((timezone.now() - first).total_seconds(), 2)  # wall clock, all workers
+    seconds["photo_checks_cpu"] = round(sum(chunk.seconds or 0.0 for chunk in chunks), 2)
+    seconds["duplicates"] = round(seconds.get("duplicates", 0.0) + time.perf_counter() - started, 2)
+    counts["duplicates"] = {**counts.get("duplicates", {}), "found": len(found), **synced,
+                            "photo_check_chunks": len(chunks) - 1,
+                            "cropped": sum(e.how == "cropped" for e in evidence)}
+    ScanChunk.objects.filter(run_id=run_id).delete()
+    _progress(run_id, state=ScanState.DONE, done=run.total, step="", finished_at=timezone.now(),
+              counts={**counts, "seconds": seconds})
 
 
 _pending = threading.local()
@@ -442,5 +565,6 @@ def products_touching(*, image_ids: Iterable[int]) -> list[int]:
 
 __all__ = [
     "CleanupError", "finding_accept", "finding_dismiss", "findings_sync", "merge_undo", "product_relabel",
-    "products_merge", "relabel_revert", "scan_after_commit", "scan_run_execute", "scan_run_start",
+    "products_merge", "relabel_revert", "scan_after_commit", "scan_chunk_execute", "scan_run_execute",
+    "scan_run_start",
 ]

@@ -32,3 +32,11 @@ def run_cleanup_scan(self: Task, scan_run_id: int, waited: int = 0) -> str:
             return "waiting for embeddings"
     run = scan_run_execute(scan_run_id=scan_run_id)
     return run.state
+
+
+@shared_task(name="catalog.cleanup.check_photos", autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def check_scan_photos(chunk_id: int) -> str:
+    """One chunk of a full scan's photo checks (several workers share a scan); the last one closes the run."""
+    from .services import scan_chunk_execute
+
+    return scan_chunk_execute(chunk_id=chunk_id)
