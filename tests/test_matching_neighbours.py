@@ -59,9 +59,9 @@ def test_exact_pass_is_brute_force_for_any_block_size_and_skips_the_own_product(
 
 
 def test_catalogue_pass_agrees_with_the_index_pass_and_leaves_merged_products_out():
-    # given 240 photos of 80 products in the database, one product merged into another
-    model = a_model(search.EMBEDDING_DIMENSION)
-    images = catalogue(clustered(240, search.EMBEDDING_DIMENSION), model, per_product=3)
+    # given 240 photos of 80 products in the database (256-d: an indexed size), one product merged into another
+    model = a_model(256)
+    images = catalogue(clustered(240, 256), model, per_product=3)
     merged = images[0].product_id
     Product.objects.filter(pk=merged).update(status=ProductStatus.MERGED, merged_into=images[3].product_id)
     search.embeddings_follow_images(image_ids=[i.pk for i in images[:3]])
