@@ -83,9 +83,7 @@ def demo_catalogue_build(
                         progress()
         _looks_build(specs, seed, report)
         if mistakes:
-            planted_products, planted_images = mistakes_build(seed, categories)
-            report.products_created += planted_products
-            report.images_created += planted_images
+            mistakes_build(seed, categories, report)
         if snapshots:
             folder = snapshot_dir or default_snapshot_dir()
             report.snapshot_csv = _snapshots_write(specs, seed, snapshots, folder, mapper, report, progress)

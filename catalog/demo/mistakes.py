@@ -12,42 +12,41 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from PIL import Image, ImageEnhance, ImageFilter
 
+from catalog.imaging import encode_jpeg
 from catalog.models import Category, ImageRole, Product, Variant
 from catalog.services import product_create, product_image_add
 
 from .photos import product_photos
 from .spec import ean13, product_spec
 
-
-def _jpeg(image: Image.Image, quality: int) -> bytes:
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, "JPEG", quality=quality)
-    return buffer.getvalue()
+if TYPE_CHECKING:
+    from .build import DemoReport
 
 
 def reencoded(image: Image.Image) -> bytes:
-    return _jpeg(image, 62)
+    return encode_jpeg(image, 62)
 
 
 def resized(image: Image.Image) -> bytes:
-    return _jpeg(image.resize((image.width * 7 // 10, image.height * 7 // 10), Image.Resampling.LANCZOS), 85)
+    return encode_jpeg(image.resize((image.width * 7 // 10, image.height * 7 // 10), Image.Resampling.LANCZOS), 85)
 
 
 def cropped(image: Image.Image) -> bytes:
     w, h = image.size
-    return _jpeg(image.crop((w // 12, h // 10, w - w // 12, h - h // 14)), 88)
+    return encode_jpeg(image.crop((w // 12, h // 10, w - w // 12, h - h // 14)), 88)
 
 
 def darkened(image: Image.Image) -> bytes:
-    return _jpeg(ImageEnhance.Brightness(image).enhance(0.16), 90)
+    return encode_jpeg(ImageEnhance.Brightness(image).enhance(0.16), 90)
 
 
 def blurred(image: Image.Image) -> bytes:
-    return _jpeg(image.filter(ImageFilter.GaussianBlur(radius=image.width / 90)), 90)
+    return encode_jpeg(image.filter(ImageFilter.GaussianBlur(radius=image.width / 90)), 90)
 
 
 @dataclass(frozen=True)
@@ -76,12 +75,11 @@ def planted_sku(mistake: Mistake, number: int, seed: int) -> str:
     return product_spec(seed=seed, index=mistake.source).sku
 
 
-def mistakes_build(seed: int, categories: dict[str, Category]) -> tuple[int, int]:
-    """Create the planted products; returns (products created, images created)."""
+def mistakes_build(seed: int, categories: dict[str, Category], report: DemoReport) -> None:
+    """Create the planted products (counted in ``report``)."""
     by_kind: dict[str, Category] = {}
     for category in categories.values():
         by_kind.setdefault(category.kind, category)
-    made_products = made_images = 0
     for number, mistake in enumerate(MISTAKES, start=1):
         spec = product_spec(seed=seed, index=mistake.source)
         sku = planted_sku(mistake, number, seed)
@@ -95,21 +93,25 @@ def mistakes_build(seed: int, categories: dict[str, Category]) -> tuple[int, int
             with first.file.open("rb") as handle:
                 photo = Image.open(io.BytesIO(handle.read())).convert("RGB")
         else:
-            original = None
             photo = Image.open(io.BytesIO(product_photos((seed, mistake.source))[0])).convert("RGB")
         category = categories[spec.category.garment]
         if mistake.other_kind:
             category = by_kind.get(mistake.other_kind, category)
         with transaction.atomic():
-            product = Product.objects.filter(sku=sku).first() or product_create(
-                sku=sku, name=spec.name, category=category, gender=spec.gender, brand=spec.brand,
-                colour=spec.colour, price=spec.price, is_synthetic=True,
-            )
-            made_products += product.variants.count() == 0
-            for n, variant in enumerate(spec.variants if not product.variants.exists() else []):
-                Variant.objects.create(product=product, size=variant.size, stock_quantity=1 + (number + n) % 4,
-                                       barcode=ean13(f"28{number:07d}{n:03d}") if original else variant.barcode)
+            product = Product.objects.filter(sku=sku).first()
+            if product is None:
+                product = product_create(
+                    sku=sku, name=spec.name, category=category, gender=spec.gender, brand=spec.brand,
+                    colour=spec.colour, price=spec.price, is_synthetic=True,
+                )
+                report.products_created += 1
+            if not product.variants.exists():
+                Variant.objects.bulk_create([
+                    Variant(product=product, size=variant.size, stock_quantity=1 + (number + n) % 4,
+                            barcode=ean13(f"28{number:07d}{n:03d}") if mistake.copy else variant.barcode)
+                    for n, variant in enumerate(spec.variants)
+                ])
+                report.variants_created += len(spec.variants)
             _, created = product_image_add(product=product, data=mistake.alter(photo), filename=f"{sku.lower()}-1.jpg",
                                            role=ImageRole.PRIMARY, is_synthetic=True)
-            made_images += created
-    return made_products, made_images
+            report.images_created += created
