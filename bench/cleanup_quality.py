@@ -175,13 +175,15 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=300)
     parser.add_argument("--per-kind", type=int, default=20)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--heads", action="store_true", help="evaluate_cleanup --heads: the label scan asks heads too.")
     parser.add_argument("--report", type=Path, help="Score an existing evaluate_cleanup JSON instead of running it.")
     args = parser.parse_args()
     truth = build(args.out, products=args.products, per_kind=args.per_kind, seed=args.seed)
     if args.report is None:
         args.report = args.out / "report.json"
         subprocess.run([sys.executable, str(REPO / "manage.py"), "evaluate_cleanup", "--catalog",
-                        str(args.out / "catalog.csv"), "--json", str(args.report)], check=True, cwd=REPO,
+                        str(args.out / "catalog.csv"), "--json", str(args.report),
+                        *(["--heads"] if args.heads else [])], check=True, cwd=REPO,
                        stdout=subprocess.DEVNULL)
     print(json.dumps(score(json.loads(args.report.read_text()), truth), indent=2))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 from django.conf import settings
@@ -207,6 +207,34 @@ def heads_train(
         logger.info("%s head %s: val accuracy %s vs %s %s -> %s", attribute, head.name, metrics["accuracy"],
                     baseline_source, baseline["accuracy"], "active" if head.active else "kept inactive")
     return reports
+
+
+def cross_fitted_probabilities(
+    vectors: np.ndarray, labels: list[str], product_ids: np.ndarray, *, classes: list[str], config: HeadConfig,
+    folds: int = 3, max_rows_per_fit: int = 2_000_000,
+) -> np.ndarray:
+    """Each row's class probabilities (columns in ``classes`` order) from a head trained on the other folds
+    (split by product): a product's own label, right or wrong, never teaches the head that judges it. The
+    epochs shrink on a large catalogue so that a fit sees at most ``max_rows_per_fit`` rows."""
+    fold_of = np.asarray([
+        int.from_bytes(hashlib.sha256(f"fold:{int(p)}".encode()).digest()[:4], "big") % folds for p in product_ids
+    ])
+    out = np.zeros((len(labels), len(classes)), dtype=np.float32)
+    known = np.asarray([label in classes for label in labels])
+    y = np.asarray(labels, dtype=object)
+    for fold in range(folds):
+        test = fold_of == fold
+        train = ~test & known
+        present = [c for c in classes if c in set(y[train])]
+        if not test.any() or len(present) < 2:
+            out[test] = np.nan
+            continue
+        epochs = max(3, min(config.epochs, max_rows_per_fit // max(1, int(train.sum()))))
+        head = head_fit(vectors[train], list(y[train]), classes=present, config=replace(config, epochs=epochs))
+        probabilities = head.probabilities(vectors[test])
+        for column, label in enumerate(present):
+            out[test, classes.index(label)] = probabilities[:, column]
+    return out
 
 
 def head_store(

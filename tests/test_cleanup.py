@@ -254,6 +254,39 @@ def test_a_mislabelled_product_among_correctly_labelled_real_photos_gets_a_categ
     assert Finding.objects.get(pk=finding.pk).state == FindingState.OPEN
 
 
+def test_the_label_scan_asks_heads_that_never_saw_the_product_beside_the_neighbours(quiet, photos, settings,
+                                                                                    tmp_path):
+    from catalog.cleanup import scans
+    from matching.heads import heads_train
+    from matching.services import embedding_model_active
+
+    # given T-shirts and shoes, one shoe labelled as jeans, and heads trained on that catalogue, mistake included
+    settings.STOCKMATCH_HEADS_DIR = str(tmp_path / "heads")
+    for n, path in enumerate(photos["Tshirts"][30:42]):
+        add_product(f"TEE-{n}", path, category="Tshirts", gender="men" if n % 2 else "women")
+    for n, path in enumerate(photos["Casual Shoes"][30:42]):
+        add_product(f"SHOE-{n}", path, category="Casual Shoes", gender="men" if n % 2 else "women")
+    wrong = add_product("WRONG", photos["Casual Shoes"][45], category="Jeans")
+    embed_all()
+    model = embedding_model_active()
+    assert all(report.activated for report in heads_train(model=model, force=True))
+
+    # when a full scan asks the heads: each product is judged by heads trained without it (cross-fitted)
+    opinions = scans.head_opinions(model_id=model.pk)
+    # then every product has an opinion on both axes, and to the kind head the shoe is footwear
+    assert set(opinions) == {"gender", "kind"} and len(opinions["kind"]) == Product.objects.count()
+    assert opinions["kind"][wrong.pk]["footwear"] > 0.5
+    assert all(set(opinion) <= {"men", "women"} for opinion in opinions["gender"].values())
+    # an incremental scan asks the active head itself, for the changed products only
+    assert set(scans.head_opinions(model_id=model.pk, product_ids=[wrong.pk])["kind"]) == {wrong.pk}
+
+    # and the scan, neighbours and heads counting equally, reports the shoe and nothing else as wrongly filed
+    full_scan()
+    finding = Finding.objects.get(kind=FindingKind.WRONG_LABEL, details__field="category")
+    assert finding.details["sku"] == "WRONG" and finding.details["suggested_kind"] == "footwear"
+    assert finding.confidence >= 0.6
+
+
 def test_dismissed_findings_stay_dismissed_until_their_data_changes(quiet, photos):
     # given two products with the very same photo: a duplicate finding
     add_product("TWIN-A", photos["Shirts"][0])
@@ -485,3 +518,48 @@ def test_a_full_scans_photo_checks_are_shared_out_in_chunks_and_the_last_one_clo
     assert clusters == [["CROP-0", "ORIG-0"], ["CROP-5", "ORIG-5"]]
     assert not ScanChunk.objects.exists()
     assert services.scan_chunk_execute(chunk_id=queued[0]) == "nothing to do"
+
+
+def test_a_large_first_scan_signs_its_photos_in_chunks_and_the_last_one_queues_the_rest(
+        quiet, photos, settings, monkeypatch):
+    from catalog.cleanup import tasks
+    from catalog.cleanup.models import ImageSignature
+
+    # given real photos with a blurred copy among them, none signed yet, and signature chunks of two photos
+    settings.CLEANUP = {**settings.CLEANUP, "SIGNATURE_CHUNK": 2}
+    originals = photos["Tshirts"][:4]
+    for n, path in enumerate(originals):
+        add_product(f"ORIG-{n}", path)
+    add_product("BLUR-0", jpeg(Image.open(originals[0]).convert("RGB").filter(ImageFilter.GaussianBlur(6))))
+    embed_all()
+    signing: list[tuple] = []
+    scanning: list[int] = []
+    monkeypatch.setattr(tasks.compute_scan_signatures, "delay", lambda *args: signing.append(args))
+    monkeypatch.setattr(tasks.run_cleanup_scan, "delay", scanning.append)
+
+    # when a full scan starts
+    run = full_scan()
+
+    # then nothing is signed yet: the five photos wait in three chunks, and no other scan ran
+    assert run.state == "running" and run.step == "signatures" and (run.done, run.total) == (0, 5)
+    assert [len(ids) for _, ids in signing] == [2, 2, 1] and not ImageSignature.objects.exists()
+
+    # when workers run the last two chunks, the run waits for the first
+    for run_id, ids in signing[1:]:
+        assert services.scan_signatures_execute(scan_run_id=run_id, image_ids=ids) == "computed"
+    run.refresh_from_db()
+    assert run.state == "running" and run.done == 3 and ImageSignature.objects.count() == 3 and not scanning
+
+    # when a chunk's message is redelivered, it signs nothing twice, yet its count brings the total: it hands
+    # the run back to the scan task early
+    assert services.scan_signatures_execute(scan_run_id=run.pk, image_ids=signing[1][1]) == "computed, scan queued"
+    assert scanning == [run.pk] and ScanRun.objects.get(pk=run.pk).state == "queued"
+    assert ImageSignature.objects.count() == 3
+    # and the first chunk, arriving late, finds nothing to do
+    assert services.scan_signatures_execute(scan_run_id=run.pk, image_ids=signing[0][1]) == "nothing to do"
+
+    # when the queued run goes on, it signs the photos still missing itself, scans, and finishes
+    run = services.scan_run_execute(scan_run_id=run.pk)
+    assert run.state == "done" and ImageSignature.objects.count() == 5
+    flagged = Finding.objects.filter(kind=FindingKind.BAD_PHOTO).values_list("products__sku", flat=True)
+    assert "BLUR-0" in set(flagged)

@@ -36,6 +36,9 @@ DEFAULTS: dict[str, Any] = {
     "ORB_MAX_COLOUR_DIFFERENCE": 12.0,  # after alignment: cropped copies <= 7, other shirts 13-26
     # A full scan's photo checks go to Celery in chunks of this many (several workers share them).
     "PHOTO_CHECK_CHUNK": 2000,
+    # A full scan with more photos than this to sign (decode, hash, measure) shares them out in chunks of this
+    # size first: 100k photos take far longer than one task's time limit. ~50-100 ms per photo here.
+    "SIGNATURE_CHUNK": 1000,
     # wrong labels
     "LABEL_NEIGHBOURS": 10,
     "KIND_MIN_CONFIDENCE": 0.6,

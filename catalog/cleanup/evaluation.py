@@ -4,6 +4,7 @@ Runs in whatever database is current; the command wraps it in a throwaway one.
 """
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -90,10 +91,25 @@ def cleanup_report(*, paths: dict[int, str]) -> dict:
     return {"duplicates": sorted(duplicates), "wrong_labels": wrong_labels, "bad_photos": bad_photos, "gaps": gaps}
 
 
-def cleanup_evaluate(catalog_csv: Path, *, progress: Callable[[int], None] | None = None) -> dict:
+def cleanup_evaluate(catalog_csv: Path, *, progress: Callable[[int], None] | None = None, heads: bool = False) -> dict:
+    """Load the catalogue, run every scan, report. ``heads``: train and activate classification heads on the
+    loaded catalogue first (its mistakes included, as an installation would), so the label scan asks them."""
     from matching.services import embedding_model_active
 
     paths, ingest = catalogue_load(catalog_csv, progress=progress)
+    if heads:
+        from matching.heads import heads_train
+
+        with tempfile.TemporaryDirectory(prefix="cleanup-heads-") as folder, \
+                override_settings(STOCKMATCH_HEADS_DIR=folder):
+            heads_train(model=embedding_model_active(), force=True)
+            return _scan_and_report(paths, ingest)
+    return _scan_and_report(paths, ingest)
+
+
+def _scan_and_report(paths: dict[int, str], ingest: dict) -> dict:
+    from matching.services import embedding_model_active
+
     run = ScanRun.objects.create()
     started = time.perf_counter()
     run = scan_run_execute(scan_run_id=run.pk, inline=True)

@@ -457,6 +457,7 @@ def label_findings(*, model_id: int, product_ids: Iterable[int] | None = None,
     for product_id, sha in ProductImage.objects.filter(product_id__in=list(best)).values_list("product_id", "sha256"):
         shas[product_id].append(sha)
     min_voters = int(cleanup_setting("LABEL_MIN_VOTERS"))
+    opinions = head_opinions(model_id=model_id, product_ids=product_ids)
     out = []
     for product_id, row in best.items():
         me = info.get(product_id)
@@ -465,7 +466,8 @@ def label_findings(*, model_id: int, product_ids: Iterable[int] | None = None,
         voters = [(info[q], max(s, 0.0)) for q, s in sorted(row.items(), key=lambda item: -item[1])[:k] if q in info]
         if len(voters) < min_voters:
             continue
-        kind, kind_conf = _vote([(KIND_GROUP.get(v["category__kind"], v["category__kind"]), w) for v, w in voters])
+        kind, kind_conf = _vote([(KIND_GROUP.get(v["category__kind"], v["category__kind"]), w) for v, w in voters],
+                                opinion=opinions.get("kind", {}).get(product_id))
         own_kind = KIND_GROUP.get(me["category__kind"], me["category__kind"])
         if kind and kind != own_kind and kind_conf >= float(cleanup_setting("KIND_MIN_CONFIDENCE")):
             category, _ = _vote([((v["category_id"], v["category__name"], v["category__kind"]), w) for v, w in voters
@@ -479,22 +481,81 @@ def label_findings(*, model_id: int, product_ids: Iterable[int] | None = None,
         gendered = [(SEX[v["gender"]], w) for v, w in voters if v["gender"] in SEX]
         if len(gendered) < min_voters:
             continue
-        sex, sex_conf = _vote(gendered)
+        sex, sex_conf = _vote(gendered, opinion=opinions.get("gender", {}).get(product_id))
         if sex and sex != own_sex and sex_conf >= float(cleanup_setting("GENDER_MIN_CONFIDENCE")):
             suggested = KIDS[sex] if me["gender"] in KIDS.values() else sex
             out.append(_label_finding(me, "gender", me["gender"], suggested, sex_conf, shas, extra={}))
     return out
 
 
-def _vote(weighted: list[tuple[object, float]]) -> tuple[object, float]:
+def _vote(weighted: list[tuple[object, float]], *, opinion: dict[str, float] | None = None) -> tuple[object, float]:
+    """The neighbours' winning label and its share of the vote; with a head's ``opinion`` (probabilities on
+    the same labels) the two distributions count equally."""
     totals: dict[object, float] = defaultdict(float)
     for label, weight in weighted:
         totals[label] += weight
     total = sum(totals.values())
     if not totals or total <= 0:
         return None, 0.0
-    label = max(totals, key=lambda key: (totals[key], str(key)))
-    return label, totals[label] / total
+    shares = {label: value / total for label, value in totals.items()}
+    if opinion:
+        shares = {label: (shares.get(label, 0.0) + opinion.get(label, 0.0)) / 2 for label in {*shares, *opinion}}
+    label = max(shares, key=lambda key: (shares[key], str(key)))
+    return label, shares[label]
+
+
+def head_opinions(*, model_id: int, product_ids: Iterable[int] | None = None) -> dict[str, dict[int, dict[str, float]]]:
+    """Per attribute whose classification head is active for this embedder: each product's mean class
+    probabilities on the vote's labels (kind groups; men/women). A full scan cross-fits heads with the active
+    head's settings (``heads.cross_fitted_probabilities``), so no product's own label judges it; an
+    incremental scan asks the active head, trained before the change."""
+    from matching.classification import active_head, loaded_head
+    from matching.heads import HeadConfig, cross_fitted_probabilities
+    from matching.models import EmbeddingModel
+    from matching.search import embeddings_labelled
+
+    model = EmbeddingModel.objects.filter(pk=model_id).first()
+    if model is None:
+        return {}
+    heads = {attribute: active_head(model=model, attribute=attribute) for attribute in ("gender", "kind")}
+    heads = {attribute: head for attribute, head in heads.items() if head is not None}
+    if not heads:
+        return {}
+    data = embeddings_labelled(model_id=model.pk, dimension=model.dimension)
+    wanted = np.ones(len(data.product_ids), dtype=bool) if product_ids is None else np.isin(
+        data.product_ids, list(product_ids))
+    axis = {"gender": lambda label: SEX.get(label), "kind": lambda label: KIND_GROUP.get(label, label)}
+    out: dict[str, dict[int, dict[str, float]]] = {}
+    for attribute, head in heads.items():
+        labels = data.genders if attribute == "gender" else data.kinds
+        if product_ids is None:
+            classes = list(head.labels)
+            fields = set(HeadConfig.__dataclass_fields__)
+            config = HeadConfig(**{k: v for k, v in head.training.get("config", {}).items() if k in fields})
+            probabilities = cross_fitted_probabilities(data.vectors, list(labels), data.product_ids, classes=classes,
+                                                       config=config)
+        else:
+            weights = loaded_head(model=model, attribute=attribute)
+            if weights is None or weights.input_dimension != model.dimension or not wanted.any():
+                continue
+            classes = list(weights.labels)
+            probabilities = np.full((len(labels), len(classes)), np.nan, dtype=np.float32)
+            probabilities[wanted] = weights.probabilities(data.vectors[wanted])
+        sums: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for product_id, row in zip(data.product_ids[wanted], probabilities[wanted], strict=True):
+            if np.isnan(row).any():
+                continue
+            for label, p in zip(classes, row, strict=True):
+                on_axis = axis[attribute](label)
+                if on_axis is not None:
+                    sums[int(product_id)][on_axis] += float(p)
+        opinion = {}
+        for product_id, by_label in sums.items():
+            total = sum(by_label.values())
+            if total > 0:
+                opinion[product_id] = {label: value / total for label, value in by_label.items()}
+        out[attribute] = opinion
+    return out
 
 
 def _label_finding(me: dict, field_name: str, current: str, suggested: str, confidence: float,

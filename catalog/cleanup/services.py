@@ -370,6 +370,8 @@ def scan_run_execute(*, scan_run_id: int, kinds: Sequence[str] = SCAN_KINDS, inl
         return run
     scope = run.product_ids if run.incremental else None
     todo = scans.images_needing_signature(product_ids=scope)
+    if not inline and len(todo) > int(cleanup_setting("SIGNATURE_CHUNK")):
+        return _signatures_share_out(run=run, image_ids=todo)
     total = len(todo) + len(kinds)
     _progress(run.pk, state=ScanState.RUNNING, started_at=timezone.now(), total=total, done=0, step="photos")
     counts: dict = {}
@@ -450,6 +452,44 @@ def scan_run_execute(*, scan_run_id: int, kinds: Sequence[str] = SCAN_KINDS, inl
 
 
 PHOTO_CHECKS_STEP = "photo checks"
+SIGNATURES_STEP = "signatures"
+
+
+def _signatures_share_out(*, run: ScanRun, image_ids: Sequence[int]) -> ScanRun:
+    """Too many photos to decode within one task's time limit (a first scan of a large catalogue): queue them
+    in chunks for the workers; the last chunk done queues the run again for the rest of the scan."""
+    from .tasks import compute_scan_signatures
+
+    size = max(1, int(cleanup_setting("SIGNATURE_CHUNK")))
+    _progress(run.pk, state=ScanState.RUNNING, started_at=run.started_at or timezone.now(), total=len(image_ids),
+              done=0, step=SIGNATURES_STEP)
+    for start in range(0, len(image_ids), size):
+        compute_scan_signatures.delay(run.pk, list(image_ids[start : start + size]))
+    return ScanRun.objects.get(pk=run.pk)
+
+
+def scan_signatures_execute(*, scan_run_id: int, image_ids: Sequence[int]) -> str:
+    """One chunk of a first scan's signatures. A redelivered chunk skips the photos already done; the chunk
+    that brings the count to the total (only one can claim it) hands the run back to ``run_cleanup_scan``,
+    which computes whatever is still missing itself, so a chunk counted twice costs time, never a photo."""
+    run = ScanRun.objects.filter(pk=scan_run_id, state=ScanState.RUNNING, step=SIGNATURES_STEP).first()
+    if run is None:
+        return "nothing to do"
+    todo = set(scans.images_needing_signature(product_ids=run.product_ids if run.incremental else None))
+    try:
+        scans.signatures_compute(image_ids=[i for i in image_ids if i in todo])
+    except Exception as exc:
+        _progress(run.pk, state=ScanState.FAILED, error=f"{exc.__class__.__name__}: {exc}"[:2000],
+                  finished_at=timezone.now())
+        raise
+    ScanRun.objects.filter(pk=run.pk).update(done=F("done") + len(image_ids))
+    if not ScanRun.objects.filter(pk=run.pk, state=ScanState.RUNNING, step=SIGNATURES_STEP,
+                                  done__gte=F("total")).update(state=ScanState.QUEUED, step=""):
+        return "computed"
+    from .tasks import run_cleanup_scan
+
+    run_cleanup_scan.delay(run.pk)
+    return "computed, scan queued"
 
 
 def _evidence_row(e: scans.Evidence) -> list:
@@ -566,5 +606,5 @@ def products_touching(*, image_ids: Iterable[int]) -> list[int]:
 __all__ = [
     "CleanupError", "finding_accept", "finding_dismiss", "findings_sync", "merge_undo", "product_relabel",
     "products_merge", "relabel_revert", "scan_after_commit", "scan_chunk_execute", "scan_run_execute",
-    "scan_run_start",
+    "scan_run_start", "scan_signatures_execute",
 ]

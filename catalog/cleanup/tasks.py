@@ -40,3 +40,11 @@ def check_scan_photos(chunk_id: int) -> str:
     from .services import scan_chunk_execute
 
     return scan_chunk_execute(chunk_id=chunk_id)
+
+
+@shared_task(name="catalog.cleanup.compute_signatures", autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def compute_scan_signatures(scan_run_id: int, image_ids: list[int]) -> str:
+    """One chunk of a large first scan's photo signatures; the last chunk queues the rest of the scan."""
+    from .services import scan_signatures_execute
+
+    return scan_signatures_execute(scan_run_id=scan_run_id, image_ids=image_ids)

@@ -40,3 +40,10 @@ if _retrain_hours > 0:
         "task": "matching.tasks.retrain_embedder", "schedule": _retrain_hours * 3600.0,
         "options": {"time_limit": 3 * 3600, "soft_time_limit": 3 * 3600 - 60},
     }
+
+# Catalogue cleanup scans (every other knob and its default: catalog/cleanup/conf.py). A full scan shares its
+# photo signatures and photo checks out to the workers in chunks of these sizes.
+CLEANUP = {
+    "SIGNATURE_CHUNK": env_int("STOCKMATCH_CLEANUP_SIGNATURE_CHUNK", 1000),
+    "PHOTO_CHECK_CHUNK": env_int("STOCKMATCH_CLEANUP_PHOTO_CHECK_CHUNK", 2000),
+}

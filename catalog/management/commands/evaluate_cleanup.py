@@ -1,4 +1,4 @@
-"""``manage.py evaluate_cleanup --catalog CATALOG.csv [--json OUT.json]`` (DESIGN §5)."""
+"""``manage.py evaluate_cleanup --catalog CATALOG.csv [--json OUT.json] [--heads]`` (DESIGN §5)."""
 from __future__ import annotations
 
 import json
@@ -19,6 +19,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--catalog", type=Path, required=True, help="CSV: sku,image,category,gender,name")
         parser.add_argument("--json", type=Path, help="Also write the JSON object here.")
+        parser.add_argument("--heads", action="store_true",
+                            help="Train and activate gender and kind heads on the loaded catalogue first (as "
+                                 "`train_heads --force`), so the label scan asks them beside the neighbours.")
 
     def handle(self, *args, **options) -> None:
         catalog = options["catalog"].resolve()
@@ -28,7 +31,8 @@ class Command(BaseCommand):
             if not quiet:
                 print(f"throwaway database {database}", file=sys.stderr)
             with tqdm(desc="catalogue", unit="img", disable=quiet, file=sys.stderr) as bar:
-                report = cleanup_evaluate(catalog, progress=lambda n: bar.update(n - bar.n))
+                report = cleanup_evaluate(catalog, progress=lambda n: bar.update(n - bar.n),
+                                          heads=options["heads"])
         text = json.dumps(report, indent=2)
         if options["json"]:
             options["json"].parent.mkdir(parents=True, exist_ok=True)
