@@ -7,6 +7,9 @@ STOCKMATCH_TRAINED_DIR = DATA_DIR / "models"  # weights trained on this installa
 # The embedder trained on real shop <-> worn pairs ships in models/embedder/ (``manage.py train_embedder``);
 # the ImageNet backbone ("default") stays the fallback when its weights are missing.
 SHIPPED_EMBEDDER_WEIGHTS = STOCKMATCH_MODELS_DIR / "embedder" / "efficientnet-lite0-ft256.pt"
+# The "trained" embedder's weights file; another one (an installation's fine-tune) is judged with
+# STOCKMATCH_EMBEDDER_WEIGHTS=FILE manage.py evaluate_matching ... (a version is still promoted by train_embedder).
+TRAINED_EMBEDDER_WEIGHTS = env_str("STOCKMATCH_EMBEDDER_WEIGHTS", str(SHIPPED_EMBEDDER_WEIGHTS))
 EMBEDDER_NAME = env_str("STOCKMATCH_EMBEDDER", "trained" if SHIPPED_EMBEDDER_WEIGHTS.exists() else "default")
 # Seconds between a process's checks of which segmenter version is active (a new one is loaded without restart).
 STOCKMATCH_SEG_VERSION_CHECK_SECONDS = env_int("STOCKMATCH_SEG_VERSION_CHECK_SECONDS", 10)
@@ -17,7 +20,7 @@ STOCKMATCH_SEG_VERSION_CHECK_SECONDS = env_int("STOCKMATCH_SEG_VERSION_CHECK_SEC
 EMBEDDERS = {
     "trained": {
         "BACKEND": "matching.embedders.TrainedEfficientNetLite0",
-        "OPTIONS": {"RUNTIME": env_str("STOCKMATCH_EMBED_RUNTIME", "onnx"), "WEIGHTS": str(SHIPPED_EMBEDDER_WEIGHTS),
+        "OPTIONS": {"RUNTIME": env_str("STOCKMATCH_EMBED_RUNTIME", "onnx"), "WEIGHTS": TRAINED_EMBEDDER_WEIGHTS,
                     "BATCH_SIZE": 32},
     },
     "default": {
