@@ -91,8 +91,10 @@ def photos_embed(test_csv: Path, rows: list[dict], *, view: str, segment: str,
             unreadable += 1
             continue
         chosen = view if view != "auto" else ("catalog" if studio_mask(image) is not None else "query")
-        seen = services.catalog_view(image) if chosen == "catalog" else services.query_view(image, segment=segment)
-        vector = embedder.embed([seen])[0]
+        context = embedder.context_view
+        seen = (services.catalog_views(image, context=context) if chosen == "catalog"
+                else services.query_views(image, segment=segment, context=context))
+        vector = embedder.embed_groups([seen])[0]
         photos.append(EvalPhoto(image=row["image"], gender=row["gender"], kind=row["kind"], view=chosen,
                                 vector=vector, ms=(time.perf_counter() - started) * 1000))
         if progress:

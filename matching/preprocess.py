@@ -49,6 +49,15 @@ def canonical_crop(image: Image.Image, mask: np.ndarray | None, *, margin: float
     return garment_view(image, mask if usable else None, max_side=0, **extra)
 
 
+def canonical_context(image: Image.Image, mask: np.ndarray | None) -> Image.Image:
+    """The garment in its photo (``segmentation.view.context_view`` at full resolution): the partner of
+    ``canonical_crop`` for an embedder with context views; the same mask rule."""
+    from segmentation.view import context_view
+
+    usable = mask is not None and mask.shape[:2] == (image.height, image.width) and (mask > 0).mean() >= MIN_MASK_SHARE
+    return context_view(image, mask if usable else None, max_side=0)
+
+
 def pad_square(image: Image.Image) -> Image.Image:
     width, height = image.size
     if width == height:

@@ -19,13 +19,13 @@ from catalog.models import Product, ProductImage
 from segmentation import METHODS, CutOut, HintError, SegmentationInputError, cut_out, cut_out_garments
 from segmentation import hints as hint_utils
 from segmentation.hints import Hints
-from segmentation.view import garment_view
+from segmentation.view import context_view, garment_view
 
 from . import conf, search
 from .embedders import Embedder, get_embedder
 from .embedders.base import l2_normalise
 from .models import EmbeddingModel, ModelState, ProductEmbedding
-from .preprocess import canonical_crop, studio_mask, working_copy
+from .preprocess import canonical_context, canonical_crop, studio_mask, working_copy
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def embedding_model_for(*, embedder_name: str | None = None, weights: str | None
         name=embedder.version,
         defaults={
             "embedder": embedder.name, "backbone": embedder.backbone, "weights_checksum": embedder.checksum,
-            "dimension": embedder.dimension, "preprocessing": embedder.preprocessing.to_dict(),
+            "dimension": embedder.dimension, "preprocessing": embedder.preprocessing_record(),
             "weights": weights or "", "thresholds": calibrated.get("thresholds", {}),
             "metrics": {"calibration": calibrated["metrics"]} if calibrated.get("metrics") else {},
         },
@@ -80,7 +80,8 @@ def embedding_model_active() -> EmbeddingModel:
 
 
 def embedder_for(model: EmbeddingModel) -> Embedder:
-    embedder = get_embedder(model.embedder, weights=model.weights or None)
+    embedder = get_embedder(model.embedder, weights=model.weights or None,
+                            context_view=bool((model.preprocessing or {}).get("context_view", False)))
     if embedder.version != model.name:
         raise RuntimeError(
             f"Embedder {model.embedder!r} now loads {embedder.version}, but model {model.name} needs its own "
@@ -178,6 +179,25 @@ def catalog_view(image: Image.Image) -> Image.Image:
     return canonical_crop(image, studio_mask(image))
 
 
+def catalog_views(image: Image.Image, *, context: bool) -> list[Image.Image]:
+    """The catalogue photo's views for one vector: ``catalog_view``, and its context view when the embedder
+    takes one (the same pair as a query's, docs/matching.md "Two views")."""
+    mask = studio_mask(image)
+    views = [canonical_crop(image, mask)]
+    if context:
+        views.append(canonical_context(image, mask))
+    return views
+
+
+def _views_of(image: Image.Image, cut: CutOut, *, context: bool) -> list[Image.Image]:
+    """A query photo's views for one vector: the cut-out (``_view_of``) and, with context, the garment in its
+    photo (``segmentation.view.context_view``: the cut-out's box grown, nothing masked)."""
+    views = [_view_of(image, cut)]
+    if context:
+        views.append(context_view(image, np.asarray(cut.mask) if cut.status == "ok" and cut.mask is not None else None))
+    return views
+
+
 def _open_catalog_image(image: ProductImage) -> Image.Image:
     with image.file.open("rb") as handle:
         return load_image(handle.read()).image
@@ -189,16 +209,18 @@ def images_embed(*, image_ids: Sequence[int], models: Iterable[EmbeddingModel] |
     images = list(ProductImage.objects.filter(pk__in=list(image_ids)).order_by("id"))
     if not images or not models:
         return 0
+    embedders = [embedder_for(model) for model in models]
+    context = any(embedder.context_view for embedder in embedders)
     views, kept = [], []
     for image in images:
         try:
-            views.append(catalog_view(_open_catalog_image(image)))
+            views.append(catalog_views(_open_catalog_image(image), context=context))
             kept.append(image.pk)
         except (OSError, ValueError) as exc:  # missing or unreadable file: skip it, others still go in
             logger.warning("cannot embed product image %s: %s", image.pk, exc)
     written = 0
-    for model in models:
-        vectors = embedder_for(model).embed(views)
+    for model, embedder in zip(models, embedders, strict=True):
+        vectors = embedder.embed_groups([group if embedder.context_view else group[:1] for group in views])
         written += search.embeddings_upsert(model_id=model.pk, image_ids=kept, vectors=vectors)
     return written
 
@@ -398,12 +420,14 @@ def match_image(
 
     tick = time.perf_counter()
     cutouts = [_cut(img, first_hints if i == 0 else None, method) for i, (img, _, _) in enumerate(working)]
-    views = [_view_of(img, cut) for (img, _, _), cut in zip(working, cutouts, strict=True)]
     timings["segment"] = _ms(tick)
 
     model = embedding_model_active()
+    embedder = embedder_for(model)
     tick = time.perf_counter()
-    vectors = embedder_for(model).embed(views)
+    vectors = embedder.embed_groups([
+        _views_of(img, cut, context=embedder.context_view) for (img, _, _), cut in zip(working, cutouts, strict=True)
+    ])
     timings["embed"] = _ms(tick)
 
     tick = time.perf_counter()
@@ -423,9 +447,15 @@ def match_image(
 
 
 def query_view(image: Photo, *, segment: bool | str = "auto") -> Image.Image:
-    """What the embedder sees of a phone or camera photo: the garment cut out, as ``match_image`` does it."""
+    """What the worker sees of a phone or camera photo: the garment cut out, as ``match_image`` does it."""
     working, _, _ = _working(image, conf.working_size())
     return _view_of(working, _cut(working, None, _method(segment)))
+
+
+def query_views(image: Photo, *, segment: bool | str = "auto", context: bool) -> list[Image.Image]:
+    """What the embedder sees of a phone or camera photo, as ``match_image`` embeds it (one vector)."""
+    working, _, _ = _working(image, conf.working_size())
+    return _views_of(working, _cut(working, None, _method(segment)), context=context)
 
 
 def match_garments(
@@ -447,8 +477,9 @@ def match_garments(
     if not garments:
         return match_image(picture, filters=filters, k=k, segment=segment)
     model = embedding_model_active()
+    embedder = embedder_for(model)
     tick = time.perf_counter()
-    vectors = embedder_for(model).embed([_view_of(picture, cut) for cut in garments])
+    vectors = embedder.embed_groups([_views_of(picture, cut, context=embedder.context_view) for cut in garments])
     embed_ms = _ms(tick)
     tick = time.perf_counter()
     candidates = candidates_for(

@@ -1,4 +1,5 @@
-"""The garment view: what the worker sees as the cut-out and exactly what the embedder gets.
+"""The garment view: what the worker sees as the cut-out and exactly what the embedder gets of the garment;
+and the context view, the same garment in its photo, which an embedder with context views averages with it.
 
 One function for both sides, so a fix the worker approves is the picture that is matched. Catalogue photos
 (``matching.preprocess.canonical_crop``) go through it too, uncapped, so query and catalogue views are made
@@ -15,6 +16,7 @@ from .source import Source
 
 MARGIN = 0.04  # of the garment box's long side; the catalogue vectors were made with it
 GREY = (128, 128, 128)
+CONTEXT_MARGIN = 0.25  # of the garment box's long side, for the context view
 
 
 def garment_view(
@@ -56,6 +58,29 @@ def garment_view(
     )[..., None]
     blended = rgb.astype(np.float32) * alpha + np.float32(GREY) * (1 - alpha)
     return _pad_square(np.clip(blended + 0.5, 0, 255).astype(np.uint8), max_side)
+
+
+def context_view(
+    image: Image.Image | np.ndarray, mask: np.ndarray | None, *, max_side: int | None = None,
+    margin: float | None = CONTEXT_MARGIN,
+) -> Image.Image:
+    """The garment in its photo: the box of ``mask`` grown by ``margin`` of its long side, nothing masked,
+    padded square (the whole photo when ``mask`` is empty or ``margin`` is None). The embedder averages it with
+    the garment view on both sides, so a garment the cut-out clipped or a cut-out that kept a little
+    background still meets its catalogue photo (docs/matching.md, "Two views")."""
+    source = image if isinstance(image, Source) else Source(image)
+    if max_side is None:
+        from . import conf
+
+        max_side = conf.cutout_size()
+    hard = None if mask is None else np.asarray(mask) > 0
+    if margin is None or hard is None or not hard.any():
+        return _pad_square(_fit(source, (0, 0, source.width, source.height), max_side), max_side)
+    rows, cols = np.flatnonzero(hard.any(axis=1)), np.flatnonzero(hard.any(axis=0))
+    x0, y0, x1, y1 = int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+    pad = round(margin * max(x1 - x0, y1 - y0))
+    box = (max(0, x0 - pad), max(0, y0 - pad), min(source.width, x1 + pad), min(source.height, y1 + pad))
+    return _pad_square(_fit(source, box, max_side), max_side)
 
 
 def _fit(source: Source, box: tuple[int, int, int, int], max_side: int) -> np.ndarray:

@@ -236,3 +236,40 @@ def test_embed_catalog_is_idempotent_and_resumable(shared_data, capsys):
     assert ProductEmbedding.objects.filter(model=model).count() == 3
     call_command("embed_catalog", verbosity=0)
     assert "embedded 0 image(s)" in capsys.readouterr().out
+
+
+def test_each_photo_is_embedded_as_its_garment_and_context_views_on_both_sides(shared_data):
+    from matching.embedders import get_embedder
+    from segmentation.view import context_view
+
+    # given the configured (trained) embedder, which takes context views, and a real studio photo
+    model = services.embedding_model_active()
+    embedder = services.embedder_for(model)
+    assert embedder.context_view and "+ctx@" in model.name and model.preprocessing["context_view"] is True
+    (_, data), = studio_photos(shared_data, ("Tshirts",))
+    picture = photo(data)
+
+    # then a catalogue photo's vector is the normalised mean of its garment view's and its context view's
+    views = services.catalog_views(picture, context=True)
+    assert len(views) == 2 and views[0].tobytes() != views[1].tobytes()
+    each = embedder.embed(views)
+    mean = each.mean(axis=0) / np.linalg.norm(each.mean(axis=0))
+    assert np.allclose(embedder.embed_groups([views])[0], mean, atol=1e-5)
+    # the context view is the garment's box grown, nothing masked: the studio white is still there
+    assert (np.asarray(views[1]) >= 250).all(axis=2).mean() > (np.asarray(views[0]) >= 250).all(axis=2).mean()
+    # and without a mask it is the whole photo, padded square
+    assert context_view(picture, None, max_side=0).size == (max(picture.size),) * 2
+
+    # when the same photo is matched as a query, both sides made alike: it finds itself, almost identical
+    products = catalogue(shared_data, types=("Tshirts", "Jeans", "Watches"))
+    result = services.match_image(photo(products[0][2]), segment=False)
+    assert result.candidates[0].sku == products[0][0].sku and result.candidates[0].score > 0.95
+
+    # a version row recorded without context views keeps being served as it was made
+    old = EmbeddingModel.objects.create(
+        name=get_embedder(model.embedder, weights=model.weights or None, context_view=False).version,
+        embedder=model.embedder, backbone=model.backbone, weights_checksum=model.weights_checksum,
+        dimension=model.dimension, preprocessing={k: v for k, v in model.preprocessing.items() if k != "context_view"},
+        weights=model.weights,
+    )
+    assert "+ctx" not in old.name and not services.embedder_for(old).context_view

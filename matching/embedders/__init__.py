@@ -29,12 +29,13 @@ def embedder_names() -> list[str]:
     return sorted(getattr(settings, "EMBEDDERS", {}))
 
 
-def get_embedder(name: str | None = None, *, weights: str | None = None) -> Embedder:
+def get_embedder(name: str | None = None, *, weights: str | None = None, context_view: bool | None = None) -> Embedder:
     """The embedder registered under ``name`` (default: ``settings.EMBEDDER_NAME`` or "default").
 
-    ``weights`` overrides the entry's weights file (a version trained on this installation)."""
+    ``weights`` overrides the entry's weights file (a version trained on this installation); ``context_view``
+    the entry's views (a version row made before they changed keeps being served as it was made)."""
     name = name or getattr(settings, "EMBEDDER_NAME", "default") or "default"
-    key = f"{name}|{weights}" if weights else name
+    key = f"{name}|{weights or ''}|{context_view}"
     with _lock:
         if key in _instances:
             return _instances[key]
@@ -50,6 +51,8 @@ def get_embedder(name: str | None = None, *, weights: str | None = None) -> Embe
         options = {key.lower(): value for key, value in config.get("OPTIONS", {}).items()}
         if weights:
             options["weights"] = weights
+        if context_view is not None:
+            options["context_view"] = context_view
         instance = backend(name=name, **options)
         _instances[key] = instance
         return instance

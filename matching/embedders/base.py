@@ -59,9 +59,12 @@ class Embedder:
     dimension: int = 0
     preprocessing: Preprocessing
 
-    def __init__(self, *, name: str, batch_size: int = 32, **options) -> None:
+    def __init__(self, *, name: str, batch_size: int = 32, context_view: bool = False, **options) -> None:
         self.name = name
         self.batch_size = int(batch_size)
+        # Each photo is embedded as the mean of its garment view and its context view (both sides alike):
+        # it changes the vectors, so it is part of the version ("+ctx").
+        self.context_view = bool(context_view)
         self.options = options
         self._loaded = False
         self._load_lock = threading.Lock()
@@ -71,8 +74,12 @@ class Embedder:
         raise NotImplementedError
 
     @property
+    def views_tag(self) -> str:
+        return "+ctx" if self.context_view else ""
+
+    @property
     def version(self) -> str:
-        return f"{self.backbone}@{self.checksum[:12]}"
+        return f"{self.backbone}{self.views_tag}@{self.checksum[:12]}"
 
     def load(self) -> None:
         if self._loaded:
@@ -93,10 +100,25 @@ class Embedder:
             parts.append(self._forward(self.preprocessing.tensor(chunk)))
         return l2_normalise(np.concatenate(parts, axis=0))
 
+    def embed_groups(self, groups: Sequence[Sequence[Image.Image]]) -> np.ndarray:
+        """One unit vector per group of views of one photo: the normalised mean of the views' vectors."""
+        flat = [view for group in groups for view in group]
+        vectors = self.embed(flat)
+        out = np.zeros((len(groups), self.dimension), dtype=np.float32)
+        start = 0
+        for n, group in enumerate(groups):
+            out[n] = vectors[start : start + len(group)].mean(axis=0)
+            start += len(group)
+        return l2_normalise(out)
+
+    def preprocessing_record(self) -> dict:
+        """What a version row stores of the input recipe: the weights' preprocessing and the views."""
+        return {**self.preprocessing.to_dict(), "context_view": self.context_view}
+
     def describe(self) -> dict:
         return {
             "backbone": self.backbone, "checksum": self.checksum, "dimension": self.dimension,
-            "preprocessing": self.preprocessing.to_dict(), "runtime": getattr(self, "runtime", ""),
+            "preprocessing": self.preprocessing_record(), "runtime": getattr(self, "runtime", ""),
         }
 
     def _load(self) -> None:

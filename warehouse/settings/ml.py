@@ -1,5 +1,5 @@
 """Model registries and inference settings (embedders, segmenters, matching)."""
-from .env import BASE_DIR, DATA_DIR, env_int, env_str
+from .env import BASE_DIR, DATA_DIR, env_bool, env_int, env_str
 
 STOCKMATCH_TORCH_THREADS = env_int("STOCKMATCH_TORCH_THREADS", 2)
 STOCKMATCH_MODELS_DIR = BASE_DIR / "models"  # committed, versioned weights shipped with the code
@@ -16,12 +16,13 @@ STOCKMATCH_SEG_VERSION_CHECK_SECONDS = env_int("STOCKMATCH_SEG_VERSION_CHECK_SEC
 
 # Embedding backbones, resolved by name like Django's STORAGES. "RUNTIME": "onnx" (default, ~4x faster
 # on CPU; exported once per weights checksum into STOCKMATCH_TRAINED_DIR) or "torch". "POOLING": "gem"
-# (generalised mean, p = GEM_P; measured best, docs/matching.md) or "avg".
+# (generalised mean, p = GEM_P; measured best, docs/matching.md) or "avg". "CONTEXT_VIEW": each photo's vector
+# is the mean of its garment view and its context view, on both sides (docs/matching.md, "Two views").
 EMBEDDERS = {
     "trained": {
         "BACKEND": "matching.embedders.TrainedEfficientNetLite0",
         "OPTIONS": {"RUNTIME": env_str("STOCKMATCH_EMBED_RUNTIME", "onnx"), "WEIGHTS": TRAINED_EMBEDDER_WEIGHTS,
-                    "BATCH_SIZE": 32},
+                    "BATCH_SIZE": 32, "CONTEXT_VIEW": env_bool("STOCKMATCH_EMBED_CONTEXT_VIEW", True)},
     },
     "default": {
         "BACKEND": "matching.embedders.EfficientNetLite0",
