@@ -10,7 +10,9 @@ parts of one top), so the split is decided per kind, not per pixel:
    the photo and of everything worn, or it is no garment at all;
 3. a full-body garment absorbs a top or bottom part that is small next to it or that the network is unsure of
    (the bodice and skirt of a dress), while a confident, sizeable top over a dress stays a garment of its own;
-   without a full-body garment, stray full-body pixels go to the top or the bottom, whichever is more likely.
+   without a full-body garment, stray full-body pixels go to the top or the bottom, whichever is more likely;
+   a full-body region smaller than a confident top and a confident bottom on either side of it is such stray
+   pixels too (the seam of a tucked-in shirt), not a dress.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ def split_garments(mask: np.ndarray, probs: np.ndarray, classes: list[str]) -> l
         )
 
     merged: dict[str, list[str]] = {k: [k] for k in kinds}
+    if "full-body" in regions and _squeezed(regions, prob, big_enough):
+        regions["full-body"] = np.zeros_like(regions["full-body"])  # the stray pixels go to the halves below
     if "full-body" in regions and big_enough("full-body", regions["full-body"]):
         body = regions["full-body"]
         for part in ("topwear", "bottomwear"):
@@ -77,8 +81,8 @@ def split_garments(mask: np.ndarray, probs: np.ndarray, classes: list[str]) -> l
                 regions[part] = np.zeros_like(region)
                 merged["full-body"].append(part)
         regions["full-body"] = _tidy(body)
-    elif "full-body" in regions and regions["full-body"].any():
-        stray = regions.pop("full-body")
+    elif "full-body" in regions:
+        stray = regions.pop("full-body") | (mask & (assigned == kinds.index("full-body")))
         halves = [k for k in ("topwear", "bottomwear") if k in prob]
         if halves:
             pick = np.stack([prob[k] for k in halves]).argmax(axis=0)
@@ -92,6 +96,19 @@ def split_garments(mask: np.ndarray, probs: np.ndarray, classes: list[str]) -> l
         garments.append(Garment(kind, region, round(float(np.clip(together[region].mean(), 0, 1)), 4)))
     garments.sort(key=lambda g: -g.area)
     return garments
+
+
+def _squeezed(regions: dict[str, np.ndarray], prob: dict[str, np.ndarray], big_enough) -> bool:  # noqa: ANN001
+    """A "full-body" region smaller than both a confident top and a confident bottom beside it is the seam
+    between them (a tucked-in shirt, a belt line), not a dress."""
+    body = regions["full-body"]
+    halves = [regions.get(k) for k in ("topwear", "bottomwear")]
+    if not body.any() or any(h is None or not big_enough(k, h) for k, h in zip(("topwear", "bottomwear"), halves,
+                                                                               strict=True)):
+        return False
+    sure = all(float(prob[k][h].mean()) >= SEPARATE_CONFIDENCE for k, h in zip(("topwear", "bottomwear"), halves,
+                                                                                 strict=True))
+    return sure and body.sum() < min(int(h.sum()) for h in halves)
 
 
 def _tidy(region: np.ndarray) -> np.ndarray:

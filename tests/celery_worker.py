@@ -38,7 +38,8 @@ def reset_connections(app: Celery) -> None:
 
 
 def client_app() -> Celery:
-    app = Celery("stockmatch-test-client", broker=REDIS_URL, backend=REDIS_URL)
+    # not the current app: shared tasks resolve against the current app, and this one is never eager
+    app = Celery("stockmatch-test-client", broker=REDIS_URL, backend=REDIS_URL, set_as_current=False)
     app.conf.task_default_queue = "celery"
     return app
 

@@ -1,0 +1,26 @@
+"""The shipped weights in models/segmenter/ were replaced by better ones (tiramisu_light-mix8, eight classes):
+register them, and move an installation whose active version was the shipped file onto them, since the file
+it names no longer holds the weights its checksum records. A version trained here stays active."""
+
+from django.db import migrations
+
+
+def adopt_new_shipped(apps, schema_editor):
+    from segmentation.versions import shipped_register
+
+    model = apps.get_model("segmentation", "SegmenterModel")
+    shipped = shipped_register(model)
+    if shipped is None:
+        return
+    active = model.objects.filter(active=True).exclude(pk=shipped.pk).first()
+    if active is not None and active.weights_path == shipped.weights_path:
+        active.active = False
+        active.save(update_fields=["active"])
+        shipped.active = True
+        shipped.save(update_fields=["active"])
+
+
+class Migration(migrations.Migration):
+    dependencies = [("segmentation", "0003_segmentation_example_origin")]
+
+    operations = [migrations.RunPython(adopt_new_shipped, migrations.RunPython.noop)]
