@@ -301,3 +301,17 @@ def test_head_admin_lists_versions_and_activates_for_the_catalogue_role_only(cli
     assert list(ClassifierHead.objects.filter(active=True).values_list("pk", flat=True)) == [first.pk]
     client.post(url, {"action": "deactivate", "_selected_action": [first.pk]})
     assert not ClassifierHead.objects.filter(active=True).exists()
+
+
+def test_a_small_catalogue_whose_hashes_all_miss_the_share_still_holds_products_out():
+    from matching.heads import held_out
+
+    # products 430-461 (two photos each) all hash above 0.2: the lowest-hashed fifth is held out instead
+    unlucky = np.repeat(np.arange(430, 462), 2)
+    mask = held_out(unlucky, 0.2)
+    assert mask.sum() == 2 * 6 and len(set(unlucky[mask])) == 6
+    assert all(mask[unlucky == p].all() or not mask[unlucky == p].any() for p in set(unlucky))  # by product
+    assert np.array_equal(held_out(unlucky, 0.2), mask)  # stable
+    # an ordinary range keeps the plain hash rule
+    ordinary = np.arange(1, 33)
+    assert 0 < held_out(ordinary, 0.2).sum() < 32
