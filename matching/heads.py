@@ -60,14 +60,16 @@ class HeadReport:
         }
 
 
+def _unit_hash(text: str) -> float:
+    """A stable number in [0, 1) for ``text`` (the same split in every run and process)."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") / 2**32
+
+
 def held_out(product_ids: np.ndarray, share: float) -> np.ndarray:
     """Boolean mask of the rows whose product falls in the held-out split (stable across runs). A small
     catalogue whose hashes all miss the share (32 products with ids 430-461 do at 0.2) still holds out its
     lowest-hashed ``share`` of products, at least one, so it is never left without a split."""
-    def bucket(product_id: int) -> float:
-        return int.from_bytes(hashlib.sha256(f"product:{product_id}".encode()).digest()[:4], "big") / 2**32
-
-    buckets = {int(p): bucket(int(p)) for p in set(np.asarray(product_ids).tolist())}
+    buckets = {int(p): _unit_hash(f"product:{int(p)}") for p in set(np.asarray(product_ids).tolist())}
     chosen = {p for p, b in buckets.items() if b < share}
     if not chosen and share > 0 and len(buckets) >= 2:
         chosen = set(sorted(buckets, key=buckets.get)[: max(1, round(share * len(buckets)))])
@@ -222,9 +224,7 @@ def cross_fitted_probabilities(
     """Each row's class probabilities (columns in ``classes`` order) from a head trained on the other folds
     (split by product): a product's own label, right or wrong, never teaches the head that judges it. The
     epochs shrink on a large catalogue so that a fit sees at most ``max_rows_per_fit`` rows."""
-    fold_of = np.asarray([
-        int.from_bytes(hashlib.sha256(f"fold:{int(p)}".encode()).digest()[:4], "big") % folds for p in product_ids
-    ])
+    fold_of = np.asarray([int(_unit_hash(f"fold:{int(p)}") * 2**32) % folds for p in product_ids])
     out = np.zeros((len(labels), len(classes)), dtype=np.float32)
     known = np.asarray([label in classes for label in labels])
     y = np.asarray(labels, dtype=object)

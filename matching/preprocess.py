@@ -44,9 +44,8 @@ def canonical_crop(image: Image.Image, mask: np.ndarray | None, *, margin: float
     """
     from segmentation.view import garment_view
 
-    usable = mask is not None and mask.shape[:2] == (image.height, image.width) and (mask > 0).mean() >= MIN_MASK_SHARE
     extra = {} if margin is None else {"margin": margin}
-    return garment_view(image, mask if usable else None, max_side=0, **extra)
+    return garment_view(image, _usable(image, mask), max_side=0, **extra)
 
 
 def canonical_context(image: Image.Image, mask: np.ndarray | None) -> Image.Image:
@@ -54,8 +53,13 @@ def canonical_context(image: Image.Image, mask: np.ndarray | None) -> Image.Imag
     ``canonical_crop`` for an embedder with context views; the same mask rule."""
     from segmentation.view import context_view
 
-    usable = mask is not None and mask.shape[:2] == (image.height, image.width) and (mask > 0).mean() >= MIN_MASK_SHARE
-    return context_view(image, mask if usable else None, max_side=0)
+    return context_view(image, _usable(image, mask), max_side=0)
+
+
+def _usable(image: Image.Image, mask: np.ndarray | None) -> np.ndarray | None:
+    """``mask`` when it fits the photo and covers enough of it, else None (the whole photo)."""
+    fits = mask is not None and mask.shape[:2] == (image.height, image.width) and (mask > 0).mean() >= MIN_MASK_SHARE
+    return mask if fits else None
 
 
 def pad_square(image: Image.Image) -> Image.Image:

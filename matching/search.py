@@ -671,18 +671,24 @@ class LabelledVectors:
     vectors: np.ndarray  # N × dimension
 
 
-def embeddings_labelled(*, model_id: int, dimension: int, max_rows: int | None = None) -> LabelledVectors:
+def embeddings_labelled(*, model_id: int, dimension: int, max_rows: int | None = None,
+                        product_ids: Iterable[int] | None = None) -> LabelledVectors:
     """Every labelled vector of ``model_id`` (products in ``LABEL_STATUSES``); ``dimension`` is the model's.
 
     With ``max_rows`` a stable pseudo-random sample of that size (by image id hash) keeps memory bounded
-    on a large catalogue.
+    on a large catalogue; with ``product_ids`` only those products' vectors.
     """
     order = "md5(image_id::text)" if max_rows else "image_id"
+    params: list = [model_id, list(LABEL_STATUSES)]
+    only = ""
+    if product_ids is not None:
+        only = " AND product_id = ANY(%s)"
+        params.append([int(p) for p in product_ids])
     sql = (
         f"SELECT image_id, product_id, gender, category_kind, vector FROM {TABLE}"
-        f" WHERE model_id = %s AND dimensions = {_checked_dimension(dimension)} AND status = ANY(%s) ORDER BY {order}"
+        f" WHERE model_id = %s AND dimensions = {_checked_dimension(dimension)} AND status = ANY(%s){only}"
+        f" ORDER BY {order}"
     )
-    params: list = [model_id, list(LABEL_STATUSES)]
     if max_rows:
         sql += " LIMIT %s"
         params.append(int(max_rows))

@@ -194,7 +194,7 @@ def _views_of(image: Image.Image, cut: CutOut, *, context: bool) -> list[Image.I
     photo (``segmentation.view.context_view``: the cut-out's box grown, nothing masked)."""
     views = [_view_of(image, cut)]
     if context:
-        views.append(context_view(image, np.asarray(cut.mask) if cut.status == "ok" and cut.mask is not None else None))
+        views.append(context_view(image, _cut_mask(cut)))
     return views
 
 
@@ -367,7 +367,12 @@ def _whole_photo(image: Image.Image, method: str) -> CutOut:
 
 def _view_of(image: Image.Image, cut: CutOut) -> Image.Image:
     """The embedder's view: the same picture as ``cut.cutout`` (``segmentation.view.garment_view``)."""
-    return garment_view(image, np.asarray(cut.mask) if cut.status == "ok" and cut.mask is not None else None)
+    return garment_view(image, _cut_mask(cut))
+
+
+def _cut_mask(cut: CutOut) -> np.ndarray | None:
+    """The cut-out's mask, or None when segmentation found nothing (the views then show the whole photo)."""
+    return np.asarray(cut.mask) if cut.status == "ok" and cut.mask is not None else None
 
 
 def _method(segment: bool | str) -> str | None:

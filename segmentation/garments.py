@@ -102,13 +102,11 @@ def _squeezed(regions: dict[str, np.ndarray], prob: dict[str, np.ndarray], big_e
     """A "full-body" region smaller than both a confident top and a confident bottom beside it is the seam
     between them (a tucked-in shirt, a belt line), not a dress."""
     body = regions["full-body"]
-    halves = [regions.get(k) for k in ("topwear", "bottomwear")]
-    if not body.any() or any(h is None or not big_enough(k, h) for k, h in zip(("topwear", "bottomwear"), halves,
-                                                                               strict=True)):
+    halves = {k: regions.get(k) for k in ("topwear", "bottomwear")}
+    if not body.any() or any(h is None or not big_enough(k, h) for k, h in halves.items()):
         return False
-    sure = all(float(prob[k][h].mean()) >= SEPARATE_CONFIDENCE for k, h in zip(("topwear", "bottomwear"), halves,
-                                                                                 strict=True))
-    return sure and body.sum() < min(int(h.sum()) for h in halves)
+    sure = all(float(prob[k][h].mean()) >= SEPARATE_CONFIDENCE for k, h in halves.items())
+    return sure and body.sum() < min(int(h.sum()) for h in halves.values())
 
 
 def _tidy(region: np.ndarray) -> np.ndarray:

@@ -521,9 +521,9 @@ def head_opinions(*, model_id: int, product_ids: Iterable[int] | None = None) ->
     heads = {attribute: head for attribute, head in heads.items() if head is not None}
     if not heads:
         return {}
-    data = embeddings_labelled(model_id=model.pk, dimension=model.dimension)
-    wanted = np.ones(len(data.product_ids), dtype=bool) if product_ids is None else np.isin(
-        data.product_ids, list(product_ids))
+    # a full scan cross-fits over the whole catalogue; an incremental one reads only its products' vectors
+    data = embeddings_labelled(model_id=model.pk, dimension=model.dimension,
+                               product_ids=None if product_ids is None else list(product_ids))
     axis = {"gender": lambda label: SEX.get(label), "kind": lambda label: KIND_GROUP.get(label, label)}
     out: dict[str, dict[int, dict[str, float]]] = {}
     for attribute, head in heads.items():
@@ -536,13 +536,12 @@ def head_opinions(*, model_id: int, product_ids: Iterable[int] | None = None) ->
                                                        config=config)
         else:
             weights = loaded_head(model=model, attribute=attribute)
-            if weights is None or weights.input_dimension != model.dimension or not wanted.any():
+            if weights is None or weights.input_dimension != model.dimension or not len(data.vectors):
                 continue
             classes = list(weights.labels)
-            probabilities = np.full((len(labels), len(classes)), np.nan, dtype=np.float32)
-            probabilities[wanted] = weights.probabilities(data.vectors[wanted])
+            probabilities = weights.probabilities(data.vectors)
         sums: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        for product_id, row in zip(data.product_ids[wanted], probabilities[wanted], strict=True):
+        for product_id, row in zip(data.product_ids, probabilities, strict=True):
             if np.isnan(row).any():
                 continue
             for label, p in zip(classes, row, strict=True):

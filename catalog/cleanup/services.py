@@ -355,6 +355,11 @@ def _progress(run_id: int, **fields) -> None:
     ScanRun.objects.filter(pk=run_id).update(**fields)
 
 
+def _failed(run_id: int, exc: Exception, **fields) -> None:
+    _progress(run_id, state=ScanState.FAILED, error=f"{exc.__class__.__name__}: {exc}"[:2000],
+              finished_at=timezone.now(), **fields)
+
+
 def scan_run_execute(*, scan_run_id: int, kinds: Sequence[str] = SCAN_KINDS, inline: bool = False) -> ScanRun:
     """Run the scans of one ``ScanRun``: signatures first (progress per photo), then duplicates, labels, bad
     photos and gaps from what is stored.
@@ -433,8 +438,7 @@ def scan_run_execute(*, scan_run_id: int, kinds: Sequence[str] = SCAN_KINDS, inl
             counts[kind] = {"found": len(found), **synced, **stats}
             done += 1
     except Exception as exc:
-        _progress(run.pk, state=ScanState.FAILED, error=f"{exc.__class__.__name__}: {exc}"[:2000],
-                  finished_at=timezone.now(), counts={**counts, "seconds": seconds})
+        _failed(run.pk, exc, counts={**counts, "seconds": seconds})
         raise
     if chunks:
         _progress(run.pk, step=PHOTO_CHECKS_STEP, done=done, total=total, counts={**counts, "seconds": seconds})
@@ -479,8 +483,7 @@ def scan_signatures_execute(*, scan_run_id: int, image_ids: Sequence[int]) -> st
     try:
         scans.signatures_compute(image_ids=[i for i in image_ids if i in todo])
     except Exception as exc:
-        _progress(run.pk, state=ScanState.FAILED, error=f"{exc.__class__.__name__}: {exc}"[:2000],
-                  finished_at=timezone.now())
+        _failed(run.pk, exc)
         raise
     ScanRun.objects.filter(pk=run.pk).update(done=F("done") + len(image_ids))
     if not ScanRun.objects.filter(pk=run.pk, state=ScanState.RUNNING, step=SIGNATURES_STEP,
@@ -545,8 +548,7 @@ def scan_chunk_execute(*, chunk_id: int) -> str:
             return "checked"  # another chunk is finishing the run
         _duplicates_finish(run_id)
     except Exception as exc:
-        _progress(run_id, state=ScanState.FAILED, error=f"{exc.__class__.__name__}: {exc}"[:2000],
-                  finished_at=timezone.now())
+        _failed(run_id, exc)
         raise
     return "finished"
 
