@@ -46,6 +46,8 @@ class QueryRecord:
     ms: float
     accepted: bool  # the decision said "in catalogue"
     segmenters: tuple[str, ...] = ()  # "method[:version]" of each cut-out used
+    scores: tuple[float, ...] = ()  # every candidate's score, best first
+    skus: tuple[str, ...] = ()  # every candidate's SKU, best first
 
 
 def read_csv(path: Path, required: list[str]) -> list[dict]:
@@ -149,10 +151,27 @@ def run_queries(queries_csv: Path, *, segment: bool | str, garments: bool = True
                 f"{cut.method}:{cut.model_version}" if getattr(cut, "model_version", None) else str(cut.method)
                 for cut in result.cutouts
             ),
+            scores=tuple(round(float(candidate.score), 6) for candidate in result.candidates), skus=tuple(skus),
         ))
         if progress:
             progress(n + 1)
     return records
+
+
+RECORD_FIELDS = ("image", "sku", "rank", "top_sku", "top_score", "margin", "kind", "accepted", "ms", "scores",
+                 "skus")
+
+
+def records_write(records: list[QueryRecord], path: Path) -> None:
+    """One CSV row per query (``scores`` and ``skus``: the candidates', best first, space-separated)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(RECORD_FIELDS)
+        for r in records:
+            writer.writerow([r.image, r.sku or "", r.rank or "", r.top_sku or "", r.top_score, r.margin, r.kind or "",
+                             int(r.accepted), round(r.ms, 1), " ".join(str(score) for score in r.scores),
+                             " ".join(r.skus)])
 
 
 def auroc(positive: list[float], negative: list[float]) -> float | None:

@@ -16,7 +16,7 @@ from matching.embedders import TrainedEfficientNetLite0, get_embedder, reset_emb
 from matching.models import EmbeddingModel, ModelState
 from matching.training import data, network
 from matching.training.promotion import embedder_promote, embedder_register
-from matching.training.trainer import TrainConfig, confusable_order, train
+from matching.training.trainer import SERVED_CONTEXT, SERVED_GARMENT, TrainConfig, confusable_order, train
 from matching.training.views import query_view, shop_view
 
 SHIPPED = Path(settings.SHIPPED_EMBEDDER_WEIGHTS)
@@ -74,7 +74,7 @@ def _tiny_config(tmp_path: Path, **overrides) -> TrainConfig:
 
 
 @pytest.fixture
-def tiny_run(shared_data, tmp_path):
+def tiny_run(shared_data, tmp_path, db):  # db: the served views go through the active segmenter
     groups = data.pair_groups(_pairs_csv(shared_data), splits=("train",))[:24]
     validation = data.pair_groups(_pairs_csv(shared_data), splits=("validation",))[:8]
     return train(groups, validation, _tiny_config(tmp_path))
@@ -87,6 +87,13 @@ def test_a_short_real_training_run_lowers_the_loss_and_resumes(shared_data, tmp_
     assert losses[-1] < losses[0]
     sidecar = json.loads(tiny_run.weights.with_suffix(".json").read_text())
     assert sidecar["dimension"] == 32 and len(sidecar["sha256"]) == 64
+    # the cache holds each photo's two served views (garment, context), both sides, beside the training views
+    cache = np.load(next((tmp_path / "work").glob("views-*.npz")))
+    for domain in (0, 1):
+        roles = cache["served"][cache["domain"] == domain]
+        assert (roles == SERVED_GARMENT).sum() == (roles == SERVED_CONTEXT).sum() == 24 + 8
+    # validation scored each photo as matching does: the mean of its served views
+    assert tiny_run.history[0]["n_queries"] == 8
     # resuming a finished run trains nothing more and gives the same history
     groups = data.pair_groups(_pairs_csv(shared_data), splits=("train",))[:24]
     validation = data.pair_groups(_pairs_csv(shared_data), splits=("validation",))[:8]

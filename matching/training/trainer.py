@@ -1,12 +1,15 @@
 """``train_embedder``: InfoNCE metric learning on a cached frozen front (see ``network``).
 
-1. Views: every photo of every group gets its runtime view plus ``views`` random variations (``views``); the
-   frozen front turns them into 112x14x14 feature maps, computed once with ONNX Runtime and cached on disk.
+1. Views: every photo of every group gets its runtime view plus ``views`` random variations (``views``) and,
+   with ``served_views``, the two views the served embedder averages (``services.catalog_views`` /
+   ``query_views``: the garment view through the active segmenter, and the context view); the frozen front
+   turns them into 112x14x14 feature maps, computed once with ONNX Runtime and cached on disk.
 2. Training: each step takes a batch of groups, one query-side and one shop-side view of each, runs the tail,
    and minimises the symmetric InfoNCE loss with in-batch negatives (the batch's other products, mostly of the
    same kind: hard negatives). Checkpoints after every epoch make it resumable; a CPU time budget stops it.
-3. The best epoch on the validation pairs (recall@1 against their shop photos among catalogue distractors) is
-   written as the weights file with its sidecar (preprocessing, checksum, metrics, config).
+3. The best epoch on the validation pairs (recall@1 against their shop photos among catalogue distractors,
+   each photo as it is served: the mean of its two served views when they are cached) is written as the
+   weights file with its sidecar (preprocessing, checksum, metrics, config).
 """
 from __future__ import annotations
 
@@ -62,11 +65,19 @@ class TrainConfig:
     # docs/matching.md: open-set AUROC up, recall@1 not).
     confusable_cluster: int = 1
     init_from: Path | None = None  # a trained weights file to start from (fine-tuning) instead of ImageNet
+    # Also cache the garment and context views exactly as the served embedder makes them (the query's through
+    # the active segmenter), train on them too, and validate on their mean, as matching scores a photo.
+    served_views: bool = True
 
     def fingerprint(self, groups: list[Group]) -> str:
         keys = "|".join(sorted(f"{g.key}:{len(g.photos)}" for g in groups))
         raw = f"{keys}/{self.views}/{self.split}/{self.seed}/{INPUT_SIZE}"
+        if self.served_views:
+            raw += f"/served:{_segmenter_name()}"
         return hashlib.sha1(raw.encode()).hexdigest()[:12]
+
+
+SERVED_NONE, SERVED_GARMENT, SERVED_CONTEXT = 0, 1, 2
 
 
 @dataclass
@@ -74,7 +85,9 @@ class ViewCache:
     features: np.ndarray  # N x C x H x W float16
     group: np.ndarray  # N: index into the group list
     domain: np.ndarray  # N: 0 shop, 1 query
-    runtime: np.ndarray  # N: the deterministic runtime view (used for validation)
+    runtime: np.ndarray  # N: the deterministic runtime view (mining confusable groups)
+    photo: np.ndarray | None = None  # N: index of the photo the view came from (over all groups)
+    served: np.ndarray | None = None  # N: SERVED_GARMENT / SERVED_CONTEXT for the served pair, else SERVED_NONE
 
 
 @dataclass
@@ -99,26 +112,52 @@ def _open(path: str) -> Image.Image:
         return load_image(handle.read()).image
 
 
-def _views_of(group: Group, config: TrainConfig, rng: np.random.Generator) -> Iterator[tuple[Image.Image, int, bool]]:
-    """(image, domain, is_runtime) for every view of a group's photos."""
+def _segmenter_name() -> str:
+    """The segmenter serving now (the served query views depend on it), for the view cache's fingerprint."""
+    from segmentation.segmenter import get_segmenter
+
+    segmenter = get_segmenter()
+    return segmenter.spec.version if segmenter is not None else "grabcut"
+
+
+def _served_views(image: Image.Image, domain: str) -> list[Image.Image]:
+    """The garment and context views the served embedder averages for this photo (docs/matching.md)."""
+    from .. import services
+
+    if domain == QUERY:
+        return services.query_views(image, segment="auto", context=True)
+    return services.catalog_views(image, context=True)
+
+
+def _views_of(
+    group: Group, config: TrainConfig, rng: np.random.Generator
+) -> Iterator[tuple[Image.Image, int, bool, int, int]]:
+    """(image, domain, is_runtime, photo number in the group, served role) for every view of a group's photos."""
     single = len(group.photos) == 1
-    for photo in group.photos:
+    for number, photo in enumerate(group.photos):
         try:
             image = _open(photo.path)
         except OSError as exc:
             logger.warning("skipping unreadable training photo %s: %s", photo.path, exc)
             continue
+        domain = 1 if photo.domain == QUERY else 0
+        if config.served_views:
+            garment, *context = _served_views(image, photo.domain)
+            yield garment, domain, False, number, SERVED_GARMENT
+            for view in context:
+                yield view, domain, False, number, SERVED_CONTEXT
         if photo.domain == QUERY:
-            yield query_view(image), 1, True
+            yield query_view(image), 1, True, number, SERVED_NONE
             for _ in range(config.views):
-                yield query_view(image, rng), 1, False
+                yield query_view(image, rng), 1, False, number, SERVED_NONE
             continue
-        yield shop_view(image), 0, True
+        yield shop_view(image), 0, True, number, SERVED_NONE
         for n in range(config.views):
             if single:  # one photo only: its phone-like variations play the query side
-                yield shop_view(image, rng, phone_like=n % 2 == 0 or config.views == 1), 1 if n % 2 == 0 else 0, False
+                yield (shop_view(image, rng, phone_like=n % 2 == 0 or config.views == 1), 1 if n % 2 == 0 else 0,
+                       False, number, SERVED_NONE)
             else:
-                yield shop_view(image, rng, phone_like=n % 3 == 0), 0, False
+                yield shop_view(image, rng, phone_like=n % 3 == 0), 0, False, number, SERVED_NONE
 
 
 def _front_session(front: network.Front, path: Path, threads: int) -> ort.InferenceSession:
@@ -142,11 +181,13 @@ def build_cache(groups: list[Group], config: TrainConfig, front: network.Front) 
     if stem.with_suffix(".npz").exists():
         data = np.load(stem.with_suffix(".npz"))
         feats = np.load(stem.with_suffix(".features.npy"), mmap_mode="r")
-        return ViewCache(np.asarray(feats), data["group"], data["domain"], data["runtime"])
+        return ViewCache(np.asarray(feats), data["group"], data["domain"], data["runtime"],
+                         data["photo"] if "photo" in data else None, data["served"] if "served" in data else None)
     session = _front_session(front, config.work_dir / f"front-split{config.split}.onnx", config.threads)
     rng = np.random.default_rng(config.seed)
-    chunks, group_ids, domains, runtime = [], [], [], []
+    chunks, group_ids, domains, runtime, photos, served = [], [], [], [], [], []
     pending: list[Image.Image] = []
+    photo_base = 0
 
     def flush() -> None:
         if pending:
@@ -154,19 +195,36 @@ def build_cache(groups: list[Group], config: TrainConfig, front: network.Front) 
             pending.clear()
 
     for index, group in enumerate(tqdm(groups, desc="views", unit="group", mininterval=10)):
-        for image, domain, is_runtime in _views_of(group, config, rng):
+        for image, domain, is_runtime, number, role in _views_of(group, config, rng):
             pending.append(image)
             group_ids.append(index)
             domains.append(domain)
             runtime.append(is_runtime)
+            photos.append(photo_base + number)
+            served.append(role)
             if len(pending) >= 64:
                 flush()
+        photo_base += len(group.photos)
     flush()
     features = np.concatenate(chunks)
+    arrays = {"group": np.asarray(group_ids), "domain": np.asarray(domains), "runtime": np.asarray(runtime),
+              "photo": np.asarray(photos), "served": np.asarray(served, dtype=np.int8)}
     np.save(stem.with_suffix(".features.npy"), features)
-    np.savez(stem.with_suffix(".npz"), group=np.asarray(group_ids), domain=np.asarray(domains),
-             runtime=np.asarray(runtime))
-    return ViewCache(features, np.asarray(group_ids), np.asarray(domains), np.asarray(runtime))
+    np.savez(stem.with_suffix(".npz"), **arrays)
+    return ViewCache(features, arrays["group"], arrays["domain"], arrays["runtime"], arrays["photo"],
+                     arrays["served"])
+
+
+def served_embeddings(tail: network.Tail, cache: ViewCache, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One vector per photo among ``rows`` (views of SERVED_GARMENT / SERVED_CONTEXT): the normalised mean of
+    its served views, as ``Embedder.embed_groups`` scores a photo; returns (vectors, the photos' groups)."""
+    embedded = _embed(tail, cache.features[rows])
+    photo_of = cache.photo[rows]
+    photos = np.unique(photo_of)
+    vectors = np.stack([embedded[photo_of == p].mean(axis=0) for p in photos]) if len(photos) else embedded[:0]
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    groups = np.asarray([cache.group[rows[photo_of == p][0]] for p in photos])
+    return vectors, groups
 
 
 def _freeze_batchnorm(module: torch.nn.Module) -> None:
@@ -279,16 +337,22 @@ def train(
         for g in eligible if all_groups[g].negatives
     }
 
-    # validation: runtime query views of validation pairs vs their shop views among catalogue distractors
+    # validation: validation pairs' worn photos vs their shop photos among catalogue distractors, each photo
+    # as served (the mean of its two served views) when those are cached, else its runtime view
     val_ids = set(range(n_train, len(all_groups)))
-    rt = cache.runtime.astype(bool)
-    val_queries = np.nonzero(rt & (cache.domain == 1) & np.isin(cache.group, list(val_ids)))[0]
     distractor_groups = [g for g in range(n_train) if all_groups[g].source == "catalogue"][: config.max_distractors]
-    gallery_idx = np.nonzero(rt & (cache.domain == 0) & np.isin(cache.group, list(val_ids) + distractor_groups))[0]
+    chosen = cache.served > 0 if cache.served is not None and (cache.served > 0).any() else cache.runtime.astype(bool)
+    val_queries = np.nonzero(chosen & (cache.domain == 1) & np.isin(cache.group, list(val_ids)))[0]
+    gallery_idx = np.nonzero(chosen & (cache.domain == 0) & np.isin(cache.group, list(val_ids) + distractor_groups))[0]
+    per_photo = cache.served is not None and (cache.served > 0).any()
 
     def validate() -> dict:
         if not len(val_queries):
             return {}
+        if per_photo:
+            q, q_groups = served_embeddings(tail, cache, val_queries)
+            g, g_groups = served_embeddings(tail, cache, gallery_idx)
+            return retrieval_scores(q, q_groups, g, g_groups)
         q = _embed(tail, cache.features[val_queries])
         g = _embed(tail, cache.features[gallery_idx])
         return retrieval_scores(q, cache.group[val_queries], g, cache.group[gallery_idx])

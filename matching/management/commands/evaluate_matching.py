@@ -26,6 +26,9 @@ class Command(BaseCommand):
         parser.add_argument("--single-garment", action="store_true",
                             help="One cut-out per photo instead of every garment found.")
         parser.add_argument("--k", type=int, default=10)
+        parser.add_argument("--records", type=Path,
+                            help="Also write one CSV row per query: rank of the right SKU, top score, margin, "
+                                 "decision and every candidate's score.")
 
     def handle(self, *args, **options) -> None:
         catalog, queries = options["catalog"].resolve(), options["queries"].resolve()
@@ -47,6 +50,8 @@ class Command(BaseCommand):
                 )
             summary = evaluation.summarise(records, ingest=ingest, model=services.embedding_model_active(),
                                            segment=segment)
+        if options["records"]:
+            evaluation.records_write(records, options["records"])
         text = json.dumps(summary, indent=2)
         if options["json"]:
             options["json"].parent.mkdir(parents=True, exist_ok=True)
