@@ -144,8 +144,11 @@ class ProductImage(models.Model):
     sha256 = models.CharField("SHA-256", max_length=64)
     quality_flags = models.JSONField(default=list, blank=True, help_text="e.g. blurry, small, dark, cluttered")
     is_synthetic = models.BooleanField(default=False)
+    # The garment's colour histogram (matching.colour), written when the photo is embedded; re-ranks matches.
+    colour = models.BinaryField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
-    history = HistoricalRecords(history_change_reason_field=models.TextField(null=True))
+    history = HistoricalRecords(history_change_reason_field=models.TextField(null=True),
+                                excluded_fields=["colour"])
 
     class Meta:
         ordering = ["product", "role", "id"]

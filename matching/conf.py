@@ -46,6 +46,17 @@ def fusion() -> str:
     return str(_get("FUSION", "max"))
 
 
+def colour_weights() -> tuple[float, float]:
+    """(chroma, lightness) weights of the colour re-ranking; (0, 0) switches it off."""
+    colour = _get("COLOUR", {})
+    return float(colour.get("CHROMA", 0.15)), float(colour.get("LIGHTNESS", 0.05))
+
+
+def colour_depth() -> int:
+    """How many of a search's first products the colour re-ranking reorders (the search fetches at least this many)."""
+    return int(_get("COLOUR", {}).get("DEPTH", 20))
+
+
 def auto_embed() -> bool:
     return bool(_get("AUTO_EMBED", True))
 

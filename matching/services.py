@@ -5,8 +5,9 @@ import io
 import logging
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from segmentation import hints as hint_utils
 from segmentation.hints import Hints
 from segmentation.view import context_view, garment_view
 
-from . import conf, search
+from . import colour, conf, search
 from .embedders import Embedder, get_embedder
 from .embedders.base import l2_normalise
 from .models import EmbeddingModel, ModelState, ProductEmbedding
@@ -214,15 +215,68 @@ def images_embed(*, image_ids: Sequence[int], models: Iterable[EmbeddingModel] |
     views, kept = [], []
     for image in images:
         try:
-            views.append(catalog_views(_open_catalog_image(image), context=context))
+            opened = _open_catalog_image(image)
+            views.append(catalog_views(opened, context=context))
             kept.append(image.pk)
         except (OSError, ValueError) as exc:  # missing or unreadable file: skip it, others still go in
             logger.warning("cannot embed product image %s: %s", image.pk, exc)
+            continue
+        _colour_store(image.pk, colour.catalog_signature(opened))
     written = 0
     for model, embedder in zip(models, embedders, strict=True):
         vectors = embedder.embed_groups([group if embedder.context_view else group[:1] for group in views])
         written += search.embeddings_upsert(model_id=model.pk, image_ids=kept, vectors=vectors)
     return written
+
+
+def _colour_store(image_id: int, signature: np.ndarray) -> None:
+    # update(), not save(): a derived measurement, not a catalogue edit for the photo's history
+    ProductImage.objects.filter(pk=image_id).update(colour=colour.encode(signature))
+
+
+def _colour_signatures(product_ids: Iterable[int]) -> dict[int, list[np.ndarray]]:
+    """Each product's photos' colour signatures; a photo stored before signatures existed is measured now, once."""
+    signatures: dict[int, list[np.ndarray]] = defaultdict(list)
+    for image in ProductImage.objects.filter(product_id__in=list(product_ids)).only("id", "product_id", "colour",
+                                                                                  "file"):
+        signature = colour.decode(image.colour)
+        if signature is None:
+            try:
+                signature = colour.catalog_signature(_open_catalog_image(image))
+            except (OSError, ValueError) as exc:
+                logger.warning("cannot measure the colour of product image %s: %s", image.pk, exc)
+                continue
+            _colour_store(image.pk, signature)
+        signatures[image.product_id].append(signature)
+    return signatures
+
+
+def colour_rerank(
+    hits: Sequence[search.ProductHit], queries: Sequence[np.ndarray], k: int
+) -> list[search.ProductHit]:
+    """The first ``k`` of ``hits`` after the colour re-ranking (``matching.colour``): each score lowered by how
+    far its product's closest photo is in colour from the query garment (``colour.query_signatures``)."""
+    chroma, lightness = conf.colour_weights()
+    if not queries or not hits or (chroma <= 0 and lightness <= 0):
+        return list(hits)[:k]
+    signatures = _colour_signatures({hit.product_id for hit in hits})
+    adjusted = [
+        replace(hit, score=hit.score + colour.penalty(queries, signatures.get(hit.product_id, ()), chroma=chroma,
+                                                      lightness=lightness))
+        for hit in hits
+    ]
+    return sorted(adjusted, key=lambda hit: (-hit.score, hit.product_id))[:k]
+
+
+def _search_depth(k: int) -> int:
+    return max(k, conf.colour_depth()) if any(weight > 0 for weight in conf.colour_weights()) else k
+
+
+def _nearest(image: Image.Image, cut: CutOut, vector: np.ndarray, *, model: EmbeddingModel, k: int,
+             filters: search.SearchFilters) -> list[search.ProductHit]:
+    """One photo's (or garment's) products: the vector search, re-ranked by the garment's colour."""
+    hits = search.nearest_products(vector, model_id=model.pk, k=_search_depth(k), filters=filters)
+    return colour_rerank(hits, colour.query_signatures(image, _cut_mask(cut)), k)
 
 
 def catalog_embed(
@@ -438,9 +492,12 @@ def match_image(
     tick = time.perf_counter()
     if len(vectors) > 1 and conf.fusion() == "mean":
         mean = l2_normalise(vectors.mean(axis=0))
-        hits = search.nearest_products(mean, model_id=model.pk, k=k, filters=parsed_filters)
+        hits = _nearest(working[0][0], cutouts[0], mean, model=model, k=k, filters=parsed_filters)
     else:
-        each = [search.nearest_products(v, model_id=model.pk, k=k, filters=parsed_filters) for v in vectors]
+        each = [
+            _nearest(img, cut, v, model=model, k=k, filters=parsed_filters)
+            for (img, _, _), cut, v in zip(working, cutouts, vectors, strict=True)
+        ]
         hits = _max_fusion(each, k)
     candidates = candidates_for(hits)
     timings["search"] = _ms(tick)
@@ -487,9 +544,10 @@ def match_garments(
     vectors = embedder.embed_groups([_views_of(picture, cut, context=embedder.context_view) for cut in garments])
     embed_ms = _ms(tick)
     tick = time.perf_counter()
-    candidates = candidates_for(
-        _max_fusion([search.nearest_products(v, model_id=model.pk, k=k, filters=parsed_filters) for v in vectors], k)
-    )
+    candidates = candidates_for(_max_fusion([
+        _nearest(picture, cut, v, model=model, k=k, filters=parsed_filters)
+        for cut, v in zip(garments, vectors, strict=True)
+    ], k))
     search_ms = _ms(tick)
     decision = decide(candidates, model=model, kind=parsed_filters.category_kind)
     timings = {"decode": 0.0, "segment": segment_ms, "embed": embed_ms, "search": search_ms, "total": _ms(started)}

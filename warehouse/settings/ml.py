@@ -57,6 +57,14 @@ MATCHING = {
     # Several photos of one item: "max" (search each, keep each product's best score) or "mean" (average the
     # unit vectors, one search). Measured by bench/measure_fusion.py: max 0.94 recall@1, mean 0.90, one photo 0.87.
     "FUSION": "max",
+    # Colour re-ranking (matching/colour.py): the first DEPTH products of each search lose
+    # CHROMA * (1 - chroma similarity) + LIGHTNESS * (1 - lightness similarity) of the garment's colour histogram.
+    # Held-out pairs recall@1 0.724 -> 0.760, demo 29 -> 34 of 40 first (docs/matching.md); 0 and 0 turn it off.
+    "COLOUR": {
+        "CHROMA": float(env_str("STOCKMATCH_MATCH_COLOUR_CHROMA", "0.15")),
+        "LIGHTNESS": float(env_str("STOCKMATCH_MATCH_COLOUR_LIGHTNESS", "0.05")),
+        "DEPTH": env_int("STOCKMATCH_MATCH_COLOUR_DEPTH", 20),
+    },
     # Embed new catalogue photos after commit (Celery; in-process when no broker is configured).
     "AUTO_EMBED": True,
     # Scheduled retraining (STOCKMATCH_RETRAIN_EVERY_HOURS): pair files to train and judge on, catalogue-photo CSVs.
