@@ -7,4 +7,9 @@ class MatchingConfig(AppConfig):
     verbose_name = "Matching"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401
+        from django.db.models.signals import post_migrate
+
+        from . import signals
+
+        post_migrate.connect(signals.shipped_calibration_after_migrate, sender=self,
+                             dispatch_uid="matching_shipped_calibration")

@@ -66,6 +66,35 @@ def embedding_model_for(*, embedder_name: str | None = None, weights: str | None
     return model
 
 
+SHIPPED_CALIBRATION_SOURCE = "validation pairs of "  # how a sidecar's calibration names its source
+
+
+def shipped_calibration_refresh() -> list[str]:
+    """Versions still on the thresholds their weights shipped with take the sidecar's again when it was
+    recalibrated (a change in the match path, such as the colour re-ranking, changes what a score means); a
+    version calibrated on this installation's own decisions (``calibrate_matching``) keeps its own. Returns the
+    names of the versions refreshed. Runs after every ``migrate``."""
+    refreshed = []
+    for model in EmbeddingModel.objects.exclude(state=ModelState.RETIRED):
+        current = (model.metrics or {}).get("calibration") or {}
+        if current and not str(current.get("source", "")).startswith(SHIPPED_CALIBRATION_SOURCE):
+            continue
+        try:
+            shipped = getattr(embedder_for(model), "shipped_calibration", None) or {}
+        except Exception as exc:  # noqa: BLE001 - weights gone or changed: the version is served as it is
+            logger.info("no shipped calibration for %s: %s", model.name, exc)
+            continue
+        metrics = shipped.get("metrics") or {}
+        if not shipped.get("thresholds") or metrics.get("fitted_at") == current.get("fitted_at"):
+            continue
+        model.thresholds = shipped["thresholds"]
+        model.metrics = {**(model.metrics or {}), "calibration": metrics}
+        model.save(update_fields=["thresholds", "metrics"])
+        refreshed.append(model.name)
+        logger.info("%s: thresholds from its recalibrated sidecar (%s)", model.name, metrics.get("fitted_at"))
+    return refreshed
+
+
 def embedding_model_active() -> EmbeddingModel:
     """The version searches use. A fresh installation activates the configured default at once."""
     model = EmbeddingModel.objects.filter(active=True).first()

@@ -1,4 +1,5 @@
-"""New or changed catalogue photos are embedded after their transaction commits."""
+"""New or changed catalogue photos are embedded after their transaction commits; after ``migrate`` the shipped
+weights' recalibrated thresholds reach the versions still using them."""
 from __future__ import annotations
 
 import logging
@@ -20,3 +21,10 @@ def product_image_saved(sender, instance: ProductImage, raw: bool = False, **kwa
     from .services import images_embed_after_commit
 
     images_embed_after_commit([instance.pk])
+
+
+def shipped_calibration_after_migrate(sender, **kwargs) -> None:  # noqa: ANN001
+    """An upgrade that recalibrated the shipped weights brings their thresholds to the installation."""
+    from .services import shipped_calibration_refresh
+
+    shipped_calibration_refresh()

@@ -273,3 +273,26 @@ def test_each_photo_is_embedded_as_its_garment_and_context_views_on_both_sides(s
         weights=model.weights,
     )
     assert "+ctx" not in old.name and not services.embedder_for(old).context_view
+
+
+def test_versions_on_shipped_thresholds_follow_a_recalibrated_sidecar_and_own_calibrations_stay():
+    model = services.embedding_model_active()
+    shipped = services.embedder_for(model).shipped_calibration
+    assert shipped["thresholds"], "the shipped weights carry their calibration"
+    # an installation that still has the thresholds of an older calibration of the same weights
+    stale = {"default": {"score": 0.9, "margin": 0.2}, "per_kind": {}}
+    model.thresholds = stale
+    model.metrics = {"calibration": {"source": "validation pairs of shop-worn-pairs (old)", "fitted_at": "2020-01-01"}}
+    model.save()
+    assert services.shipped_calibration_refresh() == [model.name]
+    model.refresh_from_db()
+    assert model.thresholds == shipped["thresholds"]
+    assert model.metrics["calibration"]["fitted_at"] == shipped["metrics"]["fitted_at"]
+    assert services.shipped_calibration_refresh() == []  # already current
+    # thresholds calibrated on the installation's own snapshots are never overwritten
+    model.thresholds = stale
+    model.metrics = {"calibration": {"source": "120 intake snapshots", "fitted_at": "2020-01-01"}}
+    model.save()
+    assert services.shipped_calibration_refresh() == []
+    model.refresh_from_db()
+    assert model.thresholds == stale
