@@ -77,7 +77,7 @@ def _tiny_config(tmp_path: Path, **overrides) -> TrainConfig:
 def tiny_run(shared_data, tmp_path, db):  # db: the served views go through the active segmenter
     groups = data.pair_groups(_pairs_csv(shared_data), splits=("train",))[:24]
     validation = data.pair_groups(_pairs_csv(shared_data), splits=("validation",))[:8]
-    return train(groups, validation, _tiny_config(tmp_path))
+    return train(groups, validation, _tiny_config(tmp_path, served_views=True))
 
 
 @pytest.mark.slow
@@ -97,7 +97,7 @@ def test_a_short_real_training_run_lowers_the_loss_and_resumes(shared_data, tmp_
     # resuming a finished run trains nothing more and gives the same history
     groups = data.pair_groups(_pairs_csv(shared_data), splits=("train",))[:24]
     validation = data.pair_groups(_pairs_csv(shared_data), splits=("validation",))[:8]
-    again = train(groups, validation, _tiny_config(tmp_path))
+    again = train(groups, validation, _tiny_config(tmp_path, served_views=True))
     assert again.history == tiny_run.history
 
 

@@ -45,8 +45,9 @@ class Command(BaseCommand):
         parser.add_argument("--confusable-cluster", type=int, default=TrainConfig.confusable_cluster,
                             help="batches from clusters of this many confusable products (mined each epoch); 1: random")
         parser.add_argument("--threads", type=int, default=None)
-        parser.add_argument("--no-served-views", action="store_true",
-                            help="leave out the served garment and context views (the recipe before 2026-12-03)")
+        parser.add_argument("--served-views", action="store_true",
+                            help="also train on the served garment and context views and validate on them (tried "
+                                 "2026-12-05, held-out recall@1 lower: docs/matching.md)")
         parser.add_argument("--min-groups", type=int, default=50, help="refuse to train on fewer groups than this")
         parser.add_argument("--calibrate", action="store_true",
                             help="fit the decision thresholds on the validation pairs and store them in the sidecar")
@@ -76,7 +77,7 @@ class Command(BaseCommand):
             views=options["views"], time_budget_s=options["time_budget"] * 60, seed=options["seed"],
             threads=options["threads"] or int(getattr(settings, "STOCKMATCH_TORCH_THREADS", 2)),
             confusable_cluster=options["confusable_cluster"], init_from=options["init_from"],
-            served_views=not options["no_served_views"],
+            served_views=options["served_views"],
         )
         self.stdout.write(f"{len(groups)} training groups, {len(validation)} validation pairs")
         result = train(groups, validation, config, progress=self.stdout.write)
