@@ -59,8 +59,9 @@ def test_evaluate_matching_prints_the_documented_json_and_leaves_live_data_alone
     catalog_csv, queries_csv = eval_set(shared_data, tmp_path)
     # when evaluating
     out = tmp_path / "out" / "result.json"
+    records = tmp_path / "out" / "records.csv"
     call_command("evaluate_matching", "--catalog", str(catalog_csv), "--queries", str(queries_csv),
-                 "--json", str(out), "--no-segmentation", verbosity=1)
+                 "--json", str(out), "--no-segmentation", "--records", str(records), verbosity=1)
     # then one JSON object is printed and written, with the documented keys
     captured = capsys.readouterr()
     printed = json.loads(captured.out)
@@ -76,6 +77,16 @@ def test_evaluate_matching_prints_the_documented_json_and_leaves_live_data_alone
     assert list(Product.objects.values_list("sku", flat=True)) == [live.sku]
     assert not ProductEmbedding.objects.exists() and not EmbeddingModel.objects.exists()
     assert throwaway.startswith("eval_") and throwaway not in database_names()
+    # and --records wrote one row per query: the right SKU's rank agrees with its candidate list, best first
+    with open(records, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 5
+    for row in rows:
+        skus, scores = row["skus"].split(), [float(s) for s in row["scores"].split()]
+        assert len(skus) == len(scores) == 5 and scores == sorted(scores, reverse=True)
+        assert row["top_sku"] == skus[0] and float(row["top_score"]) == pytest.approx(scores[0])
+        if row["sku"]:
+            assert skus.index(row["sku"]) + 1 == int(row["rank"])
 
 
 def test_evaluate_matching_refuses_a_csv_without_the_columns(tmp_path):
