@@ -25,6 +25,12 @@ def product_image_saved(sender, instance: ProductImage, raw: bool = False, **kwa
 
 def shipped_calibration_after_migrate(sender, **kwargs) -> None:  # noqa: ANN001
     """An upgrade that recalibrated the shipped weights brings their thresholds to the installation."""
+    from django.db import connections
+
+    from .models import EmbeddingModel
     from .services import shipped_calibration_refresh
 
-    shipped_calibration_refresh()
+    using = kwargs.get("using", "default")
+    # not after "migrate matching zero"
+    if EmbeddingModel._meta.db_table in connections[using].introspection.table_names():
+        shipped_calibration_refresh()
