@@ -48,14 +48,16 @@ def embedder_register(*, weights: Path) -> EmbeddingModel:
 
 
 def _throwaway_run(
-    *, embedder_name: str, weights: str | None, catalog: Path, queries: Path, segment: bool | str, prefix: str
+    *, embedder_name: str, weights: str | None, catalog: Path, queries: Path, segment: bool | str, prefix: str,
+    garments: bool = True,
 ) -> tuple[list[evaluation.QueryRecord], dict, EmbeddingModel]:
-    """Import ``catalog`` and match ``queries`` with that embedder version, in a throwaway database."""
+    """Import ``catalog`` and match ``queries`` with that embedder version, in a throwaway database
+    (``garments``: every garment found, merged, as the mirror; else one cut-out per photo, as intake)."""
     with throwaway_database(prefix):
         stand_in = services.embedding_model_for(embedder_name=embedder_name, weights=weights)
         services.embedding_model_switch(model_id=stand_in.pk)
         ingest = evaluation.catalogue_import(catalog)
-        return evaluation.run_queries(queries, segment=segment), ingest, stand_in
+        return evaluation.run_queries(queries, segment=segment, garments=garments), ingest, stand_in
 
 
 def holdout_scores(model: EmbeddingModel, *, catalog: Path, queries: Path, segment: bool | str = "auto") -> dict:
@@ -111,11 +113,13 @@ def embedder_calibrate_on_pairs(
     with tempfile.TemporaryDirectory(prefix="calibrate-") as tmp:
         made = write_pair_eval(pairs_csv=pair_file, out=Path(tmp), split="validation", distractors_csv=distractors,
                                distractor_limit=distractor_limit)
+        # one cut-out per photo: the thresholds serve intake's decision, which matches that way (match_image)
         records, _, _ = _throwaway_run(embedder_name=TRAINED_EMBEDDER, weights=str(weights), catalog=made["catalog"],
-                                       queries=made["queries"], segment=segment, prefix="calib")
+                                       queries=made["queries"], segment=segment, prefix="calib", garments=False)
     pairs = calibration.pairs_from_records(records)
     thresholds, metrics = calibration.calibrate(pairs, target_precision=target_precision)
-    metrics["source"] = f"validation pairs of {pair_file.parent.name} ({len(pairs)} queries, segment={segment})"
+    metrics["source"] = (f"validation pairs of {pair_file.parent.name} ({len(pairs)} queries, segment={segment}, "
+                         "one cut-out)")
     sidecar_path = Path(weights).with_suffix(".json")
     sidecar = json.loads(sidecar_path.read_text()) if sidecar_path.exists() else {}
     sidecar["calibration"] = {"thresholds": thresholds, "metrics": metrics}
