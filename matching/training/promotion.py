@@ -61,9 +61,11 @@ def _throwaway_run(
 
 
 def holdout_scores(model: EmbeddingModel, *, catalog: Path, queries: Path, segment: bool | str = "auto") -> dict:
-    """recall@1/@10 and the open-set AUROC of ``model`` on an evaluation set, in a throwaway database."""
+    """recall@1/@10 and the open-set AUROC of ``model`` on an evaluation set, in a throwaway database, one
+    cut-out per photo as intake matches (the figures in docs/matching.md, ``evaluate_matching --single-garment``)."""
     records, ingest, stand_in = _throwaway_run(embedder_name=model.embedder, weights=model.weights or None,
-                                               catalog=catalog, queries=queries, segment=segment, prefix="promote")
+                                               catalog=catalog, queries=queries, segment=segment, prefix="promote",
+                                               garments=False)
     summary = evaluation.summarise(records, ingest=ingest, model=stand_in, segment=segment)
     return {key: summary[key] for key in ("n_queries", "recall@1", "recall@10", "mrr", "open_set")}
 
