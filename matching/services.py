@@ -285,9 +285,9 @@ def colour_rerank(
 ) -> list[search.ProductHit]:
     """The first ``k`` of ``hits`` after the colour re-ranking (``matching.colour``): each score lowered by how
     far its product's closest photo is in colour from the query garment (``colour.query_signatures``)."""
-    chroma, lightness = conf.colour_weights()
-    if not queries or not hits or (chroma <= 0 and lightness <= 0):
+    if not queries or not hits or not _colour_on():
         return list(hits)[:k]
+    chroma, lightness = conf.colour_weights()
     signatures = _colour_signatures({hit.product_id for hit in hits})
     adjusted = [
         replace(hit, score=hit.score + colour.penalty(queries, signatures.get(hit.product_id, ()), chroma=chroma,
@@ -297,14 +297,17 @@ def colour_rerank(
     return sorted(adjusted, key=lambda hit: (-hit.score, hit.product_id))[:k]
 
 
-def _search_depth(k: int) -> int:
-    return max(k, conf.colour_depth()) if any(weight > 0 for weight in conf.colour_weights()) else k
+def _colour_on() -> bool:
+    return any(weight > 0 for weight in conf.colour_weights())
 
 
 def _nearest(image: Image.Image, cut: CutOut, vector: np.ndarray, *, model: EmbeddingModel, k: int,
              filters: search.SearchFilters) -> list[search.ProductHit]:
-    """One photo's (or garment's) products: the vector search, re-ranked by the garment's colour."""
-    hits = search.nearest_products(vector, model_id=model.pk, k=_search_depth(k), filters=filters)
+    """One photo's (or garment's) products: the vector search, re-ranked by the garment's colour when that is
+    on (the query's signatures are only measured then)."""
+    if not _colour_on():
+        return search.nearest_products(vector, model_id=model.pk, k=k, filters=filters)
+    hits = search.nearest_products(vector, model_id=model.pk, k=max(k, conf.colour_depth()), filters=filters)
     return colour_rerank(hits, colour.query_signatures(image, _cut_mask(cut)), k)
 
 

@@ -342,10 +342,10 @@ def train(
     # as served (the mean of its two served views) when those are cached, else its runtime view
     val_ids = set(range(n_train, len(all_groups)))
     distractor_groups = [g for g in range(n_train) if all_groups[g].source == "catalogue"][: config.max_distractors]
-    chosen = cache.served > 0 if cache.served is not None and (cache.served > 0).any() else cache.runtime.astype(bool)
+    per_photo = cache.served is not None and bool((cache.served > 0).any())
+    chosen = cache.served > 0 if per_photo else cache.runtime.astype(bool)
     val_queries = np.nonzero(chosen & (cache.domain == 1) & np.isin(cache.group, list(val_ids)))[0]
     gallery_idx = np.nonzero(chosen & (cache.domain == 0) & np.isin(cache.group, list(val_ids) + distractor_groups))[0]
-    per_photo = cache.served is not None and (cache.served > 0).any()
 
     def validate() -> dict:
         if not len(val_queries):
