@@ -47,8 +47,7 @@ def classify_vectors(vectors: np.ndarray, *, model: EmbeddingModel, use_heads: b
     """One ``Attributes`` per row of ``vectors`` (N × ``model.dimension``, as ``model``'s embedder made them).
 
     An attribute is ``None`` when neither a head nor any labelled catalogue vector of ``model`` exists.
-    ``use_heads=False`` asks kNN voting even when heads are active: heads are trained and judged on
-    catalogue photos, and on camera cut-outs kNN measured better (docs/matching.md, Classification).
+    ``use_heads=False`` asks kNN voting even when heads are active (the evaluation's baseline).
     """
     array = as_matrix(vectors, dimension=model.dimension)
     predictions: dict[str, list[Prediction | None]] = {}

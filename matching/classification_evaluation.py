@@ -11,6 +11,10 @@ see in production:
 
 ``--test-view catalog|query`` forces one path. TEST is then classified twice through
 ``classify_vectors``: by kNN voting (no head yet), and after ``heads_train`` by the heads.
+
+TRAIN photos that are not studio photos (phone photos: what confirmed intake items are in production) do not
+join the catalogue: they are embedded as camera photos and given to ``heads_train`` as its camera-domain
+examples, as labelled intake photos are (``camera_examples``). kNN votes over the catalogue only.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from django.core.management.base import CommandError
 from catalog.imaging import ImageRejected, load_image
 from catalog.models import CategoryKind, Gender
 
-from . import evaluation, services
+from . import evaluation, search, services
 from .classification import ATTRIBUTES, classify_vectors
 from .heads import HeadConfig, heads_train, scores
 from .preprocess import studio_mask
@@ -59,6 +63,30 @@ def read_labelled(path: Path) -> list[dict]:
                     f"(or empty)."
                 )
     return rows
+
+
+def studio_and_camera(csv_path: Path, rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """TRAIN rows split into studio photos (white background: the catalogue) and camera photos; an
+    unreadable photo stays with the studio rows, whose import reports it."""
+    studio, camera = [], []
+    for row in rows:
+        try:
+            image = load_image((csv_path.parent / row["image"]).read_bytes()).image
+        except (OSError, ImageRejected):
+            studio.append(row)
+            continue
+        (studio if studio_mask(image) is not None else camera).append(row)
+    return studio, camera
+
+
+def camera_vectors(photos: list[EvalPhoto], dimension: int) -> search.LabelledVectors:
+    """Camera TRAIN photos as ``heads_train``'s camera examples; each photo is its own product."""
+    return search.LabelledVectors(
+        image_ids=np.zeros(len(photos), dtype=np.int64),
+        product_ids=-np.arange(1, len(photos) + 1, dtype=np.int64),
+        genders=[photo.gender for photo in photos], kinds=[photo.kind for photo in photos],
+        vectors=np.stack([photo.vector for photo in photos]) if photos else np.zeros((0, dimension), np.float32),
+    )
 
 
 def train_catalogue_import(train_csv: Path, rows: list[dict], *, progress: Callable[[int], None] | None) -> dict:
@@ -136,12 +164,15 @@ def evaluate(train_csv: Path, test_csv: Path, *, view: str = "auto", segment: st
     train_rows, test_rows = read_labelled(train_csv), read_labelled(test_csv)
     if view not in VIEWS:
         raise CommandError(f"Unknown test view {view!r}; use one of {', '.join(VIEWS)}.")
-    ingest = train_catalogue_import(train_csv, train_rows, progress=progress and (lambda n: progress("catalogue", n)))
+    studio_rows, camera_rows = studio_and_camera(train_csv, train_rows)
+    ingest = train_catalogue_import(train_csv, studio_rows, progress=progress and (lambda n: progress("catalogue", n)))
     model = services.embedding_model_active()
+    camera, _ = photos_embed(train_csv, camera_rows, view="query", segment=segment,
+                             progress=progress and (lambda n: progress("camera", n)))
     photos, unreadable = photos_embed(test_csv, test_rows, view=view, segment=segment,
                                            progress=progress and (lambda n: progress("test", n)))
     knn = summary_of(photos, *classify_timed(photos))
-    reports = heads_train(model=model, config=config, force=True)
+    reports = heads_train(model=model, config=config, force=True, camera=camera_vectors(camera, model.dimension))
     heads = summary_of(photos, *classify_timed(photos))
     return {
         **heads,
@@ -157,6 +188,7 @@ def evaluate(train_csv: Path, test_csv: Path, *, view: str = "auto", segment: st
             for report in reports
         },
         "n_train_images": ingest["images"], "n_train_skipped_unlabelled": ingest["skipped_unlabelled"],
+        "n_train_camera_images": len(camera),
         "n_test_unreadable": unreadable, "test_views": dict(Counter(photo.view for photo in photos)),
         "segmentation": segment if any(photo.view == "query" for photo in photos) else None,
         "model_versions": {"embedder": model.name},

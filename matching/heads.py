@@ -1,6 +1,8 @@
 """Training the gender and category-kind heads on catalogue vectors, and promoting them only when better.
 
-The catalogue's labelled vectors of one embedding version are split by product (a stable hash, so the
+The training vectors are the catalogue's labelled photos and camera-domain examples: labelled intake photos
+(``camera_examples``), which teach what a garment looks like on a table or worn, as the mirror and intake
+classify it. The labelled vectors of one embedding version are split by product (a stable hash, so the
 same products are held out every time and no head is judged on photos of a product it trained on). A
 new head is trained on the training part and scored on the held-out part beside the baseline: the
 active head of that version and attribute, or, when there is none, kNN voting over the training part
@@ -39,6 +41,7 @@ class HeadConfig:
     seed: int = 0
     knn_k: int = 15
     max_rows: int = 100_000
+    camera_rows: int = 5_000  # newest labelled intake photos trained on beside the catalogue (0: none)
 
 
 @dataclass
@@ -159,52 +162,78 @@ def head_fit(vectors: np.ndarray, labels: list[str], *, classes: list[str], conf
     return LoadedHead(labels=tuple(classes), mean=mean, scale=scale.astype(np.float32), layers=layers)
 
 
+def _joined(catalogue: search.LabelledVectors, camera: search.LabelledVectors) -> search.LabelledVectors:
+    return search.LabelledVectors(
+        image_ids=np.concatenate([catalogue.image_ids, camera.image_ids]),
+        product_ids=np.concatenate([catalogue.product_ids, camera.product_ids]),
+        genders=[*catalogue.genders, *camera.genders], kinds=[*catalogue.kinds, *camera.kinds],
+        vectors=np.concatenate([catalogue.vectors, camera.vectors.astype(np.float32)]),
+    )
+
+
 def heads_train(
     *, model: EmbeddingModel, config: HeadConfig | None = None, attributes: tuple[str, ...] = ATTRIBUTES,
-    force: bool = False,
+    force: bool = False, camera: search.LabelledVectors | None = None,
 ) -> list[HeadReport]:
     """Train a head per attribute for ``model``'s vectors; activate each one that beats its baseline
-    (or every one with ``force``)."""
+    (or every one with ``force``).
+
+    The training data is the catalogue's labelled vectors plus camera-domain examples: ``camera``, or by
+    default the newest ``config.camera_rows`` labelled intake photos (``camera_examples``). Both are split
+    by product, so the held-out score that decides promotion covers camera photos too (``val_camera``).
+    """
     config = config or HeadConfig()
     data = search.embeddings_labelled(model_id=model.pk, dimension=model.dimension, max_rows=config.max_rows)
+    if camera is None:
+        from .camera_examples import camera_examples
+
+        camera = camera_examples(model=model, max_rows=config.camera_rows)
+    is_camera = np.concatenate([np.zeros(len(data.kinds), bool), np.ones(len(camera.kinds), bool)])
+    data = _joined(data, camera)
     val = held_out(data.product_ids, config.val_share)
     train = ~val
     labels = {"gender": data.genders, "kind": data.kinds}
     reports = []
-    knn: dict[str, list[str | None]] | None = None
     for attribute in attributes:
         if attribute not in LABELS:
             raise ValueError(f"Unknown attribute {attribute!r}; use {', '.join(ATTRIBUTES)}.")
         y = np.asarray(labels[attribute], dtype=object)
-        classes = [label for label in LABELS[attribute] if label in set(y[train])]
-        if len(classes) < 2 or not (val.any() or force):
+        known = np.isin(y, LABELS[attribute])  # a camera photo may carry no gender
+        fit_rows, val_rows = train & known, val & known
+        classes = [label for label in LABELS[attribute] if label in set(y[fit_rows])]
+        if len(classes) < 2 or not (val_rows.any() or force):
             reports.append(HeadReport(attribute=attribute, head=None, skipped=(
                 f"needs at least two {attribute} classes in training and a held-out split "
-                f"({len(classes)} classes, {int(train.sum())} training and {int(val.sum())} held-out vectors)"
+                f"({len(classes)} classes, {int(fit_rows.sum())} training and {int(val_rows.sum())} held-out vectors)"
             )))
             continue
-        new = head_fit(data.vectors[train], list(y[train]), classes=classes, config=config)
-        true = list(y[val])
-        metrics = scores(true, [p.label for p in new.predict(data.vectors[val])])
+        new = head_fit(data.vectors[fit_rows], list(y[fit_rows]), classes=classes, config=config)
+        true = list(y[val_rows])
+        predicted = [p.label for p in new.predict(data.vectors[val_rows])]
+        metrics = scores(true, predicted)
+        camera_val = is_camera[val_rows]
+        if camera_val.any():
+            metrics["camera"] = scores([t for t, cam in zip(true, camera_val, strict=True) if cam],
+                                       [p for p, cam in zip(predicted, camera_val, strict=True) if cam])
         current = active_head(model=model, attribute=attribute)
         current_weights = loaded_head(model=model, attribute=attribute) if current else None
-        if not val.any():  # forced, nothing held out: nothing to compare
+        if not val_rows.any():  # forced, nothing held out: nothing to compare
             baseline_source, baseline = "none (no held-out products)", scores([], [])
         elif current_weights is not None and current_weights.input_dimension == model.dimension:
             baseline_source = f"head {current.name}"
-            baseline = scores(true, [p.label for p in current_weights.predict(data.vectors[val])])
+            baseline = scores(true, [p.label for p in current_weights.predict(data.vectors[val_rows])])
         else:
-            if knn is None:
-                knn = knn_predict(data.vectors[train], data.product_ids[train],
-                                  {a: list(np.asarray(labels[a], dtype=object)[train]) for a in ATTRIBUTES},
-                                  data.vectors[val], k=config.knn_k)
+            knn = knn_predict(data.vectors[fit_rows], data.product_ids[fit_rows],
+                              {a: list(np.asarray(labels[a], dtype=object)[fit_rows]) for a in ATTRIBUTES},
+                              data.vectors[val_rows], k=config.knn_k)
             baseline_source, baseline = "knn", scores(true, knn[attribute])
-        beats = bool(val.any()) and (
+        beats = bool(val_rows.any()) and (
             (metrics["accuracy"], metrics["mean_recall"]) > (baseline["accuracy"], baseline["mean_recall"])
         )
         training = {
-            "config": asdict(config), "n_train": int(train.sum()), "n_val": int(val.sum()),
-            "class_counts": {label: int((y[train] == label).sum()) for label in classes},
+            "config": asdict(config), "n_train": int(fit_rows.sum()), "n_val": int(val_rows.sum()),
+            "class_counts": {label: int((y[fit_rows] == label).sum()) for label in classes},
+            "n_camera_train": int((is_camera & fit_rows).sum()), "n_camera_val": int((is_camera & val_rows).sum()),
             "split": f"sha256(product id) < {config.val_share}",
         }
         head = head_store(model=model, attribute=attribute, weights=new, config=config,

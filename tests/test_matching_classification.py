@@ -315,3 +315,42 @@ def test_a_small_catalogue_whose_hashes_all_miss_the_share_still_holds_products_
     # an ordinary range keeps the plain hash rule
     ordinary = np.arange(1, 33)
     assert 0 < held_out(ordinary, 0.2).sum() < 32
+
+
+def test_confirmed_intake_photos_teach_the_heads_the_camera_domain(shared_data, heads_dir):
+    from catalog.imaging import load_image
+    from matching.camera_examples import camera_examples
+    from tests.review_fixtures import confirm, make_snapshot, mark_new, warehouse_worker
+    from tests.test_intake_fixtures import phone_photo
+    from warehouse.models import SnapshotStatus
+
+    # given a labelled catalogue, two phone photos confirmed as two of its products and one marked new
+    catalogue_of(labelled_photos(shared_data, 6))
+    model = services.embedding_model_active()
+    worker = warehouse_worker()
+    jeans = Product.objects.filter(category__kind="bottomwear").order_by("sku").first()
+    heels = Product.objects.filter(category__kind="footwear").order_by("sku").first()
+    for n, product in enumerate((jeans, heels)):
+        factories.variant(product_obj=product, size="M")
+        confirm(make_snapshot(worker=worker, shared_data=shared_data, status=SnapshotStatus.MATCHED,
+                              scored=[(product, 0.9)], photo_index=n), product)
+    mark_new(make_snapshot(worker=worker, shared_data=shared_data, status=SnapshotStatus.MATCHED, scored=[],
+                           photo_index=2), name="Something new")
+
+    # the confirmed photos become labelled vectors, embedded as match_image embeds a phone photo; the draft does not
+    examples = camera_examples(model=model, max_rows=10)
+    assert list(examples.product_ids) == [jeans.pk, heels.pk]
+    assert examples.kinds == ["bottomwear", "footwear"] and examples.genders == ["men", "women"]
+    embedder = services.embedder_for(model)
+    expected = embedder.embed_groups([services.query_views(load_image(phone_photo(shared_data, 0)).image,
+                                                           context=embedder.context_view)])[0]
+    assert np.allclose(examples.vectors[0], expected, atol=1e-5)
+    assert len(camera_examples(model=model, max_rows=1).kinds) == 1  # the newest only
+
+    # and the heads train on them beside the catalogue, the held-out share scored on its own
+    report = heads_train(model=model, config=SMALL, attributes=("kind",), force=True)[0]
+    training = report.head.training
+    assert training["n_camera_train"] + training["n_camera_val"] == 2
+    assert training["n_train"] + training["n_val"] == 24 + 2
+    if training["n_camera_val"]:
+        assert report.metrics["camera"]["n"] == training["n_camera_val"]

@@ -1,4 +1,4 @@
-"""``manage.py train_heads [--model NAME] [--attribute gender|kind] [--force] [--json OUT.json]``."""
+"""``manage.py train_heads [--model NAME] [--attribute gender|kind] [--camera-rows N] [--force] [--json OUT.json]``."""
 from __future__ import annotations
 
 import json
@@ -13,8 +13,9 @@ from matching.models import EmbeddingModel
 
 
 class Command(BaseCommand):
-    help = ("Train the gender and category-kind heads on the catalogue vectors of an embedding version; each is "
-            "activated only when it beats the active head (or kNN voting) on held-out products.")
+    help = ("Train the gender and category-kind heads on the catalogue vectors of an embedding version and on "
+            "labelled intake photos (camera examples); each is activated only when it beats the active head "
+            "(or kNN voting) on held-out products.")
 
     def add_arguments(self, parser) -> None:
         defaults = HeadConfig()
@@ -25,6 +26,8 @@ class Command(BaseCommand):
         parser.add_argument("--epochs", type=int, default=defaults.epochs)
         parser.add_argument("--val-share", type=float, default=defaults.val_share,
                             help="Share of products held out to judge the new head against the current one.")
+        parser.add_argument("--camera-rows", type=int, default=defaults.camera_rows,
+                            help="Newest labelled intake photos trained on beside the catalogue (0: catalogue only).")
         parser.add_argument("--force", action="store_true", help="Activate the new heads even when not better.")
         parser.add_argument("--json", type=Path, help="Also write the report here.")
 
@@ -38,7 +41,10 @@ class Command(BaseCommand):
             model = services.embedding_model_active()
         if not 0 < options["val_share"] < 1:
             raise CommandError("--val-share must be between 0 and 1.")
-        config = HeadConfig(hidden=options["hidden"], epochs=options["epochs"], val_share=options["val_share"])
+        if options["camera_rows"] < 0:
+            raise CommandError("--camera-rows must not be negative.")
+        config = HeadConfig(hidden=options["hidden"], epochs=options["epochs"], val_share=options["val_share"],
+                            camera_rows=options["camera_rows"])
         reports = heads_train(model=model, config=config, attributes=tuple(options["attribute"] or ATTRIBUTES),
                               force=options["force"])
         text = json.dumps({"embedding_model": model.name, "heads": [r.to_dict() for r in reports]}, indent=2)
