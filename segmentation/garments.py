@@ -12,7 +12,9 @@ parts of one top), so the split is decided per kind, not per pixel:
    (the bodice and skirt of a dress), while a confident, sizeable top over a dress stays a garment of its own;
    without a full-body garment, stray full-body pixels go to the top or the bottom, whichever is more likely;
    a full-body region smaller than a confident top and a confident bottom on either side of it is such stray
-   pixels too (the seam of a tucked-in shirt), not a dress.
+   pixels too (the seam of a tucked-in shirt), not a dress;
+4. a full-body garment standing above a bottom garment of its own is a long top (a coat over trousers) and
+   joins the top.
 """
 
 from __future__ import annotations
@@ -88,6 +90,10 @@ def split_garments(mask: np.ndarray, probs: np.ndarray, classes: list[str]) -> l
             pick = np.stack([prob[k] for k in halves]).argmax(axis=0)
             for i, k in enumerate(halves):
                 regions[k] = _tidy(regions[k] | (stray & (pick == i)))
+    if _long_top(regions, big_enough):
+        regions["topwear"] = _tidy(regions["topwear"] | regions["full-body"])
+        regions["full-body"] = np.zeros_like(regions["full-body"])
+        merged["topwear"] = ["topwear", "full-body"]
     garments = []
     for kind, region in regions.items():
         if not region.any() or not big_enough(kind, region):
@@ -107,6 +113,17 @@ def _squeezed(regions: dict[str, np.ndarray], prob: dict[str, np.ndarray], big_e
         return False
     sure = all(float(prob[k][h].mean()) >= SEPARATE_CONFIDENCE for k, h in halves.items())
     return sure and body.sum() < min(int(h.sum()) for h in halves.values())
+
+
+def _long_top(regions: dict[str, np.ndarray], big_enough) -> bool:  # noqa: ANN001
+    """A "full-body" garment that stands above a bottom garment of its own is a long top (a coat, a long
+    jacket or tunic over trousers or a skirt), not a dress: a dress is the bottom half itself."""
+    body, bottom = regions.get("full-body"), regions.get("bottomwear")
+    if body is None or bottom is None or "topwear" not in regions:
+        return False
+    if not (body.any() and bottom.any() and big_enough("full-body", body) and big_enough("bottomwear", bottom)):
+        return False
+    return float(np.nonzero(body)[0].mean()) < float(np.nonzero(bottom)[0].mean())
 
 
 def _tidy(region: np.ndarray) -> np.ndarray:

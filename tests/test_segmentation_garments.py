@@ -138,3 +138,16 @@ def test_split_keeps_a_confident_top_and_bottom_apart_and_shoes_on_their_own():
     probs = _probs((64, 64), topwear=(slice(8, 40), slice(16, 48), 0.9), other=(slice(40, 60), slice(2, 14), 0.9))
     (top,) = split_garments(probs[0] < 0.5, probs, list(CLASSES))
     assert top.kind == "topwear" and not top.mask[40:60, 2:14].any()
+
+
+def test_a_full_body_garment_above_trousers_of_its_own_is_a_long_top():
+    # a coat the network calls full-body, over confident trousers: a top and a bottom, no dress
+    probs = _probs((64, 64), full_body=(slice(6, 38), slice(16, 48), 0.8),
+                   bottomwear=(slice(38, 60), slice(20, 44), 0.85))
+    garments = split_garments(probs[0] < 0.5, probs, list(CLASSES))
+    assert [g.kind for g in garments] == ["topwear", "bottomwear"]
+    assert garments[0].mask[6:38, 16:48].all() and not garments[0].mask[38:60].any()
+    # the rule goes by position: a bottom above the full-body region leaves that region a full-body garment
+    probs = _probs((64, 64), full_body=(slice(20, 60), slice(16, 48), 0.8),
+                   bottomwear=(slice(6, 20), slice(20, 44), 0.85))
+    assert "full-body" in [g.kind for g in split_garments(probs[0] < 0.5, probs, list(CLASSES))]

@@ -15,10 +15,13 @@ from segmentation.classes import ccp_lookup
 
 
 class Command(BaseCommand):
-    help = "Build an evaluation folder from the development data (val split only)."
+    help = "Build an evaluation folder from the development data (held-out val split unless --split says otherwise)."
 
     def add_arguments(self, parser) -> None:  # noqa: ANN001
         parser.add_argument("--source", choices=["ccp", "composite"], required=True)
+        parser.add_argument("--split", choices=["val", "dev", "train"], default="val",
+                            help="CCP photos of this split: val (held out, the default: for figures), dev or train "
+                                 "(for tuning a rule without looking at the held-out photos).")
         parser.add_argument("--out", required=True)
         parser.add_argument("--data", default=None)
         parser.add_argument("--n", type=int, default=100, help="number of composites")
@@ -40,7 +43,7 @@ class Command(BaseCommand):
                 raise CommandError(f"No ccp-masks under {root}")
             lookup = ccp_lookup(ccp / "label_list.csv")
             for path in sorted((ccp / "images").glob("*.jpg")):
-                if seg_data.split_of(f"ccp:{path.stem}") != "val":
+                if seg_data.ccp_split_of(f"ccp:{path.stem}") != opts["split"]:
                     continue
                 mask = ccp / "masks" / f"{path.stem}.png"
                 (out / "images" / path.name).write_bytes(path.read_bytes())
