@@ -45,10 +45,21 @@ class _Working:
     small_hints: hint_utils.Hints | None  # at working size
 
 
-def _prepare(image, hints: Mapping | None) -> _Working:  # noqa: ANN001
+def _working_size(method: str) -> int:
+    """The working long side: the setting, or the serving network's input size when that is larger (a network
+    trained at 160 px sees 160 px; GrabCut keeps to ``grabcut_size`` whatever this is)."""
+    size = conf.working_size()
+    if method in ("auto", "tiramisu"):
+        net = _network()
+        if net is not None:
+            size = max(size, net.long_side)
+    return size
+
+
+def _prepare(image, hints: Mapping | None, method: str) -> _Working:  # noqa: ANN001
     source = Source(image)
     parsed = hint_utils.parse(hints, source.width, source.height)
-    small = source.scaled(conf.working_size())
+    small = source.scaled(_working_size(method))
     scale = small.shape[1] / source.width
     return _Working(source, small, scale, parsed, hint_utils.scaled(parsed, scale, small.shape[1], small.shape[0]))
 
@@ -216,7 +227,7 @@ def _framed(work: _Working) -> tuple[_Working, tuple[int, int, int, int]]:
         bg=[points - offset for points in work.hints.bg],
     )
     inner = Source(crop)
-    small = inner.scaled(conf.working_size())
+    small = inner.scaled(max(work.image.shape[:2]))  # the whole photo's working size (never enlarged)
     scale = small.shape[1] / inner.width
     return _Working(inner, small, scale, moved, hint_utils.scaled(moved, scale, small.shape[1], small.shape[0])), box
 
@@ -259,7 +270,7 @@ def cut_out(image, hints: Mapping | None = None, method: str = "auto") -> CutOut
     images that cannot be segmented; a photo without a garment gives ``status="empty"``."""
     started = time.perf_counter()
     _check_method(method)
-    work = _prepare(image, hints)
+    work = _prepare(image, hints, method)
     if work.hints is not None and work.hints.rect is not None:
         framed, box = _framed(work)
         parse = _garment_mask(framed, method)
@@ -282,7 +293,7 @@ def cut_out_garments(image: Image.Image | np.ndarray, method: str = "auto") -> l
     ``empty`` result."""
     started = time.perf_counter()
     _check_method(method)
-    work = _prepare(image, None)
+    work = _prepare(image, None, method)
     parse = _garment_mask(work, method)
     results = []
     if parse.probs is not None and parse.mask.any():
