@@ -31,11 +31,11 @@ for _ in sys.stdin:
 """
 
 
-def _tiny_weights(path, seed: int) -> None:
+def _tiny_weights(path, seed: int, long_side: int = 64) -> None:
     torch.manual_seed(seed)
     model = build("tiramisu_tiny", num_classes=len(CLASSES))
     save_network(model.state_dict(), arch="tiramisu_tiny", config=model.config.to_dict(), classes=list(CLASSES),
-                 long_side=64, stride=model.config.stride, path=path)
+                 long_side=long_side, stride=model.config.stride, path=path)
 
 
 def _register(tmp_path, name: str, seed: int):
@@ -121,3 +121,25 @@ def test_the_shipped_weights_load_with_their_checksum(tmp_path):
     altered.write_bytes(bytes(data))
     with pytest.raises(WeightsError, match="SHA-256"):
         load_network(altered, sidecar["sha256"])
+
+
+@pytest.mark.django_db
+def test_a_version_trained_at_a_larger_size_is_served_at_that_size(settings, tmp_path, shared_data):
+    settings.STOCKMATCH_SEG_TRAINED_DIR = tmp_path / "trained"
+    settings.STOCKMATCH_SEG_WORKING_SIZE = 128
+    _tiny_weights(tmp_path / "large.pt", seed=1, long_side=192)
+    segmenter_register(name="large", arch="tiramisu_tiny", weights_file=tmp_path / "large.pt", model_config={},
+                       metrics={}, training_data={}, activate=True)
+    reset_segmenter()
+    try:
+        net = get_segmenter()
+        seen, predict = [], net.predict
+        net.predict = lambda image: (seen.append(image.shape[:2]), predict(image))[1]
+        photo = Image.open(next((shared_data / "ccp-masks" / "images").glob("*.jpg")))
+        cut_out(photo, method="tiramisu")
+        assert max(seen[0]) == 192  # the network sees the size it was trained at, not the 128 px setting
+        seen.clear()
+        cut_out(photo, method="grabcut")
+        assert not seen
+    finally:
+        reset_segmenter()
