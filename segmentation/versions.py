@@ -53,6 +53,22 @@ def shipped_register(model=SegmenterModel) -> SegmenterModel | None:  # noqa: AN
     return row
 
 
+def shipped_adopt(model=SegmenterModel) -> SegmenterModel | None:  # noqa: ANN001
+    """After the shipped weights were replaced: register them, and move an installation whose active version
+    was the shipped file onto them (that file no longer holds the weights its checksum records). A version
+    trained on the installation stays active. ``model`` as in ``shipped_register``."""
+    shipped = shipped_register(model)
+    if shipped is None:
+        return None
+    active = model.objects.filter(active=True).exclude(pk=shipped.pk).first()
+    if active is not None and active.weights_path == shipped.weights_path:
+        active.active = False
+        active.save(update_fields=["active"])
+        shipped.active = True
+        shipped.save(update_fields=["active"])
+    return shipped
+
+
 def segmenter_register(
     *, name: str, arch: str, weights_file: Path, model_config: dict, metrics: dict, training_data: dict, activate: bool
 ) -> SegmenterModel:

@@ -6,18 +6,9 @@ from django.db import migrations
 
 
 def adopt_new_shipped(apps, schema_editor):
-    from segmentation.versions import shipped_register
+    from segmentation.versions import shipped_adopt
 
-    model = apps.get_model("segmentation", "SegmenterModel")
-    shipped = shipped_register(model)
-    if shipped is None:
-        return
-    active = model.objects.filter(active=True).exclude(pk=shipped.pk).first()
-    if active is not None and active.weights_path == shipped.weights_path:
-        active.active = False
-        active.save(update_fields=["active"])
-        shipped.active = True
-        shipped.save(update_fields=["active"])
+    shipped_adopt(apps.get_model("segmentation", "SegmenterModel"))
 
 
 class Migration(migrations.Migration):
