@@ -11,6 +11,7 @@ import numpy as np
 from .hints import Hints
 
 GC_BGD, GC_FGD, GC_PR_BGD, GC_PR_FGD = cv2.GC_BGD, cv2.GC_FGD, cv2.GC_PR_BGD, cv2.GC_PR_FGD
+RNG_SEED = 0  # OpenCV's RNG is reset to this before each GrabCut run (run's comment)
 
 
 def centre_prior(height: int, width: int) -> np.ndarray:
@@ -96,6 +97,9 @@ def run(image: np.ndarray, labels: np.ndarray, iterations: int) -> np.ndarray:
     work = labels.copy()
     bgd = np.zeros((1, 65), np.float64)
     fgd = np.zeros((1, 65), np.float64)
+    # GrabCut seeds its colour models with k-means on OpenCV's per-thread RNG: without a fixed seed the same
+    # photo gave a different cut-out (and vector) on every call in a process, by a few hundred pixels.
+    cv2.setRNGSeed(RNG_SEED)
     try:
         cv2.grabCut(np.ascontiguousarray(image), work, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
     except cv2.error:

@@ -143,3 +143,10 @@ def test_unusable_inputs_are_refused_with_a_reason(bad):
 def test_nan_array_is_refused():
     with pytest.raises(SegmentationInputError, match="NaN"):
         cut_out(np.full((20, 20, 3), np.nan, np.float32))
+
+
+def test_the_same_photo_gives_the_same_cut_out_every_time(shared_data):
+    # GrabCut's k-means runs on OpenCV's per-thread RNG: each call must start it from the same seed
+    photo = Image.open(sorted((shared_data / "phone-photos").rglob("*.jpg"))[0])
+    masks = [np.asarray(cut_out(photo, method=method).mask) for method in ("auto", "grabcut", "auto", "grabcut")]
+    assert (masks[0] == masks[2]).all() and (masks[1] == masks[3]).all()
