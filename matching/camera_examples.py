@@ -11,7 +11,6 @@ never imports intake, and each is embedded exactly as ``match_image`` embeds a p
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 
 import numpy as np
 
@@ -19,19 +18,17 @@ from catalog.models import Product
 
 from . import search, services
 from .models import EmbeddingModel
-from .training.data import QUERY, Group, registered_providers
+from .training.data import QUERY, registered_providers
 
 logger = logging.getLogger(__name__)
 
 PRODUCT_KEY = "product:"
 
 
-def labelled_intake_photos(groups: Iterable[Group] | None = None) -> list[tuple[str, str]]:
+def labelled_intake_photos() -> list[tuple[str, str]]:
     """(photo path, product SKU) of each labelled intake item's front photo, oldest first."""
-    if groups is None:
-        groups = [group for provider in registered_providers().values() for group in provider()]
     photos = []
-    for group in groups:
+    for group in (group for provider in registered_providers().values() for group in provider()):
         if not group.key.startswith(PRODUCT_KEY):
             continue
         front = next((photo for photo in group.photos if photo.domain == QUERY), None)

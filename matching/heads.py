@@ -194,6 +194,7 @@ def heads_train(
     train = ~val
     labels = {"gender": data.genders, "kind": data.kinds}
     reports = []
+    knn_by_rows: dict[bytes, dict[str, list[str | None]]] = {}  # one vote per split: usually both attributes'
     for attribute in attributes:
         if attribute not in LABELS:
             raise ValueError(f"Unknown attribute {attribute!r}; use {', '.join(ATTRIBUTES)}.")
@@ -223,10 +224,14 @@ def heads_train(
             baseline_source = f"head {current.name}"
             baseline = scores(true, [p.label for p in current_weights.predict(data.vectors[val_rows])])
         else:
-            knn = knn_predict(data.vectors[fit_rows], data.product_ids[fit_rows],
-                              {a: list(np.asarray(labels[a], dtype=object)[fit_rows]) for a in ATTRIBUTES},
-                              data.vectors[val_rows], k=config.knn_k)
-            baseline_source, baseline = "knn", scores(true, knn[attribute])
+            split = fit_rows.tobytes() + val_rows.tobytes()
+            if split not in knn_by_rows:
+                knn_by_rows[split] = knn_predict(
+                    data.vectors[fit_rows], data.product_ids[fit_rows],
+                    {a: list(np.asarray(labels[a], dtype=object)[fit_rows]) for a in ATTRIBUTES},
+                    data.vectors[val_rows], k=config.knn_k,
+                )
+            baseline_source, baseline = "knn", scores(true, knn_by_rows[split][attribute])
         beats = bool(val_rows.any()) and (
             (metrics["accuracy"], metrics["mean_recall"]) > (baseline["accuracy"], baseline["mean_recall"])
         )

@@ -43,25 +43,19 @@ class _Working:
     scale: float  # working / photo
     hints: hint_utils.Hints | None  # in photo coordinates
     small_hints: hint_utils.Hints | None  # at working size
-
-
-def _working_size(method: str) -> int:
-    """The working long side: the setting, or the serving network's input size when that is larger (a network
-    trained at 160 px sees 160 px; GrabCut keeps to ``grabcut_size`` whatever this is)."""
-    size = conf.working_size()
-    if method in ("auto", "tiramisu"):
-        net = _network()
-        if net is not None:
-            size = max(size, net.long_side)
-    return size
+    net: object | None  # the network serving this cut (looked up once), None for GrabCut alone or when unavailable
 
 
 def _prepare(image, hints: Mapping | None, method: str) -> _Working:  # noqa: ANN001
+    """The photo at working size: the setting, or the serving network's input size when that is larger (a
+    network trained at 160 px sees 160 px; GrabCut keeps to ``grabcut_size`` whatever this is)."""
     source = Source(image)
     parsed = hint_utils.parse(hints, source.width, source.height)
-    small = source.scaled(_working_size(method))
+    net = _network() if method in ("auto", "tiramisu") else None
+    small = source.scaled(max(conf.working_size(), net.long_side) if net is not None else conf.working_size())
     scale = small.shape[1] / source.width
-    return _Working(source, small, scale, parsed, hint_utils.scaled(parsed, scale, small.shape[1], small.shape[0]))
+    return _Working(source, small, scale, parsed, hint_utils.scaled(parsed, scale, small.shape[1], small.shape[0]),
+                    net)
 
 
 def _network():  # noqa: ANN202
@@ -161,7 +155,7 @@ def _garment_mask(work: _Working, method: str) -> _Parse:
     if grabcut.is_flat(work.image):  # a blank photo: no garment, whatever a network would guess
         only_strokes = _apply_hints(np.zeros((h, w), bool), work.small_hints)
         return _Parse(only_strokes, None, None, [], method, None)
-    net = _network() if method in ("auto", "tiramisu") else None
+    net = work.net
     probs, classes, garment_prob = None, [], None
     if net is not None:
         probs = _predict(net, work.image)
@@ -229,7 +223,9 @@ def _framed(work: _Working) -> tuple[_Working, tuple[int, int, int, int]]:
     inner = Source(crop)
     small = inner.scaled(max(work.image.shape[:2]))  # the whole photo's working size (never enlarged)
     scale = small.shape[1] / inner.width
-    return _Working(inner, small, scale, moved, hint_utils.scaled(moved, scale, small.shape[1], small.shape[0])), box
+    framed = _Working(inner, small, scale, moved, hint_utils.scaled(moved, scale, small.shape[1], small.shape[0]),
+                      work.net)
+    return framed, box
 
 
 def _disjoint(full: list[np.ndarray | None], small: list[np.ndarray]) -> list[np.ndarray | None]:
