@@ -45,7 +45,11 @@ class EmbeddingModelAdmin(admin.ModelAdmin):
     @admin.display(description="threshold")
     def threshold_display(self, obj: EmbeddingModel) -> str:
         default = (obj.thresholds or {}).get("default")
-        return f"{default['score']:.3f} (+{default['margin']:.3f})" if default else "not calibrated"
+        if not default:
+            return "not calibrated"
+        alpha = obj.open_set_alpha
+        scale = f" on top − {alpha:g}·mean(2–10)" if alpha else ""
+        return f"{default['score']:.3f}{scale} (+{default['margin']:.3f})"
 
     @admin.action(permissions=["change"], description="Activate: re-embed the catalogue, then switch")
     def activate(self, request, queryset) -> None:  # noqa: ANN001

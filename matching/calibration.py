@@ -1,8 +1,11 @@
-"""Fitting the "in catalogue" decision: a score threshold and a margin over the next product.
+"""Fitting the "in catalogue" decision: a threshold on the open-set score and a margin over the next product.
 
-A query is accepted when its top score ≥ ``score`` and top − second ≥ ``margin``. An accepted query is
-right when the top product is the one confirmed. Among all (score, margin) points we keep the one with
-the best recall whose precision reaches the target; when none does, the best F1. Per category kind
+The open-set score (``open_set_score``) is the top score less ``alpha`` times the mean score of the next
+products (ranks 2-10): a product in the catalogue stands out from its neighbours, an unknown garment's best
+match is one of a crowd. A query is accepted when its open-set score ≥ ``score`` and top − second ≥
+``margin``. The fitted table records its ``alpha``; a table without one was fitted on the plain top score
+(alpha 0) and is read that way. An accepted query is right when the top product is the one confirmed.
+Among all (score, margin) points we keep the one with the best recall whose precision reaches the target; when none does, the best F1. Per category kind
 where a kind has enough queries of both sorts, the model-wide point otherwise.
 """
 from __future__ import annotations
@@ -19,13 +22,23 @@ from .models import EmbeddingModel
 
 MARGINS = (0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08)
 MIN_PER_KIND = 30  # queries of a kind needed before it gets its own threshold
+CROWD = 10  # the open-set score compares the top product with the mean of ranks 2..CROWD
+
+
+def open_set_score(scores: Sequence[float], alpha: float) -> float:
+    """Top score less ``alpha`` × the mean of the next products' (ranks 2..CROWD); the top score alone when
+    ``alpha`` is 0 or there is no other product. ``scores``: best first."""
+    if not scores:
+        return 0.0
+    crowd = scores[1:CROWD]
+    return float(scores[0]) - (alpha * float(np.mean(crowd)) if alpha and len(crowd) else 0.0)
 
 
 @dataclass(frozen=True)
 class Pair:
-    """One calibration query: its best candidate's score and margin, and what the truth was."""
+    """One calibration query: its open-set score, its margin, and what the truth was."""
 
-    score: float
+    score: float  # open_set_score of its candidates' scores
     margin: float
     correct: bool  # the top candidate is the confirmed product
     in_catalogue: bool
@@ -59,12 +72,13 @@ def operating_point(pairs: Sequence[Pair], *, target_precision: float) -> dict:
     return chosen
 
 
-def calibrate(pairs: Sequence[Pair], *, target_precision: float = 0.95) -> tuple[dict, dict]:
-    """(thresholds, metrics) for a model from its calibration pairs."""
+def calibrate(pairs: Sequence[Pair], *, alpha: float, target_precision: float = 0.95) -> tuple[dict, dict]:
+    """(thresholds, metrics) for a model from its calibration pairs, scored with ``alpha``."""
     if not pairs:
         raise ValueError("No calibration pairs.")
     overall = operating_point(pairs, target_precision=target_precision)
-    thresholds: dict = {"default": {"score": overall["score"], "margin": overall["margin"]}, "per_kind": {}}
+    thresholds: dict = {"alpha": alpha, "default": {"score": overall["score"], "margin": overall["margin"]},
+                        "per_kind": {}}
     per_kind_metrics = {}
     for kind in sorted({p.kind for p in pairs if p.kind}):
         subset = [p for p in pairs if p.kind == kind]
@@ -76,17 +90,27 @@ def calibrate(pairs: Sequence[Pair], *, target_precision: float = 0.95) -> tuple
     metrics = {
         "expected_precision": overall["precision"], "expected_recall": overall["recall"], "f1": overall["f1"],
         "meets_target": overall["meets_target"], "target_precision": target_precision, "n_pairs": len(pairs),
-        "n_in_catalogue": sum(p.in_catalogue for p in pairs), "per_kind": per_kind_metrics,
+        "n_in_catalogue": sum(p.in_catalogue for p in pairs), "per_kind": per_kind_metrics, "alpha": alpha,
+        "open_set_auroc": pairs_auroc(pairs),
         "fitted_at": timezone.now().isoformat(),
     }
     return thresholds, metrics
 
 
-def pairs_from_records(records: Sequence) -> list[Pair]:
+def pairs_auroc(pairs: Sequence[Pair]) -> float | None:
+    """Probability that a random in-catalogue query outscores a random unknown one (ties count half)."""
+    known = np.asarray([p.score for p in pairs if p.in_catalogue])[:, None]
+    unknown = np.asarray([p.score for p in pairs if not p.in_catalogue])[None, :]
+    if not known.size or not unknown.size:
+        return None
+    return round(float((known > unknown).mean() + 0.5 * (known == unknown).mean()), 4)
+
+
+def pairs_from_records(records: Sequence, *, alpha: float) -> list[Pair]:
     """Calibration pairs from evaluation query records (``evaluation.QueryRecord``)."""
     return [
-        Pair(score=r.top_score, margin=r.margin, correct=bool(r.sku) and r.top_sku == r.sku,
-             in_catalogue=bool(r.sku), kind=r.kind)
+        Pair(score=open_set_score(r.scores or (r.top_score,), alpha), margin=r.margin,
+             correct=bool(r.sku) and r.top_sku == r.sku, in_catalogue=bool(r.sku), kind=r.kind)
         for r in records
     ]
 
@@ -98,7 +122,7 @@ def model_calibration_store(*, model: EmbeddingModel, thresholds: dict, metrics:
     return model
 
 
-def pairs_from_snapshots(model: EmbeddingModel) -> list[Pair]:
+def pairs_from_snapshots(model: EmbeddingModel, *, alpha: float) -> list[Pair]:
     """Decided intake matches made by ``model`` (confirmed, or "not in catalogue"), as calibration pairs.
 
     Uses what the matcher said at the time (stored candidates), so a snapshot photo later added to the
@@ -115,11 +139,12 @@ def pairs_from_snapshots(model: EmbeddingModel) -> list[Pair]:
         if not candidates:
             continue
         top = candidates[0]
-        second = candidates[1]["score"] if len(candidates) > 1 else 0.0
+        scores = [float(candidate["score"]) for candidate in candidates]
+        second = scores[1] if len(scores) > 1 else 0.0
         product_id = outcome["product_id"]
         in_catalogue = product_id is not None
         pairs.append(Pair(
-            score=float(top["score"]), margin=float(top["score"]) - float(second),
+            score=open_set_score(scores, alpha), margin=scores[0] - second,
             correct=in_catalogue and top.get("product_id") == product_id, in_catalogue=in_catalogue,
             kind=top.get("category_kind"),
         ))

@@ -19,6 +19,11 @@ def default_margin() -> float:
     return float(_get("DEFAULT_MARGIN", 0.0))
 
 
+def open_set_alpha() -> float:
+    """Weight of the next products' mean score in the open-set score new calibrations fit (``calibration``)."""
+    return float(_get("OPEN_SET_ALPHA", 0.5))
+
+
 def embed_batch_size() -> int:
     return int(_get("EMBED_BATCH_SIZE", 64))
 

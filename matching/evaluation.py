@@ -28,7 +28,7 @@ from catalog.services import (
     product_image_add,
 )
 
-from . import services
+from . import calibration, conf, services
 from .models import EmbeddingModel, ProductEmbedding
 
 IMPORT_CHUNK = 64
@@ -135,10 +135,11 @@ def run_queries(queries_csv: Path, *, segment: bool | str, garments: bool = True
             image = load_image(path.read_bytes()).image
         except (OSError, ImageRejected):
             continue
+        depth = max(k, calibration.CROWD)  # records keep the scores the open-set score needs
         if garments and segment:
-            result = services.match_garments(image, k=k, segment=segment)
+            result = services.match_garments(image, k=depth, segment=segment)
         else:
-            result = services.match_image(image, k=k, segment=segment)
+            result = services.match_image(image, k=depth, segment=segment)
         ms = (time.perf_counter() - started) * 1000
         skus = [candidate.sku for candidate in result.candidates]
         wanted = row["sku"] or None
@@ -192,6 +193,7 @@ def summarise(records: list[QueryRecord], *, ingest: dict, model: EmbeddingModel
         return round(float(np.mean([bool(rank and rank <= at) for rank in ranks])), 4) if ranks else None
 
     decided_right = [(r.accepted and r.top_sku == r.sku) if r.sku else not r.accepted for r in records]
+    alpha = conf.open_set_alpha()
     segmentation = "none"
     if segment:
         method = segment if isinstance(segment, str) else "auto"
@@ -200,7 +202,9 @@ def summarise(records: list[QueryRecord], *, ingest: dict, model: EmbeddingModel
         "n_queries": len(records), "n_in_catalogue": len(known), "n_not_in_catalogue": len(unknown),
         "recall@1": recall(1), "recall@5": recall(5), "recall@10": recall(10),
         "mrr": round(float(np.mean([1.0 / rank if rank else 0.0 for rank in ranks])), 4) if ranks else None,
-        "open_set": _round(auroc([r.top_score for r in known], [r.top_score for r in unknown])),
+        "open_set": calibration.pairs_auroc(calibration.pairs_from_records(records, alpha=alpha)),
+        "open_set_alpha": alpha,
+        "open_set_top_score": _round(auroc([r.top_score for r in known], [r.top_score for r in unknown])),
         "decision_accuracy": round(float(np.mean(decided_right)), 4) if records else None,
         "decision_thresholds": model.thresholds or "uncalibrated (settings.MATCHING defaults)",
         "ingest_images_per_s": round(ingest["images"] / ingest["seconds"], 2) if ingest["seconds"] else None,

@@ -36,7 +36,9 @@ class EmbeddingModel(models.Model):
     preprocessing = models.JSONField(default=dict, blank=True)
     metrics = models.JSONField(default=dict, blank=True, help_text="Evaluation and calibration figures.")
     thresholds = models.JSONField(
-        default=dict, blank=True, help_text='{"default": {"score": s, "margin": m}, "per_kind": {kind: {...}}}'
+        default=dict, blank=True,
+        help_text='{"alpha": a, "default": {"score": s, "margin": m}, "per_kind": {kind: {...}}}; "score" is on the '
+                  "open-set score top - a * mean(ranks 2-10), a = 0 when absent",
     )
     active = models.BooleanField(default=False)
     state = models.CharField(max_length=10, choices=ModelState.choices, default=ModelState.BUILDING)
@@ -61,6 +63,11 @@ class EmbeddingModel(models.Model):
         table = self.thresholds or {}
         entry = (table.get("per_kind") or {}).get(kind or "") or table.get("default") or {}
         return float(entry.get("score", default_score)), float(entry.get("margin", default_margin))
+
+    @property
+    def open_set_alpha(self) -> float:
+        """The alpha its thresholds were fitted with (0: the plain top score, as tables before it was recorded)."""
+        return float((self.thresholds or {}).get("alpha", 0.0))
 
 
 class ProductEmbedding(models.Model):

@@ -22,7 +22,7 @@ from segmentation import hints as hint_utils
 from segmentation.hints import Hints
 from segmentation.view import context_view, garment_view
 
-from . import colour, conf, search
+from . import calibration, colour, conf, search
 from .embedders import Embedder, get_embedder
 from .embedders.base import l2_normalise
 from .models import EmbeddingModel, ModelState, ProductEmbedding
@@ -522,21 +522,22 @@ def match_image(
     timings["embed"] = _ms(tick)
 
     tick = time.perf_counter()
+    depth = _decision_depth(k)
     if len(vectors) > 1 and conf.fusion() == "mean":
         mean = l2_normalise(vectors.mean(axis=0))
-        hits = _nearest(working[0][0], cutouts[0], mean, model=model, k=k, filters=parsed_filters)
+        hits = _nearest(working[0][0], cutouts[0], mean, model=model, k=depth, filters=parsed_filters)
     else:
         each = [
-            _nearest(img, cut, v, model=model, k=k, filters=parsed_filters)
+            _nearest(img, cut, v, model=model, k=depth, filters=parsed_filters)
             for (img, _, _), cut, v in zip(working, cutouts, vectors, strict=True)
         ]
-        hits = _max_fusion(each, k)
+        hits = _max_fusion(each, depth)
     candidates = candidates_for(hits)
     timings["search"] = _ms(tick)
 
     decision = decide(candidates, model=model, kind=parsed_filters.category_kind)
     timings["total"] = _ms(started)
-    return MatchResult(candidates=candidates, decision=decision, timings=timings, cutouts=cutouts,
+    return MatchResult(candidates=candidates[:k], decision=decision, timings=timings, cutouts=cutouts,
                        model_version=model.name, vectors=vectors)
 
 
@@ -576,15 +577,21 @@ def match_garments(
     vectors = embedder.embed_groups([_views_of(picture, cut, context=embedder.context_view) for cut in garments])
     embed_ms = _ms(tick)
     tick = time.perf_counter()
+    depth = _decision_depth(k)
     candidates = candidates_for(_max_fusion([
-        _nearest(picture, cut, v, model=model, k=k, filters=parsed_filters)
+        _nearest(picture, cut, v, model=model, k=depth, filters=parsed_filters)
         for cut, v in zip(garments, vectors, strict=True)
-    ], k))
+    ], depth))
     search_ms = _ms(tick)
     decision = decide(candidates, model=model, kind=parsed_filters.category_kind)
     timings = {"decode": 0.0, "segment": segment_ms, "embed": embed_ms, "search": search_ms, "total": _ms(started)}
-    return MatchResult(candidates=candidates, decision=decision, timings=timings, cutouts=garments,
+    return MatchResult(candidates=candidates[:k], decision=decision, timings=timings, cutouts=garments,
                        model_version=model.name)
+
+
+def _decision_depth(k: int) -> int:
+    """Products a search fetches: the ``k`` asked for, and at least the ones the open-set score compares."""
+    return max(k, calibration.CROWD)
 
 
 def _max_fusion(lists: Sequence[Sequence[search.ProductHit]], k: int) -> list[search.ProductHit]:
@@ -614,19 +621,26 @@ def candidates_for(hits: Sequence[search.ProductHit]) -> list[Candidate]:
 
 
 def decide(candidates: Sequence[Candidate], *, model: EmbeddingModel, kind: str | None = None) -> dict:
-    """The verdict for a ranked candidate list under ``model``'s calibrated threshold and margin."""
+    """The verdict for a ranked candidate list (best first, ideally ``calibration.CROWD`` long) under ``model``'s
+    calibrated thresholds: its open-set score must reach the threshold for the kind, and the top product must
+    beat the next by the margin. ``score`` stays the top product's own similarity."""
     defaults = {"default_score": conf.default_threshold(), "default_margin": conf.default_margin()}
+    alpha = model.open_set_alpha
     if not candidates:
         threshold, margin_needed = model.threshold_for(kind, **defaults)
-        return {"in_catalogue": False, "sku": None, "product_id": None, "score": 0.0, "margin": 0.0,
-                "threshold": threshold, "margin_threshold": margin_needed, "label": NOT_IN_CATALOGUE}
+        return {"in_catalogue": False, "sku": None, "product_id": None, "score": 0.0, "open_set_score": 0.0,
+                "alpha": alpha, "margin": 0.0, "threshold": threshold, "margin_threshold": margin_needed,
+                "label": NOT_IN_CATALOGUE}
     top = candidates[0]
     threshold, margin_needed = model.threshold_for(kind or top.category_kind, **defaults)
-    margin = top.score - (candidates[1].score if len(candidates) > 1 else 0.0)
-    accepted = top.score >= threshold and margin >= margin_needed
+    scores = [candidate.score for candidate in candidates]
+    open_set = calibration.open_set_score(scores, alpha)
+    margin = top.score - (scores[1] if len(scores) > 1 else 0.0)
+    accepted = open_set >= threshold and margin >= margin_needed
     return {
         "in_catalogue": accepted, "sku": top.sku if accepted else None,
         "product_id": top.product_id if accepted else None, "score": round(top.score, 6),
+        "open_set_score": round(open_set, 6), "alpha": alpha,
         "margin": round(margin, 6), "threshold": threshold, "margin_threshold": margin_needed,
         "label": f"in catalogue: SKU {top.sku}" if accepted else NOT_IN_CATALOGUE,
     }

@@ -139,7 +139,10 @@ def test_calibration_reads_decided_snapshots_through_the_warehouse_selector():
             candidates=candidates, model_version=model.name, product=chosen,
         )
     # when calibration collects its pairs
-    pairs = calibration.pairs_from_snapshots(model)
+    pairs = calibration.pairs_from_snapshots(model, alpha=0.0)
     # then it sees both, with the truth the worker gave
     assert sorted((p.in_catalogue, p.correct) for p in pairs) == [(False, False), (True, True)]
     assert all(p.score == pytest.approx(0.91) and p.margin == pytest.approx(0.11) for p in pairs)
+    # and on the open-set score the crowd behind the top product counts against it
+    relative = calibration.pairs_from_snapshots(model, alpha=0.5)
+    assert all(p.score == pytest.approx(0.91 - 0.5 * 0.80) for p in relative)

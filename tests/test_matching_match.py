@@ -175,7 +175,8 @@ def test_calibration_picks_the_best_recall_at_the_target_precision():
     unknown = [calibration.Pair(score=s, margin=0.02, correct=False, in_catalogue=False, kind="topwear")
                for s in rng.uniform(0.6, 0.86, 40)]
     pairs = right + wrong + unknown
-    thresholds, metrics = calibration.calibrate(pairs, target_precision=0.95)
+    thresholds, metrics = calibration.calibrate(pairs, alpha=0.0, target_precision=0.95)
+    assert thresholds["alpha"] == 0.0 and metrics["open_set_auroc"] > 0.5
     score, margin = thresholds["default"]["score"], thresholds["default"]["margin"]
     accepted = [p for p in pairs if p.score >= score and p.margin >= margin]
     precision = sum(p.correct for p in accepted) / len(accepted)
@@ -190,14 +191,22 @@ def test_calibrated_thresholds_are_stored_and_used(shared_data):
     model = services.embedding_model_active()
     pairs = [calibration.Pair(score=0.9, margin=0.2, correct=True, in_catalogue=True)] * 5 + [
         calibration.Pair(score=0.6, margin=0.05, correct=False, in_catalogue=False)] * 5
-    thresholds, metrics = calibration.calibrate(pairs)
+    thresholds, metrics = calibration.calibrate(pairs, alpha=0.5)
     calibration.model_calibration_store(model=model, thresholds=thresholds, metrics=metrics, source="test")
     model.refresh_from_db()
-    assert model.metrics["calibration"]["expected_precision"] == 1.0
-    decision = services.match_image(photo(products[0][2]), segment=False).decision
+    assert model.metrics["calibration"]["expected_precision"] == 1.0 and model.open_set_alpha == 0.5
+    result = services.match_image(photo(products[0][2]), segment=False)
+    decision = result.decision
+    # the threshold applies to the open-set score: the top score less half the mean of ranks 2-10
+    scores = [c.score for c in result.candidates]
+    assert len(scores) > 2 and decision["alpha"] == 0.5
+    assert decision["open_set_score"] == pytest.approx(scores[0] - 0.5 * np.mean(scores[1:10]), abs=1e-5)
     assert decision["threshold"] == thresholds["default"]["score"]
-    assert decision["in_catalogue"] == (decision["score"] >= decision["threshold"]
+    assert decision["in_catalogue"] == (decision["open_set_score"] >= decision["threshold"]
                                         and decision["margin"] >= decision["margin_threshold"])
+    # asking for fewer candidates does not change the decision: it still compares with ranks 2-10
+    short = services.match_image(photo(products[0][2]), segment=False, k=2)
+    assert len(short.candidates) == 2 and short.decision == decision
 
 
 def test_missing_files_do_not_stop_a_batch(shared_data):

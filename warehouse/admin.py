@@ -78,6 +78,12 @@ class SnapshotAdmin(admin.ModelAdmin):
         if not decision:
             return "—"
         verdict = "in catalogue" if decision.get("in_catalogue") else "probably not in catalogue"
+        if decision.get("alpha"):  # the threshold is on the open-set score, not on the best score itself
+            return format_html(
+                "{}: best score {}, open-set score {} (threshold {}), margin {} (needed {})", verdict,
+                _num(decision.get("score")), _num(decision.get("open_set_score")), _num(decision.get("threshold")),
+                _num(decision.get("margin")), _num(decision.get("margin_threshold")),
+            )
         return format_html("{}: best score {} (threshold {}, margin {})", verdict, _num(decision.get("score")),
                            _num(decision.get("threshold")), _num(decision.get("margin")))
 

@@ -110,7 +110,7 @@ def embedder_calibrate_on_pairs(
     """Fit the decision thresholds of trained ``weights`` on the validation pairs (never the held-out ones)
     through the real match path, and write them into the weights' sidecar: a fresh installation starts with
     them, and the expected precision is stated."""
-    from .. import calibration
+    from .. import calibration, conf
 
     with tempfile.TemporaryDirectory(prefix="calibrate-") as tmp:
         made = write_pair_eval(pairs_csv=pair_file, out=Path(tmp), split="validation", distractors_csv=distractors,
@@ -118,8 +118,9 @@ def embedder_calibrate_on_pairs(
         # one cut-out per photo: the thresholds serve intake's decision, which matches that way (match_image)
         records, _, _ = _throwaway_run(embedder_name=TRAINED_EMBEDDER, weights=str(weights), catalog=made["catalog"],
                                        queries=made["queries"], segment=segment, prefix="calib", garments=False)
-    pairs = calibration.pairs_from_records(records)
-    thresholds, metrics = calibration.calibrate(pairs, target_precision=target_precision)
+    alpha = conf.open_set_alpha()
+    pairs = calibration.pairs_from_records(records, alpha=alpha)
+    thresholds, metrics = calibration.calibrate(pairs, alpha=alpha, target_precision=target_precision)
     metrics["source"] = (f"validation pairs of {pair_file.parent.name} ({len(pairs)} queries, segment={segment}, "
                          "one cut-out)")
     sidecar_path = Path(weights).with_suffix(".json")

@@ -129,7 +129,8 @@ def active_models() -> list[dict]:
         default = (model.thresholds or {}).get("default") or {}
         rows.append({"kind": "embedder", "name": model.name, "since": model.activated_at,
                      "metrics": {**_flat(model.metrics),
-                                 **({"threshold": default["score"]} if "score" in default else {})},
+                                 **({"threshold": default["score"]} if "score" in default else {}),
+                                 **({"open_set_alpha": model.open_set_alpha} if model.open_set_alpha else {})},
                      "vectors": model.embeddings.count()})
     for model in SegmenterModel.objects.filter(active=True):
         rows.append({"kind": "segmenter", "name": model.name, "since": model.created, "metrics": _flat(model.metrics),

@@ -228,7 +228,9 @@ def review_cards(snapshots: Sequence[Snapshot], *, candidates: int = 5, now: dat
             "choice": _product_row(choice, score=confirmed_score(snapshot)) if choice else None,
             "is_draft": snapshot.status == SnapshotStatus.NEW and choice is not None
             and choice.status == ProductStatus.DRAFT,
-            "candidates": rows, "threshold": decision.get("threshold"), "error": snapshot.error,
+            # a threshold fitted on the open-set score (alpha > 0) is not on the scale of the scores shown
+            "candidates": rows, "threshold": None if decision.get("alpha") else decision.get("threshold"),
+            "error": snapshot.error,
         })
     return cards
 

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from matching import calibration, evaluation, services
+from matching import calibration, conf, evaluation, services
 from matching.models import EmbeddingModel
 from matching.throwaway import throwaway_database
 from segmentation import METHODS
@@ -37,13 +37,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         model = self._model(options["model"])
-        pairs = calibration.pairs_from_snapshots(model) if options["source"] != "evaluation" else []
+        alpha = conf.open_set_alpha()
+        pairs = calibration.pairs_from_snapshots(model, alpha=alpha) if options["source"] != "evaluation" else []
         source = f"{len(pairs)} intake snapshots"
         if options["source"] == "snapshots" and not pairs:
             raise CommandError(f"No decided snapshots were matched by {model.name}.")
         if options["source"] == "evaluation" or (options["source"] == "auto" and len(pairs) < MIN_SNAPSHOT_PAIRS):
-            pairs, source = self._evaluation_pairs(model, options), f"evaluation set {options['queries']}"
-        thresholds, metrics = calibration.calibrate(pairs, target_precision=options["target_precision"])
+            pairs, source = self._evaluation_pairs(model, options, alpha), f"evaluation set {options['queries']}"
+        thresholds, metrics = calibration.calibrate(pairs, alpha=alpha, target_precision=options["target_precision"])
         model = EmbeddingModel.objects.get(pk=model.pk)
         calibration.model_calibration_store(model=model, thresholds=thresholds, metrics=metrics, source=source)
         self.stdout.write(json.dumps({"model": model.name, "source": source, "thresholds": thresholds,
@@ -58,7 +59,7 @@ class Command(BaseCommand):
             raise CommandError(f"No embedding model {name!r}; known: {known}.")
         return model
 
-    def _evaluation_pairs(self, model: EmbeddingModel, options) -> list[calibration.Pair]:  # noqa: ANN001
+    def _evaluation_pairs(self, model: EmbeddingModel, options, alpha: float) -> list[calibration.Pair]:  # noqa: ANN001
         catalog, queries = options["catalog"].resolve(), options["queries"].resolve()
         evaluation.read_csv(catalog, ["sku", "image"])
         evaluation.read_csv(queries, ["image", "sku"])
@@ -70,4 +71,4 @@ class Command(BaseCommand):
             with tqdm(desc="queries", unit="q", disable=quiet, file=sys.stderr) as bar:
                 segment = False if options["no_segmentation"] else options["segmentation_method"]
                 records = evaluation.run_queries(queries, segment=segment, progress=lambda n: bar.update(n - bar.n))
-        return calibration.pairs_from_records(records)
+        return calibration.pairs_from_records(records, alpha=alpha)
