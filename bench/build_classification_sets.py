@@ -14,6 +14,11 @@ Writes, with image paths relative to each CSV:
   (``--phone-test-share``, half by default), and ``catalog_phone_train.csv`` = ``catalog_train`` +
   ``phone_train``: a catalogue whose intake has confirmed that many phone photos (camera examples for
   the heads), judged on ``phone_holdout``.
+- ``ccp_train.csv`` (crops in ``ccp_garments/``): each garment of the ``ccp-masks`` street photos of the
+  segmentation's training split (``segmentation.data.ccp_split_of``; never its held-out photos), cropped to
+  its box in the 59-class label map: worn tops, outerwear (coat, jacket, blazer, cape), bottoms and dresses
+  with their kind and no gender (the set does not say). ``catalog_phone_ccp_train.csv`` adds them to
+  ``catalog_phone_train``: labelled camera photos of the kinds the catalogue hardly has.
 """
 from __future__ import annotations
 
@@ -23,6 +28,9 @@ import hashlib
 import os
 from collections import Counter
 from pathlib import Path
+
+import numpy as np
+from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -41,6 +49,14 @@ PHONE_KIND = {
     "Blazer": "outerwear", "Shoes": "footwear", "Hat": "accessory",
 }
 PHONE_WOMENSWEAR = {"Dress", "Skirt", "Blouse"}
+CCP_KIND = {
+    **{name: "topwear" for name in "blouse cardigan hoodie jumper shirt sweater sweatshirt t-shirt top vest".split()},
+    **{name: "outerwear" for name in "blazer cape coat jacket".split()},
+    **{name: "bottomwear" for name in "jeans leggings pants shorts skirt".split()},
+    **{name: "full-body" for name in "dress romper".split()},
+}
+CCP_MIN_AREA = 0.04  # share of the photo a garment must cover to be cropped (smaller ones are slivers)
+CCP_MARGIN = 0.08
 
 
 def catalog_kind(row: dict) -> str:
@@ -59,6 +75,40 @@ def phone_gender(row: dict) -> str:
 
 def in_test(name: str, share: float) -> bool:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") / 2**32 < share
+
+
+def ccp_garments(ccp: Path, out: Path) -> list[tuple[Path, str]]:
+    """(crop path, kind) of every sizeable garment in the training split's CCP photos."""
+    from segmentation.data import ccp_split_of
+
+    names = {}
+    with open(ccp / "label_list.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            names[int(row["label_value"])] = row["name"].strip().lower()
+    out.mkdir(parents=True, exist_ok=True)
+    crops = []
+    for path in sorted((ccp / "images").glob("*.jpg")):
+        if ccp_split_of(f"ccp:{path.stem}") != "train":
+            continue
+        labels = np.asarray(Image.open(ccp / "labels" / f"{path.stem}.png"))
+        photo = Image.open(path).convert("RGB")
+        by_kind: dict[str, np.ndarray] = {}
+        for value in np.unique(labels):
+            kind = CCP_KIND.get(names.get(int(value), ""))
+            if kind:
+                by_kind[kind] = by_kind.get(kind, np.zeros(labels.shape, bool)) | (labels == value)
+        for kind, mask in sorted(by_kind.items()):
+            if mask.mean() < CCP_MIN_AREA:
+                continue
+            ys, xs = np.nonzero(mask)
+            h, w = mask.shape
+            pad_y, pad_x = int(CCP_MARGIN * (ys.max() - ys.min())), int(CCP_MARGIN * (xs.max() - xs.min()))
+            box = (max(0, xs.min() - pad_x), max(0, ys.min() - pad_y), min(w, xs.max() + pad_x + 1),
+                   min(h, ys.max() + pad_y + 1))
+            target = out / f"{path.stem}-{kind}.jpg"
+            photo.crop(box).save(target, quality=92)
+            crops.append((target, kind))
+    return crops
 
 
 def write(path: Path, rows: list[tuple[str, str, str]]) -> None:
@@ -112,6 +162,10 @@ def main() -> None:
     write(out / "phone_train.csv", phone_train)
     write(out / "phone_holdout.csv", [row for row in rows if in_test(Path(row[0]).name, args.phone_test_share)])
     write(out / "catalog_phone_train.csv", train + phone_train)
+
+    ccp = [(relative(path), "", kind) for path, kind in ccp_garments(args.data / "ccp-masks", out / "ccp_garments")]
+    write(out / "ccp_train.csv", ccp)
+    write(out / "catalog_phone_ccp_train.csv", train + phone_train + ccp)
 
 
 if __name__ == "__main__":
