@@ -90,7 +90,10 @@ class MatchApi(APIView):
 
     class OutputSerializer(serializers.Serializer):
         candidates = CandidateSerializer(many=True)
-        decision = serializers.DictField(help_text="in_catalogue, sku, product_id, score (the top product's), open_set_score (top - alpha x mean of ranks 2-10, what the threshold applies to), alpha, margin, threshold, margin_threshold, label")
+        decision = serializers.DictField(help_text=(
+            "in_catalogue, sku, product_id, score (the top product's), open_set_score (top - alpha x mean of ranks "
+            "2-10, what the threshold applies to), alpha, margin, threshold, margin_threshold, label"
+        ))
         timings = serializers.DictField(
             child=serializers.FloatField(), help_text="ms: decode, segment, embed, search, total"
         )

@@ -5,8 +5,9 @@ products (ranks 2-10): a product in the catalogue stands out from its neighbours
 match is one of a crowd. A query is accepted when its open-set score ≥ ``score`` and top − second ≥
 ``margin``. The fitted table records its ``alpha``; a table without one was fitted on the plain top score
 (alpha 0) and is read that way. An accepted query is right when the top product is the one confirmed.
-Among all (score, margin) points we keep the one with the best recall whose precision reaches the target; when none does, the best F1. Per category kind
-where a kind has enough queries of both sorts, the model-wide point otherwise.
+Among all (score, margin) points we keep the one with the best recall whose precision reaches the target; when
+none does, the best F1. Per category kind where a kind has enough queries of both sorts, the model-wide point
+otherwise.
 """
 from __future__ import annotations
 

@@ -218,7 +218,10 @@ class SnapshotDetailSerializer(SnapshotListSerializer):
     mask_url = serializers.SerializerMethodField()
     hints = serializers.JSONField()
     candidates = serializers.SerializerMethodField()
-    decision = serializers.JSONField(help_text="in_catalogue, sku, product_id, score (the top product's), open_set_score (top - alpha x mean of ranks 2-10, what the threshold applies to), alpha, margin, threshold, margin_threshold, label")
+    decision = serializers.JSONField(help_text=(
+            "in_catalogue, sku, product_id, score (the top product's), open_set_score (top - alpha x mean of ranks "
+            "2-10, what the threshold applies to), alpha, margin, threshold, margin_threshold, label"
+        ))
     timings = serializers.JSONField(help_text="Milliseconds per stage, and upload_to_candidates_ms.")
     model_version = serializers.CharField()
     processed_at = serializers.DateTimeField(allow_null=True)
