@@ -98,13 +98,18 @@ def calibrate(pairs: Sequence[Pair], *, alpha: float, target_precision: float = 
     return thresholds, metrics
 
 
-def pairs_auroc(pairs: Sequence[Pair]) -> float | None:
-    """Probability that a random in-catalogue query outscores a random unknown one (ties count half)."""
-    known = np.asarray([p.score for p in pairs if p.in_catalogue])[:, None]
-    unknown = np.asarray([p.score for p in pairs if not p.in_catalogue])[None, :]
-    if not known.size or not unknown.size:
+def auroc(positive: Sequence[float], negative: Sequence[float]) -> float | None:
+    """Probability that a random positive outscores a random negative (ties count half)."""
+    if not len(positive) or not len(negative):
         return None
-    return round(float((known > unknown).mean() + 0.5 * (known == unknown).mean()), 4)
+    pos, neg = np.asarray(positive)[:, None], np.asarray(negative)[None, :]
+    return float((pos > neg).mean() + 0.5 * (pos == neg).mean())
+
+
+def pairs_auroc(pairs: Sequence[Pair]) -> float | None:
+    """How well the pairs' score tells in-catalogue queries from unknown ones (AUROC, 4 decimals)."""
+    value = auroc([p.score for p in pairs if p.in_catalogue], [p.score for p in pairs if not p.in_catalogue])
+    return None if value is None else round(value, 4)
 
 
 def pairs_from_records(records: Sequence, *, alpha: float) -> list[Pair]:

@@ -175,14 +175,6 @@ def records_write(records: list[QueryRecord], path: Path) -> None:
                              " ".join(r.skus)])
 
 
-def auroc(positive: list[float], negative: list[float]) -> float | None:
-    """Probability that a random in-catalogue query outscores a random unknown one (ties count half)."""
-    if not positive or not negative:
-        return None
-    pos, neg = np.asarray(positive)[:, None], np.asarray(negative)[None, :]
-    return float((pos > neg).mean() + 0.5 * (pos == neg).mean())
-
-
 def summarise(records: list[QueryRecord], *, ingest: dict, model: EmbeddingModel, segment: bool | str) -> dict:
     known = [r for r in records if r.sku]
     unknown = [r for r in records if not r.sku]
@@ -204,7 +196,7 @@ def summarise(records: list[QueryRecord], *, ingest: dict, model: EmbeddingModel
         "mrr": round(float(np.mean([1.0 / rank if rank else 0.0 for rank in ranks])), 4) if ranks else None,
         "open_set": calibration.pairs_auroc(calibration.pairs_from_records(records, alpha=alpha)),
         "open_set_alpha": alpha,
-        "open_set_top_score": _round(auroc([r.top_score for r in known], [r.top_score for r in unknown])),
+        "open_set_top_score": calibration.pairs_auroc(calibration.pairs_from_records(records, alpha=0.0)),
         "decision_accuracy": round(float(np.mean(decided_right)), 4) if records else None,
         "decision_thresholds": model.thresholds or "uncalibrated (settings.MATCHING defaults)",
         "ingest_images_per_s": round(ingest["images"] / ingest["seconds"], 2) if ingest["seconds"] else None,
@@ -220,7 +212,3 @@ def _segmenter_version(records: list[QueryRecord]) -> str | None:
     """The segmentation network version the cut-outs report (None when only GrabCut or nothing ran)."""
     versions = Counter(name.split(":", 1)[1] for r in records for name in r.segmenters if ":" in name)
     return versions.most_common(1)[0][0] if versions else None
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
