@@ -8,7 +8,7 @@ from tests.review_fixtures import catalogue_manager, confirm, make_snapshot, mar
 from warehouse.models import Arrival, Snapshot, SnapshotStatus
 from warehouse.review import services
 from warehouse.review.models import LabelledPair, ReviewDecision
-from warehouse.review.selectors import labelled_pairs, queue_reason, review_queue
+from warehouse.review.selectors import labelled_pairs, queue_reason, review_cards, review_queue
 
 pytestmark = pytest.mark.django_db
 
@@ -205,3 +205,19 @@ def test_bulk_decisions_report_what_could_not_be_done(world):
     done, errors = services.review_bulk(snapshot_ids=[failed.pk], action="reject", user=world["cm"])
     assert done == [failed.pk] and not errors
     assert SnapshotStatus.FAILED == type(failed).objects.get(pk=failed.pk).status
+
+
+def test_a_decision_on_the_open_set_score_queues_and_shows_as_the_matcher_meant_it(world):
+    # given an item the matcher accepted on its open-set score (0.92 - 0.5 x 0.7 = 0.57 over a 0.4 threshold)
+    p = world["products"]
+    snapshot = _snap(world, SnapshotStatus.MATCHED, [(0, 0.92), (1, 0.7)], threshold=0.4)
+    snapshot.decision = {**snapshot.decision, "alpha": 0.5, "open_set_score": 0.57, "margin": 0.22,
+                         "margin_threshold": 0.03}
+    snapshot.save(update_fields=["decision"])
+    # when the worker confirms the product the matcher vouched for, it needs no manager
+    confirm(snapshot, p[0])
+    assert snapshot.pk not in set(review_queue().values_list("pk", flat=True)) and not queue_reason(snapshot)
+    # and a card never sets a candidate's score beside a threshold fitted on another scale
+    assert review_cards([snapshot])[0]["threshold"] is None
+    before = Snapshot.objects.get(pk=_snap(world, SnapshotStatus.MATCHED, [(0, 0.92)], photo_index=1).pk)
+    assert review_cards([before])[0]["threshold"] == 0.8  # a top-score threshold is shown as before
