@@ -300,6 +300,8 @@ def cut_out_garments(image: Image.Image | np.ndarray, method: str = "auto") -> l
                 results.append(
                     _result(work.source, mask, parse.method, parse.version, started, garment.kind, garment.confidence)
                 )
+        # largest first at full size: edge refinement can swap two garments of nearly equal working-size area
+        results.sort(key=lambda cut: -int(np.count_nonzero(cut.mask)))
     return results or [
         _result(work.source, _full_mask(work, parse.mask, parse.soft), parse.method, parse.version, started)
     ]
