@@ -22,7 +22,7 @@ from catalog.imaging import ImageRejected, load_image
 
 from . import conf
 from .search import MAX_K, SearchFilters
-from .services import MATCH_INPUT_ERRORS, match_image
+from .services import DECISION_HELP, MATCH_INPUT_ERRORS, match_image
 
 
 class IsWarehouseOrCatalogStaff(BasePermission):
@@ -90,10 +90,7 @@ class MatchApi(APIView):
 
     class OutputSerializer(serializers.Serializer):
         candidates = CandidateSerializer(many=True)
-        decision = serializers.DictField(help_text=(
-            "in_catalogue, sku, product_id, score (the top product's), open_set_score (top - alpha x mean of ranks "
-            "2-10, what the threshold applies to), alpha, margin, threshold, margin_threshold, label"
-        ))
+        decision = serializers.DictField(help_text=DECISION_HELP)
         timings = serializers.DictField(
             child=serializers.FloatField(), help_text="ms: decode, segment, embed, search, total"
         )

@@ -26,6 +26,12 @@ MIN_PER_KIND = 30  # queries of a kind needed before it gets its own threshold
 CROWD = 10  # the open-set score compares the top product with the mean of ranks 2..CROWD
 
 
+def decision_depth(k: int) -> int:
+    """Products a search behind a decision fetches: the ``k`` asked for, and at least the ones the open-set
+    score compares."""
+    return max(k, CROWD)
+
+
 def open_set_score(scores: Sequence[float], alpha: float) -> float:
     """Top score less ``alpha`` × the mean of the next products' (ranks 2..CROWD); the top score alone when
     ``alpha`` is 0 or there is no other product. ``scores``: best first."""

@@ -127,6 +127,7 @@ def thresholds_apply(thresholds: dict) -> None:
 def run_queries(queries_csv: Path, *, segment: bool | str, garments: bool = True, k: int = 10,
                 progress: Callable[[int], None] | None = None) -> list[QueryRecord]:
     rows = read_csv(queries_csv, ["image", "sku"])
+    depth = calibration.decision_depth(k)  # records keep the scores the open-set score needs
     records = []
     for n, row in enumerate(rows):
         path = queries_csv.parent / row["image"]
@@ -135,7 +136,6 @@ def run_queries(queries_csv: Path, *, segment: bool | str, garments: bool = True
             image = load_image(path.read_bytes()).image
         except (OSError, ImageRejected):
             continue
-        depth = max(k, calibration.CROWD)  # records keep the scores the open-set score needs
         if garments and segment:
             result = services.match_garments(image, k=depth, segment=segment)
         else:

@@ -31,6 +31,10 @@ from .preprocess import canonical_context, canonical_crop, studio_mask, working_
 logger = logging.getLogger(__name__)
 
 NOT_IN_CATALOGUE = "likely not in catalogue"
+DECISION_HELP = (  # the keys of ``decide``'s verdict, for the APIs that return it
+    "in_catalogue, sku, product_id, score (the top product's), open_set_score (top - alpha x mean of ranks 2-10, "
+    "what the threshold applies to), alpha, margin, threshold, margin_threshold, label"
+)
 SEGMENTATION_METHODS = METHODS
 
 
@@ -522,7 +526,7 @@ def match_image(
     timings["embed"] = _ms(tick)
 
     tick = time.perf_counter()
-    depth = _decision_depth(k)
+    depth = calibration.decision_depth(k)
     if len(vectors) > 1 and conf.fusion() == "mean":
         mean = l2_normalise(vectors.mean(axis=0))
         hits = _nearest(working[0][0], cutouts[0], mean, model=model, k=depth, filters=parsed_filters)
@@ -577,7 +581,7 @@ def match_garments(
     vectors = embedder.embed_groups([_views_of(picture, cut, context=embedder.context_view) for cut in garments])
     embed_ms = _ms(tick)
     tick = time.perf_counter()
-    depth = _decision_depth(k)
+    depth = calibration.decision_depth(k)
     candidates = candidates_for(_max_fusion([
         _nearest(picture, cut, v, model=model, k=depth, filters=parsed_filters)
         for cut, v in zip(garments, vectors, strict=True)
@@ -587,11 +591,6 @@ def match_garments(
     timings = {"decode": 0.0, "segment": segment_ms, "embed": embed_ms, "search": search_ms, "total": _ms(started)}
     return MatchResult(candidates=candidates[:k], decision=decision, timings=timings, cutouts=garments,
                        model_version=model.name)
-
-
-def _decision_depth(k: int) -> int:
-    """Products a search fetches: the ``k`` asked for, and at least the ones the open-set score compares."""
-    return max(k, calibration.CROWD)
 
 
 def _max_fusion(lists: Sequence[Sequence[search.ProductHit]], k: int) -> list[search.ProductHit]:

@@ -25,6 +25,7 @@ from rest_framework.views import APIView
 
 from catalog.imaging import ImageRejected, max_bytes
 from catalog.models import Product, Variant
+from matching.services import DECISION_HELP
 
 from . import selectors, services
 from .models import Arrival, ConfirmSource, PhotoRole, Snapshot, SnapshotStatus
@@ -218,10 +219,7 @@ class SnapshotDetailSerializer(SnapshotListSerializer):
     mask_url = serializers.SerializerMethodField()
     hints = serializers.JSONField()
     candidates = serializers.SerializerMethodField()
-    decision = serializers.JSONField(help_text=(
-            "in_catalogue, sku, product_id, score (the top product's), open_set_score (top - alpha x mean of ranks "
-            "2-10, what the threshold applies to), alpha, margin, threshold, margin_threshold, label"
-        ))
+    decision = serializers.JSONField(help_text=DECISION_HELP)
     timings = serializers.JSONField(help_text="Milliseconds per stage, and upload_to_candidates_ms.")
     model_version = serializers.CharField()
     processed_at = serializers.DateTimeField(allow_null=True)

@@ -67,7 +67,7 @@ MATCHING = {
     },
     # The "in catalogue" decision's open-set score: top - ALPHA * mean(scores of ranks 2-10); a known product stands
     # out from its neighbours. Calibrations fit their threshold on it and record ALPHA (matching/calibration.py).
-    # Held-out pairs AUROC 0.772 -> 0.796 at 0.5, chosen on the validation pairs (docs/matching.md); 0: top score.
+    # Held-out pairs AUROC 0.771 -> 0.790 at 0.5, chosen on the validation pairs (docs/matching.md); 0: top score.
     "OPEN_SET_ALPHA": float(env_str("STOCKMATCH_MATCH_OPEN_SET_ALPHA", "0.5")),
     # Embed new catalogue photos after commit (Celery; in-process when no broker is configured).
     "AUTO_EMBED": True,
