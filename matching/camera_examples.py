@@ -17,6 +17,7 @@ import numpy as np
 from catalog.models import Product
 
 from . import search, services
+from .appearance import appearance_dimension, appearance_of
 from .models import EmbeddingModel
 from .training.data import QUERY, registered_providers
 
@@ -37,8 +38,10 @@ def labelled_intake_photos() -> list[tuple[str, str]]:
     return photos
 
 
-def camera_examples(*, model: EmbeddingModel, max_rows: int, batch: int = 16) -> search.LabelledVectors:
-    """The newest ``max_rows`` labelled intake photos as ``model``'s vectors, labelled by their product.
+def camera_examples(*, model: EmbeddingModel, max_rows: int, batch: int = 16,
+                    appearance: bool = False) -> search.LabelledVectors:
+    """The newest ``max_rows`` labelled intake photos as ``model``'s vectors, labelled by their product, with
+    their appearance vectors of the same views when ``appearance`` (``appearance.appearance_of``).
 
     Products that do not teach (drafts: their labels are a worker's guess) and unreadable photos are left
     out.
@@ -55,11 +58,14 @@ def camera_examples(*, model: EmbeddingModel, max_rows: int, batch: int = 16) ->
     embedder = services.embedder_for(model)
     rows: list[tuple[int, str, str]] = []
     vectors: list[np.ndarray] = []
+    looks: list[np.ndarray] = []
     pending: list[list] = []
 
     def flush() -> None:
         if pending:
             vectors.extend(embedder.embed_groups(pending))
+            if appearance:
+                looks.extend(appearance_of(pending))
             pending.clear()
 
     for path, sku in chosen:
@@ -81,4 +87,6 @@ def camera_examples(*, model: EmbeddingModel, max_rows: int, batch: int = 16) ->
         product_ids=np.asarray([pk for pk, _, _ in rows], dtype=np.int64),
         genders=[gender for _, gender, _ in rows], kinds=[kind for _, _, kind in rows],
         vectors=np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, model.dimension), np.float32),
+        appearance=(np.stack(looks).astype(np.float32) if looks else np.zeros((0, appearance_dimension()), np.float32))
+        if appearance else None,
     )

@@ -20,6 +20,7 @@ from django.conf import settings
 from catalog.models import CategoryKind, Gender
 
 from . import conf, search
+from .appearance import ViewGroups, appearance_of, appearance_version, head_input
 from .models import ClassifierHead, EmbeddingModel, HeadAttribute
 
 ATTRIBUTES = (HeadAttribute.GENDER.value, HeadAttribute.KIND.value)
@@ -43,18 +44,33 @@ class Attributes:
     kind: Prediction | None
 
 
-def classify_vectors(vectors: np.ndarray, *, model: EmbeddingModel, use_heads: bool = True) -> list[Attributes]:
+def classify_vectors(
+    vectors: np.ndarray, *, model: EmbeddingModel, use_heads: bool = True, views: ViewGroups | None = None,
+    appearance: np.ndarray | None = None,
+) -> list[Attributes]:
     """One ``Attributes`` per row of ``vectors`` (N × ``model.dimension``, as ``model``'s embedder made them).
 
-    An attribute is ``None`` when neither a head nor any labelled catalogue vector of ``model`` exists.
-    ``use_heads=False`` asks kNN voting even when heads are active (the evaluation's baseline).
+    A head that also reads appearance (``ClassifierHead.appearance``) needs each photo's appearance vector:
+    ``appearance`` (N rows, made by that version), or ``views`` (the views each vector was made of) to make
+    them; without either, or when the configured appearance embedder is another version, that attribute is
+    voted by kNN. An attribute is ``None`` when neither a head nor any labelled catalogue vector of ``model``
+    exists. ``use_heads=False`` asks kNN voting even when heads are active (the evaluation's baseline).
     """
     array = as_matrix(vectors, dimension=model.dimension)
     predictions: dict[str, list[Prediction | None]] = {}
     for attribute in ATTRIBUTES if use_heads else ():
-        head = loaded_head(model=model, attribute=attribute)
-        if head is not None and head.input_dimension == array.shape[1]:
-            predictions[attribute] = head.predict(array)
+        found = head_with_weights(model=model, attribute=attribute)
+        if found is None:
+            continue
+        head, weights = found
+        if head.appearance:
+            if appearance is None and views is not None and appearance_version() == head.appearance:
+                appearance = appearance_of(views)
+            if appearance is None or appearance_version() != head.appearance:
+                continue
+        rows = head_input(array, appearance if head.appearance else None)
+        if weights.input_dimension == rows.shape[1]:
+            predictions[attribute] = weights.predict(rows)
     missing = [attribute for attribute in ATTRIBUTES if attribute not in predictions]
     if missing and len(array):
         k = conf.classify_knn_k()
@@ -182,6 +198,12 @@ def active_head(*, model: EmbeddingModel, attribute: str) -> ClassifierHead | No
 
 def loaded_head(*, model: EmbeddingModel, attribute: str) -> LoadedHead | None:
     """The active head's weights for ``model`` and ``attribute`` (cached per row and checksum), or None."""
+    found = head_with_weights(model=model, attribute=attribute)
+    return found[1] if found else None
+
+
+def head_with_weights(*, model: EmbeddingModel, attribute: str) -> tuple[ClassifierHead, LoadedHead] | None:
+    """The active head row and its weights (cached per row and checksum), or None (none, or unreadable)."""
     head = active_head(model=model, attribute=attribute)
     if head is None:
         return None
@@ -193,4 +215,4 @@ def loaded_head(*, model: EmbeddingModel, attribute: str) -> LoadedHead | None:
             except (OSError, ValueError, KeyError):  # missing or altered file: kNN answers meanwhile
                 logger.exception("classifier head %s cannot be loaded; using kNN voting", head.name)
                 return None
-        return _cache[key]
+        return head, _cache[key]

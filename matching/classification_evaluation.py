@@ -33,6 +33,7 @@ from catalog.imaging import ImageRejected, load_image
 from catalog.models import CategoryKind, Gender
 
 from . import evaluation, search, services
+from .appearance import appearance_dimension, appearance_embedder, appearance_of, appearance_version
 from .classification import ATTRIBUTES, classify_vectors
 from .heads import HeadConfig, heads_train, scores
 from .preprocess import studio_mask
@@ -47,7 +48,8 @@ class EvalPhoto:
     kind: str
     view: str  # "catalog" | "query"
     vector: np.ndarray
-    ms: float  # decode + view + embed
+    ms: float  # decode + view + embed (+ appearance)
+    appearance: np.ndarray | None = None  # the appearance embedder's vector of the same views (heads read it)
 
 
 def read_labelled(path: Path) -> list[dict]:
@@ -81,11 +83,14 @@ def studio_and_camera(csv_path: Path, rows: list[dict]) -> tuple[list[dict], lis
 
 def camera_vectors(photos: list[EvalPhoto], dimension: int) -> search.LabelledVectors:
     """Camera TRAIN photos as ``heads_train``'s camera examples; each photo is its own product."""
+    looks = appearance_embedder() is not None
     return search.LabelledVectors(
         image_ids=np.zeros(len(photos), dtype=np.int64),
         product_ids=-np.arange(1, len(photos) + 1, dtype=np.int64),
         genders=[photo.gender for photo in photos], kinds=[photo.kind for photo in photos],
         vectors=np.stack([photo.vector for photo in photos]) if photos else np.zeros((0, dimension), np.float32),
+        appearance=(np.stack([photo.appearance for photo in photos]) if photos
+                    else np.zeros((0, appearance_dimension()), np.float32)) if looks else None,
     )
 
 
@@ -108,8 +113,10 @@ def train_catalogue_import(train_csv: Path, rows: list[dict], *, progress: Calla
 
 def photos_embed(test_csv: Path, rows: list[dict], *, view: str, segment: str,
                       progress: Callable[[int], None] | None = None) -> tuple[list[EvalPhoto], int]:
-    """Embed each TEST photo one at a time (as a live request would), timing decode + view + embed."""
+    """Embed each TEST photo one at a time (as a live request would), timing decode + view + embed, and the
+    appearance vector of the same views when an appearance embedder is configured."""
     embedder = services.embedder_for(services.embedding_model_active())
+    looks = appearance_embedder() is not None
     photos, unreadable = [], 0
     for n, row in enumerate(rows):
         started = time.perf_counter()
@@ -123,8 +130,9 @@ def photos_embed(test_csv: Path, rows: list[dict], *, view: str, segment: str,
         seen = (services.catalog_views(image, context=context) if chosen == "catalog"
                 else services.query_views(image, segment=segment, context=context))
         vector = embedder.embed_groups([seen])[0]
+        look = appearance_of([seen])[0] if looks else None
         photos.append(EvalPhoto(image=row["image"], gender=row["gender"], kind=row["kind"], view=chosen,
-                                vector=vector, ms=(time.perf_counter() - started) * 1000))
+                                vector=vector, ms=(time.perf_counter() - started) * 1000, appearance=look))
         if progress:
             progress(n + 1)
     return photos, unreadable
@@ -136,7 +144,8 @@ def classify_timed(photos: list[EvalPhoto]) -> tuple[list, list[float]]:
     predictions, ms = [], []
     for photo in photos:
         started = time.perf_counter()
-        predictions.append(classify_vectors(photo.vector[None, :], model=model)[0])
+        look = photo.appearance[None, :] if photo.appearance is not None else None
+        predictions.append(classify_vectors(photo.vector[None, :], model=model, appearance=look)[0])
         ms.append((time.perf_counter() - started) * 1000)
     return predictions, ms
 
@@ -191,5 +200,5 @@ def evaluate(train_csv: Path, test_csv: Path, *, view: str = "auto", segment: st
         "n_train_camera_images": len(camera),
         "n_test_unreadable": unreadable, "test_views": dict(Counter(photo.view for photo in photos)),
         "segmentation": segment if any(photo.view == "query" for photo in photos) else None,
-        "model_versions": {"embedder": model.name},
+        "model_versions": {"embedder": model.name, "appearance": appearance_version() or None},
     }

@@ -83,3 +83,9 @@ def classify_knn_k() -> int:
 
 def classify_knn_temperature() -> float:
     return float(_get("CLASSIFY_KNN_TEMPERATURE", 0.05))
+
+
+def classify_appearance() -> str:
+    """Embedder (``settings.EMBEDDERS`` name) whose vector of a photo's views joins the embedding in new heads'
+    input; "" for none."""
+    return str(_get("CLASSIFY_APPEARANCE", "") or "")

@@ -9,6 +9,10 @@ active head of that version and attribute, or, when there is none, kNN voting ov
 (exact cosine, the same vote as ``classification.knn_vote``). It becomes active only when it beats the
 baseline on accuracy (ties broken by mean per-class recall). Every trained head is kept as a version row
 with its weights file and figures, active or not.
+
+A head reads the embedding followed, when an appearance embedder is configured, by that embedder's vector of
+the same views (``appearance``: the ImageNet backbone keeps the garment kind the matching embedder trained
+away); the head records the appearance version it was trained with.
 """
 from __future__ import annotations
 
@@ -22,7 +26,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import search
-from .classification import ATTRIBUTES, LABELS, LoadedHead, active_head, heads_dir, knn_vote, loaded_head
+from .appearance import appearance_version, catalogue_appearance, head_input
+from .classification import ATTRIBUTES, LABELS, LoadedHead, head_with_weights, heads_dir, knn_vote
 from .models import ClassifierHead, EmbeddingModel
 
 logger = logging.getLogger(__name__)
@@ -42,6 +47,7 @@ class HeadConfig:
     knn_k: int = 15
     max_rows: int = 100_000
     camera_rows: int = 5_000  # newest labelled intake photos trained on beside the catalogue (0: none)
+    appearance: bool = True  # read the configured appearance embedder's vector beside the embedding
 
 
 @dataclass
@@ -163,11 +169,24 @@ def head_fit(vectors: np.ndarray, labels: list[str], *, classes: list[str], conf
 
 
 def _joined(catalogue: search.LabelledVectors, camera: search.LabelledVectors) -> search.LabelledVectors:
+    both = catalogue.appearance is not None and camera.appearance is not None
     return search.LabelledVectors(
         image_ids=np.concatenate([catalogue.image_ids, camera.image_ids]),
         product_ids=np.concatenate([catalogue.product_ids, camera.product_ids]),
         genders=[*catalogue.genders, *camera.genders], kinds=[*catalogue.kinds, *camera.kinds],
         vectors=np.concatenate([catalogue.vectors, camera.vectors.astype(np.float32)]),
+        appearance=np.concatenate([catalogue.appearance, camera.appearance.astype(np.float32)]) if both else None,
+    )
+
+
+def _with_catalogue_appearance(data: search.LabelledVectors, *, context: bool) -> search.LabelledVectors:
+    """The catalogue rows with their photos' appearance vectors; a photo whose file cannot be read is left out."""
+    vectors, readable = catalogue_appearance(data.image_ids, context=context)
+    return search.LabelledVectors(
+        image_ids=data.image_ids[readable], product_ids=data.product_ids[readable],
+        genders=[g for g, ok in zip(data.genders, readable, strict=True) if ok],
+        kinds=[k for k, ok in zip(data.kinds, readable, strict=True) if ok],
+        vectors=data.vectors[readable], appearance=vectors[readable],
     )
 
 
@@ -181,15 +200,25 @@ def heads_train(
     The training data is the catalogue's labelled vectors plus camera-domain examples: ``camera``, or by
     default the newest ``config.camera_rows`` labelled intake photos (``camera_examples``). Both are split
     by product, so the held-out score that decides promotion covers camera photos too (``val_camera``).
+    With ``config.appearance`` and an appearance embedder configured, each row's appearance vector follows
+    its embedding (a given ``camera`` must then carry its own ``appearance``).
     """
+    from .services import embedder_for
+
     config = config or HeadConfig()
+    version = appearance_version() if config.appearance else ""
     data = search.embeddings_labelled(model_id=model.pk, dimension=model.dimension, max_rows=config.max_rows)
+    if version:
+        data = _with_catalogue_appearance(data, context=embedder_for(model).context_view)
     if camera is None:
         from .camera_examples import camera_examples
 
-        camera = camera_examples(model=model, max_rows=config.camera_rows)
+        camera = camera_examples(model=model, max_rows=config.camera_rows, appearance=bool(version))
+    if version and camera.appearance is None:
+        raise ValueError("The camera examples carry no appearance vectors, but the heads read them.")
     is_camera = np.concatenate([np.zeros(len(data.kinds), bool), np.ones(len(camera.kinds), bool)])
     data = _joined(data, camera)
+    features = head_input(data.vectors, data.appearance if version else None)
     val = held_out(data.product_ids, config.val_share)
     train = ~val
     labels = {"gender": data.genders, "kind": data.kinds}
@@ -208,21 +237,21 @@ def heads_train(
                 f"({len(classes)} classes, {int(fit_rows.sum())} training and {int(val_rows.sum())} held-out vectors)"
             )))
             continue
-        new = head_fit(data.vectors[fit_rows], list(y[fit_rows]), classes=classes, config=config)
+        new = head_fit(features[fit_rows], list(y[fit_rows]), classes=classes, config=config)
         true = list(y[val_rows])
-        predicted = [p.label for p in new.predict(data.vectors[val_rows])]
+        predicted = [p.label for p in new.predict(features[val_rows])]
         metrics = scores(true, predicted)
         camera_val = is_camera[val_rows]
         if camera_val.any():
             metrics["camera"] = scores([t for t, cam in zip(true, camera_val, strict=True) if cam],
                                        [p for p, cam in zip(predicted, camera_val, strict=True) if cam])
-        current = active_head(model=model, attribute=attribute)
-        current_weights = loaded_head(model=model, attribute=attribute) if current else None
+        current = head_with_weights(model=model, attribute=attribute)
+        current_input = _current_input(current, data, version)
         if not val_rows.any():  # forced, nothing held out: nothing to compare
             baseline_source, baseline = "none (no held-out products)", scores([], [])
-        elif current_weights is not None and current_weights.input_dimension == model.dimension:
-            baseline_source = f"head {current.name}"
-            baseline = scores(true, [p.label for p in current_weights.predict(data.vectors[val_rows])])
+        elif current_input is not None:
+            baseline_source = f"head {current[0].name}"
+            baseline = scores(true, [p.label for p in current[1].predict(current_input[val_rows])])
         else:
             split = fit_rows.tobytes() + val_rows.tobytes()
             if split not in knn_by_rows:
@@ -239,9 +268,9 @@ def heads_train(
             "config": asdict(config), "n_train": int(fit_rows.sum()), "n_val": int(val_rows.sum()),
             "class_counts": {label: int((y[fit_rows] == label).sum()) for label in classes},
             "n_camera_train": int((is_camera & fit_rows).sum()), "n_camera_val": int((is_camera & val_rows).sum()),
-            "split": f"sha256(product id) < {config.val_share}",
+            "split": f"sha256(product id) < {config.val_share}", "appearance": version,
         }
-        head = head_store(model=model, attribute=attribute, weights=new, config=config,
+        head = head_store(model=model, attribute=attribute, weights=new, config=config, appearance=version,
                           metrics={"val": metrics, "baseline": {"source": baseline_source, **baseline}},
                           training=training, activate=beats or force)
         reports.append(HeadReport(attribute=attribute, head=head, metrics=metrics, baseline=baseline,
@@ -249,6 +278,18 @@ def heads_train(
         logger.info("%s head %s: val accuracy %s vs %s %s -> %s", attribute, head.name, metrics["accuracy"],
                     baseline_source, baseline["accuracy"], "active" if head.active else "kept inactive")
     return reports
+
+
+def _current_input(current: tuple[ClassifierHead, LoadedHead] | None, data: search.LabelledVectors,
+                   version: str) -> np.ndarray | None:
+    """The rows the active head reads, when they can be made from ``data`` (else its baseline is kNN)."""
+    if current is None:
+        return None
+    head, weights = current
+    if head.appearance and (head.appearance != version or data.appearance is None):
+        return None
+    rows = head_input(data.vectors, data.appearance if head.appearance else None)
+    return rows if weights.input_dimension == rows.shape[1] else None
 
 
 def cross_fitted_probabilities(
@@ -279,7 +320,7 @@ def cross_fitted_probabilities(
 
 def head_store(
     *, model: EmbeddingModel, attribute: str, weights: LoadedHead, config: HeadConfig, metrics: dict,
-    training: dict, activate: bool,
+    training: dict, activate: bool, appearance: str = "",
 ) -> ClassifierHead:
     """Write the weights file under ``STOCKMATCH_TRAINED_DIR/heads/`` and record the version row."""
     stamp = timezone.now().strftime("%Y%m%d%H%M%S%f")
@@ -292,7 +333,8 @@ def head_store(
         return ClassifierHead.objects.create(
             name=f"{attribute}-{architecture}-{model.name}-{sha[:10]}-{stamp[-8:]}", attribute=attribute,
             embedding_model=model, architecture=architecture, labels=list(weights.labels),
-            input_dimension=weights.input_dimension, weights_path=filename, weights_sha256=sha, metrics=metrics,
+            input_dimension=weights.input_dimension, appearance=appearance, weights_path=filename,
+            weights_sha256=sha, metrics=metrics,
             training=training, active=activate, activated_at=timezone.now() if activate else None,
         )
 

@@ -123,6 +123,11 @@ class ClassifierHead(models.Model):
     architecture = models.CharField(max_length=50, help_text='"linear" or "mlp<hidden units>"')
     labels = models.JSONField(default=list, help_text="Class names in output order.")
     input_dimension = models.PositiveIntegerField()
+    appearance = models.CharField(
+        max_length=150, blank=True, default="",
+        help_text="Version of the appearance embedder whose vector of the same views follows the embedding in "
+                  "this head's input (docs/matching.md, Classification); blank: the embedding alone.",
+    )
     weights_path = models.CharField(max_length=500, help_text="Relative to STOCKMATCH_TRAINED_DIR, or absolute.")
     weights_sha256 = models.CharField(max_length=64)
     metrics = models.JSONField(default=dict, blank=True, help_text="Held-out figures of this head and its baseline.")

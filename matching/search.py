@@ -669,6 +669,7 @@ class LabelledVectors:
     genders: list[str]
     kinds: list[str]
     vectors: np.ndarray  # N × dimension
+    appearance: np.ndarray | None = None  # N × appearance dimension, when the rows carry it (appearance.py)
 
 
 def embeddings_labelled(*, model_id: int, dimension: int, max_rows: int | None = None,

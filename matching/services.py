@@ -232,7 +232,7 @@ def _views_of(image: Image.Image, cut: CutOut, *, context: bool) -> list[Image.I
     return views
 
 
-def _open_catalog_image(image: ProductImage) -> Image.Image:
+def open_catalog_image(image: ProductImage) -> Image.Image:
     with image.file.open("rb") as handle:
         return load_image(handle.read()).image
 
@@ -248,7 +248,7 @@ def images_embed(*, image_ids: Sequence[int], models: Iterable[EmbeddingModel] |
     views, kept = [], []
     for image in images:
         try:
-            opened = _open_catalog_image(image)
+            opened = open_catalog_image(image)
             views.append(catalog_views(opened, context=context))
             kept.append(image.pk)
         except (OSError, ValueError) as exc:  # missing or unreadable file: skip it, others still go in
@@ -275,7 +275,7 @@ def _colour_signatures(product_ids: Iterable[int]) -> dict[int, list[np.ndarray]
         signature = colour.decode(image.colour)
         if signature is None:
             try:
-                signature = colour.catalog_signature(_open_catalog_image(image))
+                signature = colour.catalog_signature(open_catalog_image(image))
             except (OSError, ValueError) as exc:
                 logger.warning("cannot measure the colour of product image %s: %s", image.pk, exc)
                 continue
@@ -400,6 +400,7 @@ class MatchResult:
     cutouts: list[CutOut] = field(default_factory=list)
     model_version: str = ""
     vectors: np.ndarray | None = None  # the query vectors (one per photo), e.g. for classify_vectors
+    views: list[list[Image.Image]] = field(default_factory=list)  # what each vector was made of (classify_vectors)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the match API's response; masks and cut-out images are left out)."""
@@ -520,9 +521,9 @@ def match_image(
     model = embedding_model_active()
     embedder = embedder_for(model)
     tick = time.perf_counter()
-    vectors = embedder.embed_groups([
-        _views_of(img, cut, context=embedder.context_view) for (img, _, _), cut in zip(working, cutouts, strict=True)
-    ])
+    views = [_views_of(img, cut, context=embedder.context_view)
+             for (img, _, _), cut in zip(working, cutouts, strict=True)]
+    vectors = embedder.embed_groups(views)
     timings["embed"] = _ms(tick)
 
     tick = time.perf_counter()
@@ -542,7 +543,7 @@ def match_image(
     decision = decide(candidates, model=model, kind=parsed_filters.category_kind)
     timings["total"] = _ms(started)
     return MatchResult(candidates=candidates[:k], decision=decision, timings=timings, cutouts=cutouts,
-                       model_version=model.name, vectors=vectors)
+                       model_version=model.name, vectors=vectors, views=views)
 
 
 def query_view(image: Photo, *, segment: bool | str = "auto") -> Image.Image:

@@ -15,6 +15,7 @@ from django.core.management.base import CommandError
 from catalog.models import Product
 from catalog.services import category_get_or_create, product_image_add
 from matching import classification, search, services
+from matching.appearance import appearance_dimension, appearance_of, appearance_version
 from matching.classification import Attributes, Prediction, classify_vectors, knn_vote
 from matching.heads import HeadConfig, heads_train
 from matching.models import ClassifierHead, EmbeddingModel, ModelState
@@ -58,11 +59,16 @@ def catalogue_of(photos: list[tuple[str, str, bytes]], prefix: str = "C") -> Non
     services.images_embed(image_ids=image_ids)
 
 
-def vectors_of(photos: list[tuple[str, str, bytes]], model: EmbeddingModel) -> np.ndarray:
+def views_of(photos: list[tuple[str, str, bytes]], model: EmbeddingModel) -> list[list]:
+    """Each photo's views, as the catalogue embeds it."""
     from catalog.imaging import load_image
 
-    views = [services.catalog_view(load_image(data).image) for _, _, data in photos]
-    return services.embedder_for(model).embed(views)
+    context = services.embedder_for(model).context_view
+    return [services.catalog_views(load_image(data).image, context=context) for _, _, data in photos]
+
+
+def vectors_of(photos: list[tuple[str, str, bytes]], model: EmbeddingModel) -> np.ndarray:
+    return services.embedder_for(model).embed_groups(views_of(photos, model))
 
 
 def test_knn_vote_weights_neighbours_by_similarity():
@@ -121,19 +127,27 @@ def test_heads_trained_on_a_small_real_subset_beat_chance_by_a_wide_margin(share
     model = services.embedding_model_active()
     # when training the heads (activated whatever the baseline says)
     reports = {r.attribute: r for r in heads_train(model=model, config=SMALL, force=True)}
-    # then each is a stored, active version tied to this embedding model, with held-out figures
+    # then each is a stored, active version tied to this embedding model, with held-out figures; its input is
+    # the embedding followed by the appearance embedder's vector of the same views
     for attribute in ("gender", "kind"):
         head = reports[attribute].head
-        assert head.active and head.embedding_model == model and head.input_dimension == model.dimension
+        assert head.active and head.embedding_model == model and head.appearance == appearance_version() != ""
+        assert head.input_dimension == model.dimension + appearance_dimension()
         assert (heads_dir / head.weights_path).exists() and head.training["n_val"] > 0
-        assert head.metrics["baseline"]["source"] == "knn"
+        assert head.metrics["baseline"]["source"] == "knn" and head.training["appearance"] == head.appearance
     assert set(reports["kind"].head.labels) == {"topwear", "bottomwear", "footwear", "accessory"}
     # and photos it never saw are classified by the heads far above chance (4 kinds: 0.25, 2 genders: 0.5)
     queries = labelled_photos(shared_data, per_group=4, skip=8)
-    results = classify_vectors(vectors_of(queries, model), model=model)
+    views = views_of(queries, model)
+    results = classify_vectors(vectors_of(queries, model), model=model, views=views)
     assert {r.kind.source for r in results} == {r.gender.source for r in results} == {"head"}
-    assert {r.kind.source for r in classify_vectors(vectors_of(queries[:2], model), model=model, use_heads=False)} == {
-        "knn"}
+    # the same from appearance vectors made beforehand
+    given = classify_vectors(vectors_of(queries, model), model=model, appearance=appearance_of(views))
+    assert [r.kind for r in given] == [r.kind for r in results]
+    # without the photos' views the heads cannot read their input: kNN answers, as when asked for kNN
+    assert {r.kind.source for r in classify_vectors(vectors_of(queries[:2], model), model=model)} == {"knn"}
+    assert {r.kind.source for r in classify_vectors(vectors_of(queries[:2], model), model=model, use_heads=False,
+                                                    views=views[:2])} == {"knn"}
     kind_accuracy = np.mean([r.kind.label == kind for r, (_, kind, _) in zip(results, queries, strict=True)])
     gender_accuracy = np.mean([r.gender.label == g for r, (g, _, _) in zip(results, queries, strict=True)])
     assert kind_accuracy >= 0.8 and gender_accuracy >= 0.8
@@ -166,14 +180,15 @@ def test_a_head_of_another_embedding_version_is_not_used(shared_data, heads_dir)
     heads_train(model=active, config=SMALL, force=True)
     queries = labelled_photos(shared_data, per_group=1, skip=6)
     vectors = vectors_of(queries, active)
-    assert {r.kind.source for r in classify_vectors(vectors, model=active)} == {"head"}
+    views = views_of(queries, active)
+    assert {r.kind.source for r in classify_vectors(vectors, model=active, views=views)} == {"head"}
     # and another version (same dimension) holding its own copy of the catalogue's vectors
     other = EmbeddingModel.objects.create(name="next@2", backbone="next", weights_checksum="2",
                                           dimension=active.dimension, state=ModelState.READY)
     stored = search.embeddings_labelled(model_id=active.pk, dimension=active.dimension)
     search.embeddings_upsert(model_id=other.pk, image_ids=list(stored.image_ids), vectors=stored.vectors)
     # when classifying vectors of that version, its (absent) heads count, not the other version's: kNN
-    results = classify_vectors(vectors, model=other)
+    results = classify_vectors(vectors, model=other, views=views)
     assert {r.kind.source for r in results} == {r.gender.source for r in results} == {"knn"}
     assert [r.kind.label for r in results] == [kind for _, kind, _ in queries]
     # and a head whose weights file went missing falls back to kNN instead of failing
@@ -181,7 +196,27 @@ def test_a_head_of_another_embedding_version_is_not_used(shared_data, heads_dir)
     (heads_dir / head.weights_path).unlink()
     head.weights_sha256 = "0" * 64  # a new checksum: not served from the in-memory cache
     head.save()
-    assert {r.kind.source for r in classify_vectors(vectors, model=active)} == {"knn"}
+    assert {r.kind.source for r in classify_vectors(vectors, model=active, views=views)} == {"knn"}
+
+
+def test_heads_read_appearance_only_of_the_version_they_were_trained_with(shared_data, heads_dir, settings):
+    # given heads trained with the appearance embedder, and photos they never saw
+    catalogue_of(labelled_photos(shared_data, per_group=6))
+    model = services.embedding_model_active()
+    heads_train(model=model, config=SMALL, force=True)
+    queries = labelled_photos(shared_data, per_group=1, skip=6)
+    vectors, views = vectors_of(queries, model), views_of(queries, model)
+    assert {r.kind.source for r in classify_vectors(vectors, model=model, views=views)} == {"head"}
+    # when the appearance embedder is switched off, those heads' input can no longer be made: kNN answers
+    settings.MATCHING = {**settings.MATCHING, "CLASSIFY_APPEARANCE": ""}
+    assert {r.kind.source for r in classify_vectors(vectors, model=model, views=views)} == {"knn"}
+    # and heads trained now read the embedding alone, and need no views
+    report = heads_train(model=model, config=SMALL, attributes=("kind",), force=True)[0]
+    assert report.head.appearance == "" and report.head.input_dimension == model.dimension
+    assert report.baseline_source == "knn"  # the active head's input cannot be made without appearance
+    results = classify_vectors(vectors, model=model)
+    assert {r.kind.source for r in results} == {"head"} and {r.gender.source for r in results} == {"knn"}
+    assert [r.kind.label for r in results] == [kind for _, kind, _ in queries]
 
 
 def test_a_newly_active_embedder_gets_its_heads_in_the_background(shared_data, heads_dir):
@@ -346,6 +381,12 @@ def test_confirmed_intake_photos_teach_the_heads_the_camera_domain(shared_data, 
                                                            context=embedder.context_view)])[0]
     assert np.allclose(examples.vectors[0], expected, atol=1e-5)
     assert len(camera_examples(model=model, max_rows=1).kinds) == 1  # the newest only
+    # with their appearance vectors of the same views when the heads read them
+    assert examples.appearance is None
+    looks = camera_examples(model=model, max_rows=10, appearance=True).appearance
+    assert looks.shape == (2, appearance_dimension())
+    assert np.allclose(looks[0], appearance_of([services.query_views(load_image(phone_photo(shared_data, 0)).image,
+                                                                     context=embedder.context_view)])[0], atol=1e-5)
 
     # and the heads train on them beside the catalogue, the held-out share scored on its own
     report = heads_train(model=model, config=SMALL, attributes=("kind",), force=True)[0]

@@ -508,8 +508,10 @@ def head_opinions(*, model_id: int, product_ids: Iterable[int] | None = None) ->
     """Per attribute whose classification head is active for this embedder: each product's mean class
     probabilities on the vote's labels (kind groups; men/women). A full scan cross-fits heads with the active
     head's settings (``heads.cross_fitted_probabilities``), so no product's own label judges it; an
-    incremental scan asks the active head, trained before the change."""
-    from matching.classification import active_head, loaded_head
+    incremental scan asks the active head, trained before the change (with its products' appearance vectors when
+    the head reads them)."""
+    from matching.appearance import appearance_version, catalogue_appearance, head_input
+    from matching.classification import active_head, head_with_weights
     from matching.heads import HeadConfig, cross_fitted_probabilities
     from matching.models import EmbeddingModel
     from matching.search import embeddings_labelled
@@ -535,11 +537,21 @@ def head_opinions(*, model_id: int, product_ids: Iterable[int] | None = None) ->
             probabilities = cross_fitted_probabilities(data.vectors, list(labels), data.product_ids, classes=classes,
                                                        config=config)
         else:
-            weights = loaded_head(model=model, attribute=attribute)
-            if weights is None or weights.input_dimension != model.dimension or not len(data.vectors):
+            found = head_with_weights(model=model, attribute=attribute)
+            if found is None or not len(data.vectors) or (found[0].appearance
+                                                          and found[0].appearance != appearance_version()):
                 continue
-            classes = list(weights.labels)
-            probabilities = weights.probabilities(data.vectors)
+            looks, readable = None, np.ones(len(data.vectors), bool)
+            if found[0].appearance:
+                from matching.services import embedder_for
+
+                looks, readable = catalogue_appearance(data.image_ids, context=embedder_for(model).context_view)
+            rows = head_input(data.vectors, looks)
+            if found[1].input_dimension != rows.shape[1]:
+                continue
+            classes = list(found[1].labels)
+            probabilities = found[1].probabilities(rows)
+            probabilities[~readable] = np.nan
         sums: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         for product_id, row in zip(data.product_ids, probabilities, strict=True):
             if np.isnan(row).any():

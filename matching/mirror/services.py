@@ -111,7 +111,7 @@ def mirror_recommend(*, image: Image.Image) -> MirrorAnswer:
     tick = time.perf_counter()
     model = embedding_model_active()
     vectors = np.stack([result.vectors[0] for result in results])
-    attributes = classify_vectors(vectors, model=model)
+    attributes = classify_vectors(vectors, model=model, views=[result.views[0] for result in results])
     timings["classify"] = _ms(tick)
 
     tick = time.perf_counter()

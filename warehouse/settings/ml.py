@@ -84,4 +84,8 @@ MATCHING = {
     # each weighted exp((score - best) / temperature) (matching/classification.py).
     "CLASSIFY_KNN_K": env_int("STOCKMATCH_CLASSIFY_KNN_K", 15),
     "CLASSIFY_KNN_TEMPERATURE": 0.05,
+    # Heads read the embedding and, beside it, this embedder's vector of the same views ("appearance": the
+    # ImageNet backbone keeps the garment kind the matching embedder trained away). Phone kind 0.85 -> 0.88,
+    # catalogue kind 0.98 -> 0.99 (docs/matching.md); "" trains heads on the embedding alone.
+    "CLASSIFY_APPEARANCE": env_str("STOCKMATCH_CLASSIFY_APPEARANCE", "default"),
 }

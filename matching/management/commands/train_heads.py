@@ -1,4 +1,5 @@
-"""``manage.py train_heads [--model NAME] [--attribute gender|kind] [--camera-rows N] [--force] [--json OUT.json]``."""
+"""``manage.py train_heads [--model NAME] [--attribute gender|kind] [--camera-rows N] [--no-appearance] [--force]
+[--json OUT.json]``."""
 from __future__ import annotations
 
 import json
@@ -28,6 +29,9 @@ class Command(BaseCommand):
                             help="Share of products held out to judge the new head against the current one.")
         parser.add_argument("--camera-rows", type=int, default=defaults.camera_rows,
                             help="Newest labelled intake photos trained on beside the catalogue (0: catalogue only).")
+        parser.add_argument("--no-appearance", action="store_true",
+                            help="Heads read the embedding alone, not also the appearance embedder's vector "
+                                 "(MATCHING['CLASSIFY_APPEARANCE']).")
         parser.add_argument("--force", action="store_true", help="Activate the new heads even when not better.")
         parser.add_argument("--json", type=Path, help="Also write the report here.")
 
@@ -44,7 +48,7 @@ class Command(BaseCommand):
         if options["camera_rows"] < 0:
             raise CommandError("--camera-rows must not be negative.")
         config = HeadConfig(hidden=options["hidden"], epochs=options["epochs"], val_share=options["val_share"],
-                            camera_rows=options["camera_rows"])
+                            camera_rows=options["camera_rows"], appearance=not options["no_appearance"])
         reports = heads_train(model=model, config=config, attributes=tuple(options["attribute"] or ATTRIBUTES),
                               force=options["force"])
         text = json.dumps({"embedding_model": model.name, "heads": [r.to_dict() for r in reports]}, indent=2)
