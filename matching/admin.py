@@ -71,8 +71,8 @@ class ClassifierHeadAdmin(admin.ModelAdmin):
     list_display = ["name", "attribute", "embedding_model", "active", "val_accuracy", "baseline_display", "created_at"]
     list_filter = ["attribute", "active", "embedding_model"]
     readonly_fields = [
-        "name", "attribute", "embedding_model", "architecture", "labels", "input_dimension", "appearance", "weights_path",
-        "weights_sha256", "metrics", "training", "active", "created_at", "activated_at",
+        "name", "attribute", "embedding_model", "architecture", "labels", "input_dimension", "appearance",
+        "weights_path", "weights_sha256", "metrics", "training", "active", "created_at", "activated_at",
     ]
     actions = ["activate", "deactivate"]
 
