@@ -1,6 +1,8 @@
 """Complete the look: curated looks first, then co-occurrence (looks, arrival batches), then kind rules by colour."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from django.contrib.auth.models import User
@@ -115,9 +117,9 @@ def test_garments_of_the_same_kind_are_one_answer():
     from matching.mirror.services import _Found, _same_kind_merged
     from matching.services import Candidate
 
-    def cand(pid: int, score: float) -> Candidate:
+    def cand(pid: int, score: float, kind: str = "topwear") -> Candidate:
         return Candidate(product_id=pid, sku=f"S{pid}", name="", score=score, image_id=pid, image_url="",
-                         category_kind="topwear", gender="women")
+                         category_kind=kind, gender="women")
 
     mask = np.zeros((10, 10), bool)
     top_a = _Found(Prediction("topwear", 0.7, "knn"), None, [cand(1, 0.9), cand(2, 0.5)], mask, (0, 0, 5, 5))
@@ -127,3 +129,14 @@ def test_garments_of_the_same_kind_are_one_answer():
     assert [g.kind.label for g in merged] == ["topwear", "bottomwear"]
     assert [(c.product_id, c.score) for c in merged[0].candidates] == [(1, 0.9), (2, 0.8), (3, 0.6)]
     assert merged[0].bbox == (0, 0, 8, 6) and merged[0].kind.confidence == 0.9
+    # a hesitant part's look-alikes of another kind do not survive a merge whose kind is sure
+    def hesitant() -> _Found:
+        return _Found(Prediction("topwear", 0.4, "knn"), None, [cand(5, 0.95, "bottomwear"), cand(6, 0.85)], mask,
+                      (0, 0, 5, 5))
+
+    sure = _Found(Prediction("topwear", 0.9, "knn"), None, [cand(7, 0.8), cand(8, 0.7)], mask, (0, 5, 5, 9))
+    [one] = _same_kind_merged([hesitant(), sure], k=10)
+    assert [c.product_id for c in one.candidates] == [6, 7, 8] and one.kind.confidence == 0.9
+    # while two hesitant parts keep what they found
+    [both] = _same_kind_merged([hesitant(), replace(sure, kind=Prediction("topwear", 0.5, "knn"))], k=10)
+    assert [c.product_id for c in both.candidates] == [5, 6, 7, 8]

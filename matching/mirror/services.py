@@ -152,7 +152,10 @@ class _Found:
 
 def _same_kind_merged(found: list[_Found], *, k: int) -> list[_Found]:
     """Garments of the same kind are one garment to the shopper (the segmenter sometimes splits a top in two,
-    or a jacket's sides): one answer per kind, lists merged by each product's best score, regions united."""
+    or a jacket's sides): one answer per kind, lists merged by each product's best score, regions united. When
+    the merged kind is sure enough to filter by (``similar_of_kind``), a hesitant part's look-alikes of other
+    kinds are dropped: a sure top's look-alikes are tops."""
+    threshold = float(mirror_setting("KIND_FILTER_CONFIDENCE", 0.6))
     merged: list[_Found] = []
     for garment in found:
         same = next((m for m in merged if garment.kind and m.kind and m.kind.label == garment.kind.label), None)
@@ -163,8 +166,11 @@ def _same_kind_merged(found: list[_Found], *, k: int) -> list[_Found]:
         for candidate in garment.candidates:
             if candidate.product_id not in best or candidate.score > best[candidate.product_id].score:
                 best[candidate.product_id] = candidate
-        same.candidates = sorted(best.values(), key=lambda c: (-c.score, c.product_id))[:k]
         same.kind = max(same.kind, garment.kind, key=lambda p: p.confidence)
+        ranked = sorted(best.values(), key=lambda c: (-c.score, c.product_id))
+        if same.kind.confidence >= threshold:
+            ranked = [c for c in ranked if c.category_kind == same.kind.label]
+        same.candidates = ranked[:k]
         same.mask = same.mask | garment.mask
         same.bbox = (min(same.bbox[0], garment.bbox[0]), min(same.bbox[1], garment.bbox[1]),
                      max(same.bbox[2], garment.bbox[2]), max(same.bbox[3], garment.bbox[3]))
