@@ -32,6 +32,13 @@ def appearance_embedder() -> Embedder | None:
     return get_embedder(name) if name else None
 
 
+def _configured_embedder() -> Embedder:
+    embedder = appearance_embedder()
+    if embedder is None:
+        raise RuntimeError("No appearance embedder is configured (MATCHING['CLASSIFY_APPEARANCE']).")
+    return embedder
+
+
 def appearance_version() -> str:
     """Version of the configured appearance embedder ("" when none)."""
     embedder = appearance_embedder()
@@ -45,10 +52,7 @@ def appearance_dimension() -> int:
 
 def appearance_of(groups: ViewGroups) -> np.ndarray:
     """One appearance vector per photo (the normalised mean of its views' vectors)."""
-    embedder = appearance_embedder()
-    if embedder is None:
-        raise RuntimeError("No appearance embedder is configured (MATCHING['CLASSIFY_APPEARANCE']).")
-    return embedder.embed_groups([list(group) for group in groups])
+    return _configured_embedder().embed_groups([list(group) for group in groups])
 
 
 def catalogue_appearance(image_ids: Sequence[int], *, context: bool,
@@ -60,9 +64,7 @@ def catalogue_appearance(image_ids: Sequence[int], *, context: bool,
     whose file is missing or unreadable (its row is zeros)."""
     from .services import catalog_views, open_catalog_image
 
-    embedder = appearance_embedder()
-    if embedder is None:
-        raise RuntimeError("No appearance embedder is configured (MATCHING['CLASSIFY_APPEARANCE']).")
+    embedder = _configured_embedder()
     out = np.zeros((len(image_ids), embedder.dimension), dtype=np.float32)
     readable = np.zeros(len(image_ids), dtype=bool)
     images = ProductImage.objects.in_bulk([int(i) for i in image_ids])

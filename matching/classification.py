@@ -63,13 +63,10 @@ def classify_vectors(
         if found is None:
             continue
         head, weights = found
-        if head.appearance:
-            if appearance is None and views is not None and appearance_version() == head.appearance:
-                appearance = appearance_of(views)
-            if appearance is None or appearance_version() != head.appearance:
-                continue
-        rows = head_input(array, appearance if head.appearance else None)
-        if weights.input_dimension == rows.shape[1]:
+        if head.appearance and appearance is None and views is not None and appearance_version() == head.appearance:
+            appearance = appearance_of(views)
+        rows = head_rows(head, weights, array, appearance)
+        if rows is not None:
             predictions[attribute] = weights.predict(rows)
     missing = [attribute for attribute in ATTRIBUTES if attribute not in predictions]
     if missing and len(array):
@@ -82,6 +79,17 @@ def classify_vectors(
                    kind=predictions.get("kind", [None] * len(array))[n])
         for n in range(len(array))
     ]
+
+
+def head_rows(head: ClassifierHead, weights: LoadedHead, vectors: np.ndarray,
+              appearance: np.ndarray | None) -> np.ndarray | None:
+    """The rows ``head`` reads: the embedding, then the appearance vector when the head reads one. None when
+    they cannot be made: no appearance vectors, an appearance embedder of another version than the head's, or
+    a width the weights do not take."""
+    if head.appearance and (appearance is None or head.appearance != appearance_version()):
+        return None
+    rows = head_input(vectors, appearance if head.appearance else None)
+    return rows if weights.input_dimension == rows.shape[1] else None
 
 
 def as_matrix(vectors: np.ndarray | Sequence, *, dimension: int) -> np.ndarray:

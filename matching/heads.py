@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from . import search
 from .appearance import appearance_version, catalogue_appearance, head_input
-from .classification import ATTRIBUTES, LABELS, LoadedHead, head_with_weights, heads_dir, knn_vote
+from .classification import ATTRIBUTES, LABELS, LoadedHead, head_rows, head_with_weights, heads_dir, knn_vote
 from .models import ClassifierHead, EmbeddingModel
 
 logger = logging.getLogger(__name__)
@@ -246,7 +246,7 @@ def heads_train(
             metrics["camera"] = scores([t for t, cam in zip(true, camera_val, strict=True) if cam],
                                        [p for p, cam in zip(predicted, camera_val, strict=True) if cam])
         current = head_with_weights(model=model, attribute=attribute)
-        current_input = _current_input(current, data, version)
+        current_input = head_rows(*current, data.vectors, data.appearance) if current else None
         if not val_rows.any():  # forced, nothing held out: nothing to compare
             baseline_source, baseline = "none (no held-out products)", scores([], [])
         elif current_input is not None:
@@ -278,18 +278,6 @@ def heads_train(
         logger.info("%s head %s: val accuracy %s vs %s %s -> %s", attribute, head.name, metrics["accuracy"],
                     baseline_source, baseline["accuracy"], "active" if head.active else "kept inactive")
     return reports
-
-
-def _current_input(current: tuple[ClassifierHead, LoadedHead] | None, data: search.LabelledVectors,
-                   version: str) -> np.ndarray | None:
-    """The rows the active head reads, when they can be made from ``data`` (else its baseline is kNN)."""
-    if current is None:
-        return None
-    head, weights = current
-    if head.appearance and (head.appearance != version or data.appearance is None):
-        return None
-    rows = head_input(data.vectors, data.appearance if head.appearance else None)
-    return rows if weights.input_dimension == rows.shape[1] else None
 
 
 def cross_fitted_probabilities(

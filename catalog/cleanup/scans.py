@@ -510,8 +510,8 @@ def head_opinions(*, model_id: int, product_ids: Iterable[int] | None = None) ->
     head's settings (``heads.cross_fitted_probabilities``), so no product's own label judges it; an
     incremental scan asks the active head, trained before the change (with its products' appearance vectors when
     the head reads them)."""
-    from matching.appearance import appearance_version, catalogue_appearance, head_input
-    from matching.classification import active_head, head_with_weights
+    from matching.appearance import appearance_version, catalogue_appearance
+    from matching.classification import active_head, head_rows, head_with_weights
     from matching.heads import HeadConfig, cross_fitted_probabilities
     from matching.models import EmbeddingModel
     from matching.search import embeddings_labelled
@@ -538,19 +538,19 @@ def head_opinions(*, model_id: int, product_ids: Iterable[int] | None = None) ->
                                                        config=config)
         else:
             found = head_with_weights(model=model, attribute=attribute)
-            if found is None or not len(data.vectors) or (found[0].appearance
-                                                          and found[0].appearance != appearance_version()):
+            if found is None or not len(data.vectors):
                 continue
+            head_row, weights = found
             looks, readable = None, np.ones(len(data.vectors), bool)
-            if found[0].appearance:
+            if head_row.appearance and head_row.appearance == appearance_version():
                 from matching.services import embedder_for
 
                 looks, readable = catalogue_appearance(data.image_ids, context=embedder_for(model).context_view)
-            rows = head_input(data.vectors, looks)
-            if found[1].input_dimension != rows.shape[1]:
+            rows = head_rows(head_row, weights, data.vectors, looks)
+            if rows is None:
                 continue
-            classes = list(found[1].labels)
-            probabilities = found[1].probabilities(rows)
+            classes = list(weights.labels)
+            probabilities = weights.probabilities(rows)
             probabilities[~readable] = np.nan
         sums: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         for product_id, row in zip(data.product_ids, probabilities, strict=True):

@@ -155,7 +155,7 @@ def _same_kind_merged(found: list[_Found], *, k: int) -> list[_Found]:
     or a jacket's sides): one answer per kind, lists merged by each product's best score, regions united. When
     the merged kind is sure enough to filter by (``similar_of_kind``), a hesitant part's look-alikes of other
     kinds are dropped: a sure top's look-alikes are tops."""
-    threshold = float(mirror_setting("KIND_FILTER_CONFIDENCE", 0.6))
+    threshold = _kind_filter_confidence()
     merged: list[_Found] = []
     for garment in found:
         same = next((m for m in merged if garment.kind and m.kind and m.kind.label == garment.kind.label), None)
@@ -177,6 +177,11 @@ def _same_kind_merged(found: list[_Found], *, k: int) -> list[_Found]:
     return merged
 
 
+def _kind_filter_confidence() -> float:
+    """How sure a garment's kind must be before its look-alikes are kept to that kind."""
+    return float(mirror_setting("KIND_FILTER_CONFIDENCE", 0.6))
+
+
 def similar_of_kind(
     candidates: list[Candidate], vector: np.ndarray, *, kind: Prediction | None, model: EmbeddingModel, k: int,
 ) -> list[Candidate]:
@@ -184,7 +189,7 @@ def similar_of_kind(
     similarity alone sometimes ranks a flat photo of shorts above the right top; when the kind is known with
     ``KIND_FILTER_CONFIDENCE`` and some candidates are of another kind, the search is repeated for that kind
     (the query vector is reused; nothing is embedded twice)."""
-    threshold = float(mirror_setting("KIND_FILTER_CONFIDENCE", 0.6))
+    threshold = _kind_filter_confidence()
     if kind is None or kind.confidence < threshold or all(c.category_kind == kind.label for c in candidates):
         return candidates
     hits = search.nearest_products(vector, model_id=model.pk, k=k, filters={**SHOPPABLE, "category_kind": kind.label})
