@@ -32,6 +32,15 @@ def garment_probability(probs: np.ndarray, classes: list[str] | tuple[str, ...])
     """P(garment) per pixel from class probabilities (C x H x W), whatever classes the network predicts."""
     return probs[garment_channels(classes)].sum(axis=0)
 
+
+def person_share(probs: np.ndarray, classes: list[str] | tuple[str, ...]) -> float:
+    """Share of the pixels whose most likely class is skin or hair: how much of a person the network sees
+    (0.0 for a network without those classes)."""
+    person = [i for i, name in enumerate(classes) if name in ("skin", "hair")]
+    if not person:
+        return 0.0
+    return float(np.isin(probs.argmax(axis=0), person).mean())
+
 _CCP_KIND = {
     "topwear": "blazer blouse bra cape cardigan coat hoodie jacket jumper shirt sweater sweatshirt t-shirt top vest",
     "bottomwear": "jeans leggings pants shorts skirt tights",

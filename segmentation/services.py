@@ -22,7 +22,7 @@ import numpy as np
 
 from . import conf, grabcut, postprocess
 from . import hints as hint_utils
-from .classes import garment_labels, garment_probability
+from .classes import garment_labels, garment_probability, person_share
 from .garments import split_garments
 from .segmenter import get_segmenter
 from .source import Source
@@ -197,14 +197,15 @@ def _result(
     started: float,
     kind: str | None = None,
     confidence: float | None = None,
+    person: float | None = None,
 ) -> CutOut:
     ms = (time.perf_counter() - started) * 1000
     if mask is None:
         empty = np.zeros((source.height, source.width), np.uint8)
-        return CutOut(empty, garment_view(source, None), None, method, version, ms, "empty", kind, confidence)
+        return CutOut(empty, garment_view(source, None), None, method, version, ms, "empty", kind, confidence, person)
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     bbox = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
-    return CutOut(mask, garment_view(source, mask), bbox, method, version, ms, "ok", kind, confidence)
+    return CutOut(mask, garment_view(source, mask), bbox, method, version, ms, "ok", kind, confidence, person)
 
 
 def _framed(work: _Working) -> tuple[_Working, tuple[int, int, int, int]]:
@@ -291,6 +292,7 @@ def cut_out_garments(image: Image.Image | np.ndarray, method: str = "auto") -> l
     _check_method(method)
     work = _prepare(image, None, method)
     parse = _garment_mask(work, method)
+    person = person_share(parse.probs, parse.classes) if parse.probs is not None else None
     results = []
     if parse.probs is not None and parse.mask.any():
         garments = split_garments(parse.mask, parse.probs, parse.classes)
@@ -298,10 +300,12 @@ def cut_out_garments(image: Image.Image | np.ndarray, method: str = "auto") -> l
         for garment, mask in zip(garments, masks, strict=True):
             if mask is not None and mask.any():
                 results.append(
-                    _result(work.source, mask, parse.method, parse.version, started, garment.kind, garment.confidence)
+                    _result(work.source, mask, parse.method, parse.version, started, garment.kind, garment.confidence,
+                            person)
                 )
         # largest first at full size: edge refinement can swap two garments of nearly equal working-size area
         results.sort(key=lambda cut: -int(np.count_nonzero(cut.mask)))
     return results or [
-        _result(work.source, _full_mask(work, parse.mask, parse.soft), parse.method, parse.version, started)
+        _result(work.source, _full_mask(work, parse.mask, parse.soft), parse.method, parse.version, started,
+                person=person)
     ]

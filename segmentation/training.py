@@ -312,8 +312,7 @@ def train(
     import torch
     from tqdm import tqdm
 
-    from .nets import config_for
-    from .nets.tiramisu import Tiramisu
+    from .nets import build_for_config, config_for
 
     torch.set_num_threads(max(1, config.threads))
     if config.resume and config.name is None:
@@ -326,8 +325,14 @@ def train(
     dataset = load_training_data(config, extra_examples)
     val = validation_set(config, dataset)
     net_config = config_for(config.arch, num_classes=len(CLASSES))
-    model = Tiramisu(net_config)
-    init_info = init_from_weights(model, Path(config.init_from)) if config.init_from else {}
+    model = build_for_config(net_config)
+    if config.init_from:
+        init_info = init_from_weights(model, Path(config.init_from))
+    elif hasattr(model, "load_imagenet_encoder"):
+        model.load_imagenet_encoder()
+        init_info = {"init_from": "imagenet encoder"}
+    else:
+        init_info = {}
     model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     dice = smp.losses.DiceLoss(mode="multiclass", from_logits=True)

@@ -21,6 +21,9 @@ class CutOut:
     status: str  # "ok" | "empty" (no garment found: cutout is the whole photo)
     kind: str | None = None  # garment kind for cut_out_garments
     confidence: float | None = None  # cut_out_garments: the network's mean probability of ``kind`` over the mask
+    # cut_out_garments: share of the whole photo the network calls skin or hair (someone wears or holds it);
+    # None without a network
+    person_share: float | None = None
 
 
 class SegmentationInputError(ValueError):

