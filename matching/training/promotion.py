@@ -105,7 +105,7 @@ def embedder_promote(
 
 def embedder_calibrate_on_pairs(
     *, weights: Path, pair_file: Path, distractors: Path | None = None, distractor_limit: int | None = None,
-    segment: bool | str = "auto", target_precision: float = 0.95,
+    segment: bool | str = "auto", target_precision: float | None = None,
 ) -> dict:
     """Fit the decision thresholds of trained ``weights`` on the validation pairs (never the held-out ones)
     through the real match path, and write them into the weights' sidecar: a fresh installation starts with

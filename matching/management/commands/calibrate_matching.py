@@ -30,7 +30,10 @@ class Command(BaseCommand):
         parser.add_argument("--model", help="EmbeddingModel name (default: the active one).")
         parser.add_argument("--catalog", type=Path, default=default / "catalog.csv")
         parser.add_argument("--queries", type=Path, default=default / "queries.csv")
-        parser.add_argument("--target-precision", type=float, default=0.95)
+        parser.add_argument("--target-precision", type=float, default=None,
+                            help="precision to reach (default MATCHING['TARGET_PRECISION'])")
+        parser.add_argument("--confidence", type=float, default=None,
+                            help="confidence the precision must be shown with (default MATCHING['PRECISION_CONFIDENCE'])")
         parser.add_argument("--no-segmentation", action="store_true")
         parser.add_argument("--segmentation-method", default="auto", choices=METHODS)
         parser.add_argument("--source", choices=["auto", "snapshots", "evaluation"], default="auto")
@@ -44,7 +47,8 @@ class Command(BaseCommand):
             raise CommandError(f"No decided snapshots were matched by {model.name}.")
         if options["source"] == "evaluation" or (options["source"] == "auto" and len(pairs) < MIN_SNAPSHOT_PAIRS):
             pairs, source = self._evaluation_pairs(model, options, alpha), f"evaluation set {options['queries']}"
-        thresholds, metrics = calibration.calibrate(pairs, alpha=alpha, target_precision=options["target_precision"])
+        thresholds, metrics = calibration.calibrate(pairs, alpha=alpha, target_precision=options["target_precision"],
+                                                    confidence=options["confidence"])
         model = EmbeddingModel.objects.get(pk=model.pk)
         calibration.model_calibration_store(model=model, thresholds=thresholds, metrics=metrics, source=source)
         self.stdout.write(json.dumps({"model": model.name, "source": source, "thresholds": thresholds,
