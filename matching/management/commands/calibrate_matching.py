@@ -33,7 +33,7 @@ class Command(BaseCommand):
         parser.add_argument("--target-precision", type=float, default=None,
                             help="precision to reach (default MATCHING['TARGET_PRECISION'])")
         parser.add_argument("--confidence", type=float, default=None,
-                            help="confidence the precision must be shown with (default MATCHING['PRECISION_CONFIDENCE'])")
+                            help="confidence to show it with (default MATCHING['PRECISION_CONFIDENCE'])")
         parser.add_argument("--no-segmentation", action="store_true")
         parser.add_argument("--segmentation-method", default="auto", choices=METHODS)
         parser.add_argument("--source", choices=["auto", "snapshots", "evaluation"], default="auto")
