@@ -11,6 +11,8 @@ import numpy as np
 from .hints import Hints
 
 GC_BGD, GC_FGD, GC_PR_BGD, GC_PR_FGD = cv2.GC_BGD, cv2.GC_FGD, cv2.GC_PR_BGD, cv2.GC_PR_FGD
+SURE_GARMENT = 0.9  # a network probability of garment this high is fixed garment for GrabCut ...
+SURE_BACKGROUND = 0.1  # ... and this low fixed background
 RNG_SEED = 0  # OpenCV's RNG is reset to this before each GrabCut run (run's comment)
 
 
@@ -39,13 +41,19 @@ def labels_from_prior(prob: np.ndarray) -> np.ndarray:
     """Probability of garment (HxW float) -> GrabCut labels: confident pixels fixed, the rest probable."""
     labels = np.full(prob.shape, GC_PR_BGD, np.uint8)
     labels[prob >= 0.5] = GC_PR_FGD
-    sure_fg = (prob >= 0.9).astype(np.uint8)
+    sure_fg = (prob >= SURE_GARMENT).astype(np.uint8)
     sure_fg = cv2.erode(sure_fg, np.ones((3, 3), np.uint8))
     labels[sure_fg > 0] = GC_FGD
-    sure_bg = (prob < 0.1).astype(np.uint8)
+    sure_bg = (prob < SURE_BACKGROUND).astype(np.uint8)
     sure_bg = cv2.erode(sure_bg, np.ones((5, 5), np.uint8))
     labels[sure_bg > 0] = GC_BGD
     return labels
+
+
+def settled_by_prior(mask: np.ndarray, prob: np.ndarray) -> np.ndarray:
+    """A GrabCut mask (bool, at the prior's size) with the pixels the network is sure of given back to it: GrabCut
+    ran on a thumbnail, and decides only the uncertain band, not the edges the network drew at its own size."""
+    return (mask | (prob >= SURE_GARMENT)) & ~(prob < SURE_BACKGROUND)
 
 
 def initial_labels(shape: tuple[int, int], hints: Hints | None, prior: np.ndarray | None, thickness: int) -> np.ndarray:

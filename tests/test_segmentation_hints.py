@@ -119,3 +119,11 @@ def test_tiny_probable_foreground_region_does_not_crash(photo):
 def test_unknown_method_is_refused(photo):
     with pytest.raises(ValueError, match="grabcut"):
         cut_out(photo, method="magic")
+
+
+def test_without_hints_the_network_keeps_the_pixels_it_is_sure_of():
+    from segmentation.grabcut import settled_by_prior
+
+    prob = np.array([[0.95, 0.95, 0.5, 0.05, 0.05]], np.float32)
+    coarse = np.array([[False, True, True, True, False]])  # GrabCut on a thumbnail: edges off by a pixel
+    assert settled_by_prior(coarse, prob).tolist() == [[True, True, True, False, False]]
