@@ -55,13 +55,14 @@ def shipped_register(model=SegmenterModel) -> SegmenterModel | None:  # noqa: AN
 
 def shipped_adopt(model=SegmenterModel) -> SegmenterModel | None:  # noqa: ANN001
     """After the shipped weights were replaced: register them, and move an installation whose active version
-    was the shipped file onto them (that file no longer holds the weights its checksum records). A version
-    trained on the installation stays active. ``model`` as in ``shipped_register``."""
+    was a shipped file onto them (the same file no longer holds the weights its checksum records; a file of
+    another architecture beside it is the previous default). A version trained on the installation (kept in the
+    trained-models folder) stays active. ``model`` as in ``shipped_register``."""
     shipped = shipped_register(model)
     if shipped is None:
         return None
     active = model.objects.filter(active=True).exclude(pk=shipped.pk).first()
-    if active is not None and active.weights_path == shipped.weights_path:
+    if active is not None and Path(active.weights_path).parent == Path(shipped.weights_path).parent:
         active.active = False
         active.save(update_fields=["active"])
         shipped.active = True

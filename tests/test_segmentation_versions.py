@@ -143,3 +143,32 @@ def test_a_version_trained_at_a_larger_size_is_served_at_that_size(settings, tmp
         assert not seen
     finally:
         reset_segmenter()
+
+
+@pytest.mark.django_db
+def test_a_new_default_of_another_architecture_replaces_the_shipped_one_but_not_a_trained_one(settings, tmp_path):
+    from segmentation.models import SegmenterModel
+    from segmentation.versions import shipped_adopt, shipped_write
+
+    settings.STOCKMATCH_SEG_SHIPPED_DIR = tmp_path / "shipped"
+    settings.STOCKMATCH_SEG_TRAINED_DIR = tmp_path / "trained"
+    _tiny_weights(tmp_path / "old.pt", seed=1)
+    shipped_write(tmp_path / "old.pt", version="old-default", metrics={}, training_data={})
+    SegmenterModel.objects.update(active=False)
+    old = shipped_adopt()
+    old.active = True
+    old.save()
+    # the next default is another network, in another file beside it
+    torch.manual_seed(2)
+    model = build("lite0_unet", num_classes=len(CLASSES))
+    save_network(model.state_dict(), arch="lite0_unet", config=model.config.to_dict(), classes=list(CLASSES),
+                 long_side=64, stride=32, path=tmp_path / "new.pt")
+    shipped_write(tmp_path / "new.pt", version="new-default", metrics={}, training_data={})
+    new = shipped_adopt()
+    assert new.name == "new-default" and new.weights_path.endswith("lite0_unet.pt")
+    assert SegmenterModel.objects.get(active=True) == new
+    # an installation serving a version it trained keeps it
+    trained = _register(tmp_path, "ours", seed=3)
+    shipped_write(tmp_path / "old.pt", version="old-again", metrics={}, training_data={})
+    shipped_adopt()
+    assert SegmenterModel.objects.get(active=True) == trained
