@@ -60,6 +60,12 @@ def torch_threads() -> int:
     return int(_get("TORCH_THREADS", getattr(settings, "STOCKMATCH_TORCH_THREADS", 2)))
 
 
+def auto_keeps_sure() -> bool:
+    """``auto`` without hints keeps the network's sure pixels at its own size (``grabcut.settled_by_prior``). Off:
+    better cut-outs on held-out CCP, but with the shipped embedder the demo lost two first places (docs)."""
+    return bool(_get("AUTO_KEEPS_SURE", False))
+
+
 def shipped_dir() -> Path:
     base = getattr(settings, "STOCKMATCH_MODELS_DIR", Path(settings.BASE_DIR) / "models")
     return Path(_get("SHIPPED_DIR", Path(base) / "segmenter"))

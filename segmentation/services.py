@@ -166,7 +166,7 @@ def _garment_mask(work: _Working, method: str) -> _Parse:
         used, soft = "tiramisu", garment_prob
     else:
         mask = _grabcut(work, garment_prob)
-        if garment_prob is not None and work.small_hints is None:  # a worker's hints let GrabCut decide all
+        if conf.auto_keeps_sure() and garment_prob is not None and work.small_hints is None:  # hints: GrabCut decides
             mask = grabcut.settled_by_prior(mask, garment_prob)
         used = "auto" if net is not None else "grabcut"
         soft = None if garment_prob is None else 0.5 * garment_prob + 0.5 * mask

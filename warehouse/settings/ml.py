@@ -17,6 +17,9 @@ EMBEDDER_NAME = env_str("STOCKMATCH_EMBEDDER", "trained" if SHIPPED_EMBEDDER_WEI
 # through every command that builds a throwaway database (its migrations adopt the folder's sidecar), e.g.
 # STOCKMATCH_SEGMENTER_DIR=var/candidate manage.py evaluate_matching ...
 STOCKMATCH_SEG_SHIPPED_DIR = Path(env_str("STOCKMATCH_SEGMENTER_DIR", str(STOCKMATCH_MODELS_DIR / "segmenter")))
+# `auto` without hints keeps the network's sure pixels at its size, GrabCut settles only the uncertain band
+# (docs/segmentation.md, "Pipeline"): better cut-outs, off until the embedder is trained on them.
+STOCKMATCH_SEG_AUTO_KEEPS_SURE = env_bool("STOCKMATCH_SEG_AUTO_KEEPS_SURE", False)
 # Seconds between a process's checks of which segmenter version is active (a new one is loaded without restart).
 STOCKMATCH_SEG_VERSION_CHECK_SECONDS = env_int("STOCKMATCH_SEG_VERSION_CHECK_SECONDS", 10)
 
