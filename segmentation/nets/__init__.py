@@ -16,7 +16,8 @@ if TYPE_CHECKING:  # keep ``import segmentation.nets`` free of torch
     from .lite_unet import LiteUNetConfig
     from .tiramisu import TiramisuConfig
 
-# name -> keyword arguments for TiramisuConfig. The first three are the paper's (Table 2).
+# name -> keyword arguments for its family's config (TiramisuConfig unless "family" says otherwise). The first
+# three are the paper's (Table 2).
 ARCHITECTURES: dict[str, dict] = {
     "fcdensenet56": {"down_layers": (4, 4, 4, 4, 4), "bottleneck_layers": 4, "growth_rate": 12, "first_channels": 48},
     "fcdensenet67": {"down_layers": (5, 5, 5, 5, 5), "bottleneck_layers": 5, "growth_rate": 16, "first_channels": 48},
@@ -49,7 +50,7 @@ ARCHITECTURES: dict[str, dict] = {
         "first_channels": 8,
         "dropout": 0.0,
     },
-    # ImageNet encoder + light U-Net decoder (nets/lite_unet.py); 3.6 M parameters, stride 32.
+    # ImageNet encoder + light U-Net decoder (nets/lite_unet.py); 3.0 M parameters, stride 32.
     "lite0_unet": {"family": "lite_unet"},
 }
 
@@ -65,13 +66,7 @@ def config_for(name: str, **overrides) -> TiramisuConfig | LiteUNetConfig:
             f"Unknown segmentation architecture {name!r}; valid: {', '.join(sorted(ARCHITECTURES))}"
         )
     kwargs = dict(ARCHITECTURES[name])
-    if kwargs.pop("family", None) == "lite_unet":
-        from .lite_unet import LiteUNetConfig
-
-        return replace(LiteUNetConfig(**kwargs), **overrides)
-    from .tiramisu import TiramisuConfig
-
-    return replace(TiramisuConfig(**kwargs), **overrides)
+    return replace(_config_class(kwargs.pop("family", None))(**kwargs), **overrides)
 
 
 def build_for_config(config: TiramisuConfig | LiteUNetConfig) -> nn.Module:
@@ -87,10 +82,15 @@ def build(name: str, **overrides) -> nn.Module:
 
 def build_from_config(data: dict) -> nn.Module:
     """The network a weights file describes (its stored ``config``)."""
-    if data.get("family") == "lite_unet":
+    return build_for_config(_config_class(data.get("family")).from_dict(data))
+
+
+def _config_class(family: str | None) -> type[TiramisuConfig] | type[LiteUNetConfig]:
+    """The config class of a network family (None: the Tiramisu, as in every file before the second family)."""
+    if family == "lite_unet":
         from .lite_unet import LiteUNetConfig
 
-        return build_for_config(LiteUNetConfig.from_dict(data))
+        return LiteUNetConfig
     from .tiramisu import TiramisuConfig
 
-    return build_for_config(TiramisuConfig.from_dict(data))
+    return TiramisuConfig
