@@ -172,6 +172,36 @@ def test_the_shipped_weights_load_with_their_checksum_and_onnx_matches_torch(sha
     assert np.abs(a - b).max() < 1e-3
 
 
+def test_an_ensemble_runs_each_tail_once_and_averages_their_similarities(shared_data, tmp_path):
+    from matching.training.trainer import ensemble_write_with_sidecar
+
+    # a second member: the shipped tail with its projection's rows permuted (another vector space, same network)
+    payload = torch.load(SHIPPED, map_location="cpu", weights_only=True)
+    permutation = torch.randperm(256, generator=torch.Generator().manual_seed(0))
+    payload["tail"]["projection.weight"] = payload["tail"]["projection.weight"][permutation]
+    second = tmp_path / "second.pt"
+    torch.save(payload, second)
+    ensemble = tmp_path / "ensemble.pt"
+    sidecar = ensemble_write_with_sidecar([SHIPPED, second], ensemble)
+    assert sidecar["dimension"] == 512 and sidecar["members"] == 2
+    assert [m["file"] for m in sidecar["metrics"]["members"]] == [SHIPPED.name, "second.pt"]
+
+    photos = [Image.open(shared_data / "shop-worn-pairs" / kind / f"p000{i}.jpg") for kind in ("shop", "worn")
+              for i in range(2)]
+    single = TrainedEfficientNetLite0(name="one", weights=str(SHIPPED), runtime="torch", threads=1).embed(photos)
+    both = TrainedEfficientNetLite0(name="two", weights=str(ensemble), runtime="torch", threads=1)
+    assert both.version.startswith("efficientnet-lite0-ft256x2@") and both.dimension == 512
+    vectors = both.embed(photos)
+    assert vectors.shape == (4, 512) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    # each half is one member's vector: the first is the shipped one, the second the same permuted
+    assert np.abs(vectors[:, :256] * np.sqrt(2) - single).max() < 1e-3
+    assert np.abs(vectors[:, 256:] * np.sqrt(2) - single[:, permutation.numpy()]).max() < 1e-3
+    with pytest.raises(ValueError, match="ensemble"):
+        network.tail_load(network.build()[1], ensemble, split=11, dimension=256)
+    with pytest.raises(ValueError, match="two or more"):
+        network.ensemble_write([ensemble, SHIPPED], tmp_path / "nested.pt")
+
+
 def test_damaged_weights_are_refused(tmp_path):
     copy = tmp_path / "copy.pt"
     copy.write_bytes(SHIPPED.read_bytes() + b"tampered")

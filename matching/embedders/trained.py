@@ -1,7 +1,7 @@
 """A fine-tuned EfficientNet-Lite0 (``manage.py train_embedder``): ImageNet front, trained tail and projection.
 
-The weights file holds only what training changed (the tail blocks, the head convolution, the projection)
-and names its split and dimension; the front comes from the ImageNet package. Runtime, ONNX export and its
+The weights file holds only what training changed (the tail blocks, the head convolution, the projection; or
+several such tails, an ensemble) and names its split and dimension; the front comes from the ImageNet package. Runtime, ONNX export and its
 check against PyTorch are the ImageNet embedder's; the version is the trained file's checksum.
 """
 from __future__ import annotations
@@ -33,7 +33,10 @@ class TrainedEfficientNetLite0(EfficientNetLite0):
         self.weights_path = str(path)
         meta = self._meta()
         self.dimension = int(meta.get("dimension", 256))
-        self.backbone = f"efficientnet-lite0-ft{self.dimension}"
+        members = int(meta.get("members", 1))
+        # An ensemble of tails (network.ensemble_write) names its members' size and count: ...-ft256x2.
+        self.backbone = (f"efficientnet-lite0-ft{meta['member_dimension']}x{members}" if members > 1
+                         else f"efficientnet-lite0-ft{self.dimension}")
         pre = meta.get("preprocessing") or {}
         self.preprocessing = Preprocessing(
             input_size=int(pre.get("input_size", 224)), mean=tuple(pre.get("mean", (0.5,) * 3)),

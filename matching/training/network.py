@@ -4,9 +4,14 @@ The front (stem and blocks ``[0, split)``) keeps its ImageNet weights, so its ou
 computed once and cached; the tail (blocks ``[split, 16)``, the head convolution) is fine-tuned, followed by
 GeM pooling and a linear projection to ``dimension``, L2-normalised by the embedder. Only the tail and the
 projection are saved (about 7 MB in half precision); the front comes from the ImageNet weights package.
+
+An ensemble file (``ensemble_write``) holds several tails trained apart on the same front: the network runs the
+front once and returns the concatenation of each tail's L2-normalised vector, scaled to unit length, so its
+cosine similarity is the mean of the members' (docs/matching.md, "Two tails").
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
@@ -59,14 +64,20 @@ class Tail(nn.Module):
 
 
 class EmbedderNet(nn.Module):
-    """Front + tail: the network the trained embedder runs (and exports to ONNX)."""
+    """Front + one tail, or several (an ensemble): the network the trained embedder runs (and exports to ONNX)."""
 
-    def __init__(self, front: Front, tail: Tail) -> None:
+    def __init__(self, front: Front, *tails: Tail) -> None:
         super().__init__()
-        self.front, self.tail = front, tail
+        if not tails:
+            raise ValueError("An embedder network needs at least one tail.")
+        self.front, self.tails = front, nn.ModuleList(tails)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.tail(self.front(x))
+        features = self.front(x)
+        if len(self.tails) == 1:
+            return self.tails[0](features)
+        scale = len(self.tails) ** -0.5
+        return torch.cat([nn.functional.normalize(tail(features), dim=1) * scale for tail in self.tails], dim=1)
 
     def extract_features(self, x: torch.Tensor) -> torch.Tensor:
         """The embedder's entry point (the ImageNet network's name for "features before the classifier")."""
@@ -86,6 +97,8 @@ def tail_load(tail: Tail, path: str | Path, *, split: int, dimension: int) -> No
     """Put a trained weights file's tail into ``tail`` (fine-tuning from it); refuses another split or size."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
     meta = payload["meta"]
+    if "tails" in payload:
+        raise ValueError(f"{path} is an ensemble of {len(payload['tails'])} tails; fine-tune from one of its members.")
     if int(meta["split"]) != split or int(meta["dimension"]) != dimension:
         raise ValueError(f"{path} has split {meta['split']} and dimension {meta['dimension']};"
                          f" this run uses split {split} and dimension {dimension}.")
@@ -93,9 +106,36 @@ def tail_load(tail: Tail, path: str | Path, *, split: int, dimension: int) -> No
 
 
 def load_trained(path: str | Path, *, map_location: str = "cpu") -> tuple[EmbedderNet, dict]:
-    """The full network from a trained weights file (tail + projection over the ImageNet front)."""
+    """The full network from a trained weights file (tail(s) + projection over the ImageNet front)."""
     payload = torch.load(path, map_location=map_location, weights_only=True)
     meta = payload["meta"]
-    front, tail = build(split=int(meta["split"]), dimension=int(meta["dimension"]))
-    tail.load_state_dict({key: value.float() for key, value in payload["tail"].items()}, strict=True)
-    return EmbedderNet(front, tail).eval(), meta
+    states = payload["tails"] if "tails" in payload else [payload["tail"]]
+    split, member_dimension = int(meta["split"]), int(meta.get("member_dimension", meta["dimension"]))
+    net = imagenet_backbone()
+    tails = []
+    for index, state in enumerate(states):
+        # A tail takes its blocks from the network it is given: each member needs its own copy.
+        tail = Tail(net if index == 0 else copy.deepcopy(net), split, member_dimension)
+        tail.load_state_dict({key: value.float() for key, value in state.items()}, strict=True)
+        tails.append(tail)
+    return EmbedderNet(Front(net, split).eval(), *tails).eval(), meta
+
+
+def ensemble_write(members: list[Path], out: Path) -> dict:
+    """One weights file holding the tails of ``members`` (trained files of one split and dimension); its meta."""
+    payloads = [torch.load(path, map_location="cpu", weights_only=True) for path in members]
+    if len(payloads) < 2 or any("tails" in payload for payload in payloads):
+        raise ValueError("An ensemble is made of two or more single-tail weights files.")
+    first = payloads[0]["meta"]
+    for path, payload in zip(members, payloads):
+        meta = payload["meta"]
+        if (meta["split"], meta["dimension"], meta.get("preprocessing")) != (
+                first["split"], first["dimension"], first.get("preprocessing")):
+            raise ValueError(f"{path} differs from {members[0]} in split, dimension or preprocessing.")
+    meta = {**first, "dimension": int(first["dimension"]) * len(payloads),
+            "member_dimension": int(first["dimension"]), "members": len(payloads)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    torch.save({"meta": meta, "tails": [payload["tail"] for payload in payloads]}, tmp)
+    tmp.replace(out)
+    return meta

@@ -471,3 +471,21 @@ def train(
                "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}}
     config.out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
     return TrainResult(weights=config.out, metrics=metrics, history=state["history"])
+
+
+def ensemble_write_with_sidecar(members: list[Path], out: Path) -> dict:
+    """``network.ensemble_write`` plus the sidecar the embedder reads: checksum, and each member's own record."""
+    from segmentation.weights import sha256_file
+
+    meta = network.ensemble_write(members, out)
+    records = []
+    for path in members:
+        sidecar = Path(path).with_suffix(".json")
+        member = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+        records.append({
+            "file": Path(path).name, "sha256": sha256_file(path), "validation": member.get("metrics", {}).get("validation"),
+            "config": member.get("config"), "command": member.get("command"),
+        })
+    sidecar = {**meta, "sha256": sha256_file(out), "metrics": {"members": records}}
+    out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
+    return sidecar

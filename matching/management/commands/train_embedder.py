@@ -6,6 +6,9 @@ The shipped model (models/embedder/) is reproduced by (docs/matching.md):
         --photos ../shared/data/catalog-photos/labels.csv --no-database \
         --out models/embedder/efficientnet-lite0-ft256.pt
 
+``--ensemble A.pt B.pt --out C.pt`` joins trained files into one network that runs the front once and each
+tail after it (docs/matching.md, "Two tails"); calibrate the result with ``--calibrate-only C.pt``.
+
 Pair files are split by pair (``matching.training.data``): the last 12.5 % of pair ids are never trained on.
 ``--register`` records the result as an ``EmbeddingModel`` version and ``--promote`` activates it (background
 re-embedding, then recalibration) only when it beats the active version on the held-out pairs.
@@ -55,6 +58,8 @@ class Command(BaseCommand):
                             help="only (re)calibrate an existing weights file on the validation pairs")
         parser.add_argument("--distractors", type=Path, default=None,
                             help="catalogue-photo CSV used as distractors when calibrating and judging")
+        parser.add_argument("--ensemble", nargs="+", type=Path, default=None, metavar="WEIGHTS",
+                            help="join these trained weights files (same split and size) into one ensemble file at --out")
         parser.add_argument("--register", action="store_true", help="record the weights as an EmbeddingModel version")
         parser.add_argument("--promote", action="store_true",
                             help="register, evaluate against the active version on held-out pairs, promote if better")
@@ -62,6 +67,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         if options["calibrate_only"]:
             self._calibrate(options["calibrate_only"], options)
+            return
+        if options["ensemble"]:
+            self._ensemble(options["ensemble"], options)
             return
         use_db = not options["no_database"]
         groups = data.training_groups(pair_files=options["pairs"], photo_csvs=options["photos"], use_database=use_db,
@@ -92,6 +100,19 @@ class Command(BaseCommand):
             if options["promote"]:
                 verdict = embedder_promote(model=model, pair_files=options["pairs"], distractors=options["distractors"])
                 self.stdout.write(str(verdict))
+
+    def _ensemble(self, members: list[Path], options: dict) -> None:
+        from matching.training.trainer import ensemble_write_with_sidecar
+
+        if options["out"] is None:
+            raise CommandError("--ensemble needs --out (the ensemble's weights file).")
+        try:
+            sidecar = ensemble_write_with_sidecar(members, options["out"])
+        except (OSError, ValueError, KeyError) as error:
+            raise CommandError(str(error)) from error
+        self.stdout.write(f"wrote {options['out']}: {sidecar['members']} tails, {sidecar['dimension']}-d")
+        if options["calibrate"]:
+            self._calibrate(options["out"], options)
 
     def _calibrate(self, weights: Path, options: dict) -> None:
         from matching.training.promotion import embedder_calibrate_on_pairs
