@@ -1,8 +1,9 @@
 """A fine-tuned EfficientNet-Lite0 (``manage.py train_embedder``): ImageNet front, trained tail and projection.
 
 The weights file holds only what training changed (the tail blocks, the head convolution, the projection; or
-several such tails, an ensemble) and names its split and dimension; the front comes from the ImageNet package. Runtime, ONNX export and its
-check against PyTorch are the ImageNet embedder's; the version is the trained file's checksum.
+several such tails, an ensemble) and names its split and dimension; the front comes from the ImageNet package.
+Runtime, ONNX export and its check against PyTorch are the ImageNet embedder's; the version is the trained file's
+checksum.
 """
 from __future__ import annotations
 

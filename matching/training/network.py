@@ -127,7 +127,7 @@ def ensemble_write(members: list[Path], out: Path) -> dict:
     if len(payloads) < 2 or any("tails" in payload for payload in payloads):
         raise ValueError("An ensemble is made of two or more single-tail weights files.")
     first = payloads[0]["meta"]
-    for path, payload in zip(members, payloads):
+    for path, payload in zip(members, payloads, strict=True):
         meta = payload["meta"]
         if (meta["split"], meta["dimension"], meta.get("preprocessing")) != (
                 first["split"], first["dimension"], first.get("preprocessing")):

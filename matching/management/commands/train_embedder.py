@@ -59,7 +59,7 @@ class Command(BaseCommand):
         parser.add_argument("--distractors", type=Path, default=None,
                             help="catalogue-photo CSV used as distractors when calibrating and judging")
         parser.add_argument("--ensemble", nargs="+", type=Path, default=None, metavar="WEIGHTS",
-                            help="join these trained weights files (same split and size) into one ensemble file at --out")
+                            help="join trained weights files (same split and size) into one ensemble file at --out")
         parser.add_argument("--register", action="store_true", help="record the weights as an EmbeddingModel version")
         parser.add_argument("--promote", action="store_true",
                             help="register, evaluate against the active version on held-out pairs, promote if better")
