@@ -484,7 +484,8 @@ def ensemble_write_with_sidecar(members: list[Path], out: Path) -> dict:
         member = json.loads(sidecar.read_text()) if sidecar.exists() else {}
         records.append({
             "file": Path(path).name, "sha256": sha256_file(path),
-            "validation": member.get("metrics", {}).get("validation"), "config": member.get("config"), "command": member.get("command"),
+            "validation": member.get("metrics", {}).get("validation"),
+            "config": member.get("config"), "command": member.get("command"),
         })
     sidecar = {**meta, "sha256": sha256_file(out), "metrics": {"members": records}}
     out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
