@@ -57,8 +57,10 @@ class Graph(NamedTuple):
 # ``vector::<type>(N)`` limited to ``dimensions = N``. A vector of any other size is stored and searched
 # exactly (right answers, cost linear in the model's rows): list its size here, with a migration, to index it.
 # Measured at 100k (docs/matching.md): 256-d with ef_construction 128 reaches recall@10 1.0 at ef_search 80
-# (0.96 with 64); the 1280-d fallback's graph in halfvec is half the size and builds faster, same recall.
-INDEXED_DIMENSIONS: dict[int, Graph] = {256: Graph("vector", ef_construction=128), 1280: Graph("halfvec", 64)}
+# (0.96 with 64); the 1280-d fallback's graph in halfvec is half the size and builds faster, same recall. 512-d:
+# the shipped two-tail embedder (256-d: the single-tail one, still served until an installation has switched).
+INDEXED_DIMENSIONS: dict[int, Graph] = {256: Graph("vector", ef_construction=128),
+                                        512: Graph("vector", ef_construction=128), 1280: Graph("halfvec", 64)}
 MAX_DIMENSION = 2000  # the largest vector pgvector's HNSW can index
 MAX_K = 50
 SEARCHABLE_STATUSES = (ProductStatus.ACTIVE, ProductStatus.DRAFT)  # merged and retired never match

@@ -8,9 +8,11 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from PIL import Image
@@ -25,6 +27,7 @@ from segmentation.view import context_view, garment_view
 from . import calibration, colour, conf, search
 from .embedders import Embedder, get_embedder
 from .embedders.base import l2_normalise
+from .embedders.efficientnet import file_sha256
 from .models import EmbeddingModel, ModelState, ProductEmbedding
 from .preprocess import canonical_context, canonical_crop, studio_mask, working_copy
 
@@ -70,6 +73,7 @@ def embedding_model_for(*, embedder_name: str | None = None, weights: str | None
     return model
 
 
+TRAINED_EMBEDDER = "trained"  # the settings.EMBEDDERS entry of the shipped weights and of versions trained here
 SHIPPED_CALIBRATION_SOURCE = "validation pairs of "  # how a sidecar's calibration names its source
 
 
@@ -97,6 +101,38 @@ def shipped_calibration_refresh() -> list[str]:
         refreshed.append(model.name)
         logger.info("%s: thresholds from its recalibrated sidecar (%s)", model.name, metrics.get("fitted_at"))
     return refreshed
+
+
+def shipped_embedder_adopt() -> EmbeddingModel | None:
+    """After an upgrade replaced the shipped embedder file (``settings.SHIPPED_EMBEDDER_WEIGHTS``): versions made
+    from an earlier shipped file keep loading it (their rows now name it; it stays in ``models/embedder/``), and
+    an installation whose active version was shipped switches to the new default in the background (the
+    catalogue is re-embedded while the old version serves, as *Activate* does). A version trained on this
+    installation, or the ImageNet fallback, stays active. Returns the version being switched to, or None.
+    Runs after every ``migrate``."""
+    shipped = Path(settings.SHIPPED_EMBEDDER_WEIGHTS)
+    if getattr(settings, "EMBEDDER_NAME", "default") != TRAINED_EMBEDDER or not shipped.exists():
+        return None
+    current = file_sha256(str(shipped))
+    earlier = {file_sha256(str(path)): path for path in sorted(shipped.parent.glob("*.pt")) if path != shipped}
+    base = Path(settings.BASE_DIR)
+    for model in EmbeddingModel.objects.filter(embedder=TRAINED_EMBEDDER, weights=""):
+        if model.weights_checksum != current and model.weights_checksum in earlier:
+            path = earlier[model.weights_checksum]
+            model.weights = str(path.relative_to(base) if path.is_relative_to(base) else path)
+            model.save(update_fields=["weights"])
+            logger.info("%s keeps its shipped weights file %s", model.name, model.weights)
+    active = EmbeddingModel.objects.filter(active=True).first()
+    if active is None or active.embedder != TRAINED_EMBEDDER or active.weights_checksum == current:
+        return None
+    weights = Path(active.weights) if active.weights else shipped
+    if not (weights if weights.is_absolute() else base / weights).parent.resolve() == shipped.parent.resolve():
+        return None  # trained on this installation: promotion decides, not an upgrade
+    target = embedding_model_for()
+    if target.state == ModelState.BUILDING and target.progress:  # a row is made "building"; a started build has progress
+        return target
+    logger.info("switching from %s to the new shipped embedder %s", active.name, target.name)
+    return embedding_model_activate(embedder_name=TRAINED_EMBEDDER)
 
 
 def embedding_model_active() -> EmbeddingModel:

@@ -24,13 +24,15 @@ def product_image_saved(sender, instance: ProductImage, raw: bool = False, **kwa
 
 
 def shipped_calibration_after_migrate(sender, **kwargs) -> None:  # noqa: ANN001
-    """An upgrade that recalibrated the shipped weights brings their thresholds to the installation."""
+    """An upgrade that replaced the shipped weights moves the installation onto them (in the background); one that
+    recalibrated them brings their thresholds."""
     from django.db import connections
 
     from .models import EmbeddingModel
-    from .services import shipped_calibration_refresh
+    from .services import shipped_calibration_refresh, shipped_embedder_adopt
 
     using = kwargs.get("using", "default")
     # not after "migrate matching zero"
     if EmbeddingModel._meta.db_table in connections[using].introspection.table_names():
+        shipped_embedder_adopt()
         shipped_calibration_refresh()

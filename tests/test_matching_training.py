@@ -20,6 +20,7 @@ from matching.training.trainer import SERVED_CONTEXT, SERVED_GARMENT, TrainConfi
 from matching.training.views import query_view, shop_view
 
 SHIPPED = Path(settings.SHIPPED_EMBEDDER_WEIGHTS)
+SINGLE_TAIL = SHIPPED.parent / "efficientnet-lite0-ft256.pt"  # the first shipped file, now the ensemble's first tail
 
 
 def _pairs_csv(shared_data) -> Path:
@@ -165,10 +166,10 @@ def test_the_shipped_weights_load_with_their_checksum_and_onnx_matches_torch(sha
     onnx = TrainedEfficientNetLite0(name="t-onnx", weights=str(SHIPPED), runtime="onnx", threads=1)
     torch_ = TrainedEfficientNetLite0(name="t-torch", weights=str(SHIPPED), runtime="torch", threads=1)
     assert onnx.checksum == sidecar["sha256"]
-    assert onnx.version == torch_.version and onnx.version.startswith("efficientnet-lite0-ft256@")
+    assert onnx.version == torch_.version and onnx.version.startswith("efficientnet-lite0-ft256x2@")
     photos = [Image.open(shared_data / "shop-worn-pairs" / "shop" / f"p000{i}.jpg") for i in range(3)]
     a, b = onnx.embed(photos), torch_.embed(photos)
-    assert a.shape == (3, 256)
+    assert a.shape == (3, 512)
     assert np.abs(a - b).max() < 1e-3
 
 
@@ -176,19 +177,19 @@ def test_an_ensemble_runs_each_tail_once_and_averages_their_similarities(shared_
     from matching.training.trainer import ensemble_write_with_sidecar
 
     # a second member: the shipped tail with its projection's rows permuted (another vector space, same network)
-    payload = torch.load(SHIPPED, map_location="cpu", weights_only=True)
+    payload = torch.load(SINGLE_TAIL, map_location="cpu", weights_only=True)
     permutation = torch.randperm(256, generator=torch.Generator().manual_seed(0))
     payload["tail"]["projection.weight"] = payload["tail"]["projection.weight"][permutation]
     second = tmp_path / "second.pt"
     torch.save(payload, second)
     ensemble = tmp_path / "ensemble.pt"
-    sidecar = ensemble_write_with_sidecar([SHIPPED, second], ensemble)
+    sidecar = ensemble_write_with_sidecar([SINGLE_TAIL, second], ensemble)
     assert sidecar["dimension"] == 512 and sidecar["members"] == 2
-    assert [m["file"] for m in sidecar["metrics"]["members"]] == [SHIPPED.name, "second.pt"]
+    assert [m["file"] for m in sidecar["metrics"]["members"]] == [SINGLE_TAIL.name, "second.pt"]
 
     photos = [Image.open(shared_data / "shop-worn-pairs" / kind / f"p000{i}.jpg") for kind in ("shop", "worn")
               for i in range(2)]
-    single = TrainedEfficientNetLite0(name="one", weights=str(SHIPPED), runtime="torch", threads=1).embed(photos)
+    single = TrainedEfficientNetLite0(name="one", weights=str(SINGLE_TAIL), runtime="torch", threads=1).embed(photos)
     both = TrainedEfficientNetLite0(name="two", weights=str(ensemble), runtime="torch", threads=1)
     assert both.version.startswith("efficientnet-lite0-ft256x2@") and both.dimension == 512
     vectors = both.embed(photos)
@@ -199,7 +200,51 @@ def test_an_ensemble_runs_each_tail_once_and_averages_their_similarities(shared_
     with pytest.raises(ValueError, match="ensemble"):
         network.tail_load(network.build()[1], ensemble, split=11, dimension=256)
     with pytest.raises(ValueError, match="two or more"):
-        network.ensemble_write([ensemble, SHIPPED], tmp_path / "nested.pt")
+        network.ensemble_write([ensemble, SINGLE_TAIL], tmp_path / "nested.pt")
+
+
+@pytest.mark.django_db
+def test_an_installation_on_the_earlier_shipped_file_keeps_it_and_switches_in_the_background(settings):
+    # given an installation made when the single-tail file was the shipped default (its row names no file)
+    trained = settings.EMBEDDERS["trained"]
+    settings.EMBEDDERS = {**settings.EMBEDDERS, "trained": {**trained, "OPTIONS": {**trained["OPTIONS"],
+                                                                                   "WEIGHTS": str(SINGLE_TAIL)}}}
+    reset_embedders()
+    old = services.embedding_model_active()
+    assert old.weights == "" and old.name.startswith("efficientnet-lite0-ft256+")
+    # when the upgrade brings the two-tail file as the default and migrate runs the adoption
+    settings.EMBEDDERS = {**settings.EMBEDDERS, "trained": trained}
+    reset_embedders()
+    services.embedding_model_for()  # the new version's row may exist already (rows are made "building")
+    target = services.shipped_embedder_adopt()
+    # then the old version still loads its own file and serves while the new one is built
+    old.refresh_from_db()
+    assert old.active and old.weights == str(SINGLE_TAIL.relative_to(settings.BASE_DIR))
+    assert services.embedder_for(old).version == old.name
+    assert target.name.startswith("efficientnet-lite0-ft256x2+") and target.state == ModelState.BUILDING
+    assert target.progress["total"] == 0  # the build was started (no catalogue photos here)
+    assert services.embedding_model_active() == old
+    # and a second migrate neither re-pins nor starts another build
+    assert services.shipped_embedder_adopt() == target
+
+
+@pytest.mark.django_db
+def test_a_version_trained_here_is_not_moved_by_an_upgrade(settings, tmp_path):
+    copy = tmp_path / "mine.pt"
+    copy.write_bytes(SINGLE_TAIL.read_bytes())
+    mine = services.embedding_model_for(embedder_name="trained", weights=str(copy))
+    services.embedding_model_switch(model_id=mine.pk)
+    assert services.shipped_embedder_adopt() is None
+    assert services.embedding_model_active() == mine
+    assert not EmbeddingModel.objects.filter(state=ModelState.BUILDING).exists()
+
+
+def test_the_shipped_ensemble_holds_the_first_shipped_tail():
+    ensemble = torch.load(SHIPPED, map_location="cpu", weights_only=True)
+    single = torch.load(SINGLE_TAIL, map_location="cpu", weights_only=True)
+    assert ensemble["meta"]["members"] == 2 and ensemble["meta"]["dimension"] == 512
+    assert all(torch.equal(ensemble["tails"][0][key], value) for key, value in single["tail"].items())
+    assert not torch.equal(ensemble["tails"][1]["projection.weight"], single["tail"]["projection.weight"])
 
 
 def test_damaged_weights_are_refused(tmp_path):

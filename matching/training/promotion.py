@@ -25,7 +25,7 @@ from ..throwaway import throwaway_database
 from .pair_eval import write_pair_eval
 
 logger = logging.getLogger(__name__)
-TRAINED_EMBEDDER = "trained"  # the settings.EMBEDDERS entry whose weights a trained version overrides
+TRAINED_EMBEDDER = services.TRAINED_EMBEDDER  # the settings.EMBEDDERS entry a trained version overrides
 
 
 def embedder_register(*, weights: Path) -> EmbeddingModel:

@@ -6,9 +6,11 @@ from .env import BASE_DIR, DATA_DIR, env_bool, env_int, env_str
 STOCKMATCH_TORCH_THREADS = env_int("STOCKMATCH_TORCH_THREADS", 2)
 STOCKMATCH_MODELS_DIR = BASE_DIR / "models"  # committed, versioned weights shipped with the code
 STOCKMATCH_TRAINED_DIR = DATA_DIR / "models"  # weights trained on this installation, exported ONNX caches
-# The embedder trained on real shop <-> worn pairs ships in models/embedder/ (``manage.py train_embedder``);
-# the ImageNet backbone ("default") stays the fallback when its weights are missing.
-SHIPPED_EMBEDDER_WEIGHTS = STOCKMATCH_MODELS_DIR / "embedder" / "efficientnet-lite0-ft256.pt"
+# The embedder trained on real shop <-> worn pairs ships in models/embedder/ (``manage.py train_embedder``): two
+# trained tails on one ImageNet front, 512-d (docs/matching.md, "Two tails"). The earlier single-tail file stays
+# beside it for installations still serving it (``services.shipped_embedder_adopt`` moves them over after
+# ``migrate``); the ImageNet backbone ("default") stays the fallback when the weights are missing.
+SHIPPED_EMBEDDER_WEIGHTS = STOCKMATCH_MODELS_DIR / "embedder" / "efficientnet-lite0-ft256x2.pt"
 # The "trained" embedder's weights file; another one (an installation's fine-tune) is judged with
 # STOCKMATCH_EMBEDDER_WEIGHTS=FILE manage.py evaluate_matching ... (a version is still promoted by train_embedder).
 TRAINED_EMBEDDER_WEIGHTS = env_str("STOCKMATCH_EMBEDDER_WEIGHTS", str(SHIPPED_EMBEDDER_WEIGHTS))
