@@ -126,10 +126,10 @@ def shipped_embedder_adopt() -> EmbeddingModel | None:
     if active is None or active.embedder != TRAINED_EMBEDDER or active.weights_checksum == current:
         return None
     weights = Path(active.weights) if active.weights else shipped
-    if not (weights if weights.is_absolute() else base / weights).parent.resolve() == shipped.parent.resolve():
+    if (weights if weights.is_absolute() else base / weights).parent.resolve() != shipped.parent.resolve():
         return None  # trained on this installation: promotion decides, not an upgrade
     target = embedding_model_for()
-    if target.state == ModelState.BUILDING and target.progress:  # a row is made "building"; a started build has progress
+    if target.state == ModelState.BUILDING and target.progress:  # rows start "building"; a started build has progress
         return target
     logger.info("switching from %s to the new shipped embedder %s", active.name, target.name)
     return embedding_model_activate(embedder_name=TRAINED_EMBEDDER)

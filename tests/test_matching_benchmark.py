@@ -17,7 +17,8 @@ def test_search_benchmark_at_another_size(tmp_path):
     # then a stand-in version's 1280-d rows are searched (400 rows are scanned, not walked: the planner's
     # choice of graph is tested in test_matching_search), and nothing of another size is in the way
     assert result["dimension"] == 1280 and result["model_versions"]["search"] == "synthetic-1280d"
-    assert not [name for name in result["search_plan"] + result["filtered_search_plan"] if "256" in name or "512" in name]
+    plans = result["search_plan"] + result["filtered_search_plan"]
+    assert not [name for name in plans if "256" in name or "512" in name]
     assert result["search_recall@10"] >= 0.9 and result["filtered_search_recall@10"] == 1.0
     assert result["search_rows_min"] == 10
     assert set(result["ef_search_sweep"]) == {"40"} and "match_ms_p50" not in result
