@@ -11,5 +11,5 @@ class MatchingConfig(AppConfig):
 
         from . import signals
 
-        post_migrate.connect(signals.shipped_calibration_after_migrate, sender=self,
-                             dispatch_uid="matching_shipped_calibration")
+        post_migrate.connect(signals.shipped_embedder_after_migrate, sender=self,
+                             dispatch_uid="matching_shipped_embedder")

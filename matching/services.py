@@ -28,6 +28,7 @@ from . import calibration, colour, conf, search
 from .embedders import Embedder, get_embedder
 from .embedders.base import l2_normalise
 from .embedders.efficientnet import file_sha256
+from .embedders.trained import weights_file
 from .models import EmbeddingModel, ModelState, ProductEmbedding
 from .preprocess import canonical_context, canonical_crop, studio_mask, working_copy
 
@@ -125,8 +126,8 @@ def shipped_embedder_adopt() -> EmbeddingModel | None:
     active = EmbeddingModel.objects.filter(active=True).first()
     if active is None or active.embedder != TRAINED_EMBEDDER or active.weights_checksum == current:
         return None
-    weights = Path(active.weights) if active.weights else shipped
-    if (weights if weights.is_absolute() else base / weights).parent.resolve() != shipped.parent.resolve():
+    weights = weights_file(active.weights) if active.weights else shipped
+    if weights.parent.resolve() != shipped.parent.resolve():
         return None  # trained on this installation: promotion decides, not an upgrade
     target = embedding_model_for()
     if target.state == ModelState.BUILDING and target.progress:  # rows start "building"; a started build has progress

@@ -23,7 +23,7 @@ def product_image_saved(sender, instance: ProductImage, raw: bool = False, **kwa
     images_embed_after_commit([instance.pk])
 
 
-def shipped_calibration_after_migrate(sender, **kwargs) -> None:  # noqa: ANN001
+def shipped_embedder_after_migrate(sender, **kwargs) -> None:  # noqa: ANN001
     """An upgrade that replaced the shipped weights moves the installation onto them (in the background); one that
     recalibrated them brings their thresholds."""
     from django.db import connections

@@ -23,15 +23,20 @@ if TYPE_CHECKING:
     from ..training.network import EmbedderNet
 
 
+def weights_file(weights: str | Path) -> Path:
+    """A trained weights path as a version row or setting stores it: relative paths are under the project."""
+    path = Path(weights)
+    if path.is_absolute():
+        return path
+    from django.conf import settings
+
+    return Path(settings.BASE_DIR) / path
+
+
 class TrainedEfficientNetLite0(EfficientNetLite0):
     def __init__(self, *, name: str, weights: str, **options) -> None:
         super().__init__(name=name, weights=weights, pooling="gem", **options)
-        path = Path(weights)
-        if not path.is_absolute():
-            from django.conf import settings
-
-            path = Path(settings.BASE_DIR) / path
-        self.weights_path = str(path)
+        self.weights_path = str(weights_file(weights))
         meta = self._meta()
         self.dimension = int(meta.get("dimension", 256))
         members = int(meta.get("members", 1))

@@ -74,8 +74,6 @@ class EmbedderNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.front(x)
-        if len(self.tails) == 1:
-            return self.tails[0](features)
         scale = len(self.tails) ** -0.5
         return torch.cat([nn.functional.normalize(tail(features), dim=1) * scale for tail in self.tails], dim=1)
 

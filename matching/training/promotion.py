@@ -25,7 +25,6 @@ from ..throwaway import throwaway_database
 from .pair_eval import write_pair_eval
 
 logger = logging.getLogger(__name__)
-TRAINED_EMBEDDER = services.TRAINED_EMBEDDER  # the settings.EMBEDDERS entry a trained version overrides
 
 
 def embedder_register(*, weights: Path) -> EmbeddingModel:
@@ -39,7 +38,7 @@ def embedder_register(*, weights: Path) -> EmbeddingModel:
     sidecar = Path(weights).with_suffix(".json")
     if sidecar.exists():
         shutil.copyfile(sidecar, target.with_suffix(".json"))
-    model = services.embedding_model_for(embedder_name=TRAINED_EMBEDDER, weights=str(target))
+    model = services.embedding_model_for(embedder_name=services.TRAINED_EMBEDDER, weights=str(target))
     if sidecar.exists():
         trained = json.loads(sidecar.read_text()).get("metrics", {})
         model.metrics = {**(model.metrics or {}), "training": trained}
@@ -116,8 +115,9 @@ def embedder_calibrate_on_pairs(
         made = write_pair_eval(pairs_csv=pair_file, out=Path(tmp), split="validation", distractors_csv=distractors,
                                distractor_limit=distractor_limit)
         # one cut-out per photo: the thresholds serve intake's decision, which matches that way (match_image)
-        records, _, _ = _throwaway_run(embedder_name=TRAINED_EMBEDDER, weights=str(weights), catalog=made["catalog"],
-                                       queries=made["queries"], segment=segment, prefix="calib", garments=False)
+        records, _, _ = _throwaway_run(embedder_name=services.TRAINED_EMBEDDER, weights=str(weights),
+                                       catalog=made["catalog"], queries=made["queries"], segment=segment,
+                                       prefix="calib", garments=False)
     alpha = conf.open_set_alpha()
     pairs = calibration.pairs_from_records(records, alpha=alpha)
     thresholds, metrics = calibration.calibrate(pairs, alpha=alpha, target_precision=target_precision)
