@@ -66,6 +66,12 @@ def auto_keeps_sure() -> bool:
     return bool(_get("AUTO_KEEPS_SURE", False))
 
 
+def person_min_share() -> float:
+    """Skin + hair share of a photo above which someone wears or holds the garment, for a segmenter version that
+    does not state its own (measured on tiramisu_light-160c with bench/person_share.py)."""
+    return float(_get("PERSON_MIN_SHARE", 0.012))
+
+
 def shipped_dir() -> Path:
     base = getattr(settings, "STOCKMATCH_MODELS_DIR", Path(settings.BASE_DIR) / "models")
     return Path(_get("SHIPPED_DIR", Path(base) / "segmenter"))

@@ -26,6 +26,9 @@ class SegmenterSpec:
     version: str
     weights_path: Path
     sha256: str | None
+    # skin + hair share from which a person is seen, measured for this network (bench/person_share.py); None:
+    # the setting's default
+    person_min_share: float | None = None
 
 
 class Segmenter:
@@ -59,6 +62,10 @@ class Segmenter:
         return list(self.meta.get("classes", []))
 
     @property
+    def person_min_share(self) -> float:
+        return self.spec.person_min_share if self.spec.person_min_share is not None else conf.person_min_share()
+
+    @property
     def long_side(self) -> int:
         self.load()
         return int(self.meta.get("input", {}).get("long_side", conf.working_size()))
@@ -84,13 +91,19 @@ def _active_spec() -> SegmenterSpec | None | object:
     try:
         from .models import SegmenterModel  # not at module level: segmentation/__init__ loads before the app registry
 
-        row = SegmenterModel.objects.filter(active=True).only("name", "weights_path", "weights_sha256").first()
+        fields = ("name", "weights_path", "weights_sha256", "config")
+        row = SegmenterModel.objects.filter(active=True).only(*fields).first()
     except DatabaseError as exc:  # no database (or not migrated): shipped weights still work
         log.warning("segmenter versions unavailable (%s)", exc)
         return _UNKNOWN
     if row is None:
         return None
-    return SegmenterSpec(version=row.name, weights_path=resolve_path(row.weights_path), sha256=row.weights_sha256)
+    return SegmenterSpec(
+        version=row.name,
+        weights_path=resolve_path(row.weights_path),
+        sha256=row.weights_sha256,
+        person_min_share=(row.config or {}).get("person_min_share"),
+    )
 
 
 def _shipped_spec() -> SegmenterSpec | None:
@@ -98,7 +111,10 @@ def _shipped_spec() -> SegmenterSpec | None:
     if sidecar is None:
         return None
     return SegmenterSpec(
-        version=sidecar["version"], weights_path=Path(sidecar["weights_path"]), sha256=sidecar["sha256"]
+        version=sidecar["version"],
+        weights_path=Path(sidecar["weights_path"]),
+        sha256=sidecar["sha256"],
+        person_min_share=sidecar.get("person_min_share"),
     )
 
 

@@ -307,7 +307,11 @@ def cut_out_garments(image: Image.Image | np.ndarray, method: str = "auto") -> l
                 )
         # largest first at full size: edge refinement can swap two garments of nearly equal working-size area
         results.sort(key=lambda cut: -int(np.count_nonzero(cut.mask)))
-    return results or [
+    results = results or [
         _result(work.source, _full_mask(work, parse.mask, parse.soft), parse.method, parse.version, started,
                 person=person)
     ]
+    if person is not None and work.net is not None:
+        for cut in results:
+            cut.person_seen = person >= work.net.person_min_share
+    return results

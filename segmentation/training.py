@@ -54,6 +54,9 @@ class TrainConfig:
     val_composites: int = 60
     init_from: str | None = None  # weights file to start from (layers of matching shape; the head by class name)
     class_balance: bool = True  # weight the cross-entropy by inverse square-root class frequency
+    # labelled photos showing a class are drawn this many times as often, e.g. {"full-body": 3.0}: dresses are
+    # a tenth of the street photos and the kind the network confuses most
+    favour: dict = field(default_factory=dict)
     # photos that choose the best epoch: "dev" (part of the training side) keeps the held-out "val" photos for
     # evaluation only; "val" is how versions before the dev split were chosen
     select_on: str = "dev"
@@ -152,8 +155,29 @@ def crop_size(config: TrainConfig, stride: int) -> int:
     return max(stride, crop // stride * stride)
 
 
+FAVOURED_MIN_SHARE = 0.01  # a photo "shows" a class when it covers at least this share of its pixels
+
+
+def photo_draw_probabilities(photos: list[Example], favour: dict) -> np.ndarray | None:
+    """How often each labelled photo is drawn: uniform (None) unless ``favour`` names classes, whose photos
+    are drawn ``factor`` times as often (factors of several shown classes multiply)."""
+    if not favour or not photos:
+        return None
+    weights = np.ones(len(photos))
+    for i, ex in enumerate(photos):
+        shares = np.bincount(ex.labels.ravel(), minlength=len(CLASSES))[: len(CLASSES)] / ex.labels.size
+        for name, factor in favour.items():
+            if shares[CLASS_INDEX[name]] >= FAVOURED_MIN_SHARE:
+                weights[i] *= factor
+    return weights / weights.sum()
+
+
 def make_batch(
-    config: TrainConfig, dataset: TrainingData, crop: int, rng: np.random.Generator
+    config: TrainConfig,
+    dataset: TrainingData,
+    crop: int,
+    rng: np.random.Generator,
+    photo_probs: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     kinds, weights = zip(*config.mix.items(), strict=True)
     probs = np.asarray(weights, float)
@@ -168,7 +192,8 @@ def make_batch(
     for _ in range(config.batch_size):
         kind = kinds[int(rng.choice(len(kinds), p=probs))]
         if kind == "ccp":
-            ex = dataset.train_photos[int(rng.integers(len(dataset.train_photos)))]
+            n = len(dataset.train_photos)
+            ex = dataset.train_photos[int(rng.choice(n, p=photo_probs) if photo_probs is not None else rng.integers(n))]
             img, lab = seg_data.augment_photo(ex.image, ex.labels, config.size, crop, rng)
         else:
             if kind == "plain":
@@ -352,6 +377,7 @@ def train(
     total_steps = config.epochs * config.steps_per_epoch
     started = time.monotonic() - state["elapsed"]
     rng = np.random.default_rng([config.seed, state["step"]])
+    photo_probs = photo_draw_probabilities(dataset.train_photos, config.favour)
     budget_s = config.max_minutes * 60
     model.train()
     while state["epoch"] < config.epochs and time.monotonic() - started < budget_s:
@@ -365,7 +391,7 @@ def train(
         for _ in bar:
             if time.monotonic() - started >= budget_s:
                 break
-            images, labels = make_batch(config, dataset, crop, rng)
+            images, labels = make_batch(config, dataset, crop, rng, photo_probs)
             x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0).sub_(0.5).div_(0.5)
             x = x.contiguous(memory_format=torch.channels_last)
             y = torch.from_numpy(labels)

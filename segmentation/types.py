@@ -24,6 +24,9 @@ class CutOut:
     # cut_out_garments: share of the whole photo the network calls skin or hair (someone wears or holds it);
     # None without a network
     person_share: float | None = None
+    # cut_out_garments: ``person_share`` reaches the serving network's own threshold (``person_min_share`` of its
+    # version); None without a network
+    person_seen: bool | None = None
 
 
 class SegmentationInputError(ValueError):

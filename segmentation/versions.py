@@ -43,7 +43,7 @@ def shipped_register(model=SegmenterModel) -> SegmenterModel | None:  # noqa: AN
             row = model.objects.create(
                 name=name,
                 architecture=sidecar["arch"],
-                config={k: sidecar.get(k) for k in ("config", "classes", "input")},
+                config={k: sidecar.get(k) for k in ("config", "classes", "input", "person_min_share")},
                 weights_path=_stored_path(Path(sidecar["weights_path"])),
                 weights_sha256=sidecar["sha256"],
                 metrics=sidecar.get("metrics", {}),
@@ -105,8 +105,11 @@ def active_version() -> SegmenterModel | None:
     return SegmenterModel.objects.filter(active=True).first()
 
 
-def shipped_write(weights_file: Path, *, version: str, metrics: dict, training_data: dict) -> dict:
-    """Write ``models/segmenter/<arch>.pt`` and its sidecar (arch, config, classes, input, sha256, metrics)."""
+def shipped_write(
+    weights_file: Path, *, version: str, metrics: dict, training_data: dict, person_min_share: float | None = None
+) -> dict:
+    """Write ``models/segmenter/<arch>.pt`` and its sidecar (arch, config, classes, input, sha256, metrics, and
+    the skin + hair share from which the mirror sees a person with this network)."""
     network, meta = load_network(Path(weights_file))
     target_dir = conf.shipped_dir()
     target_dir.mkdir(parents=True, exist_ok=True)
@@ -129,6 +132,7 @@ def shipped_write(weights_file: Path, *, version: str, metrics: dict, training_d
         "reflect-padded to a multiple of input.stride; softmax over classes",
         "metrics": metrics,
         "training_data": training_data,
+        **({"person_min_share": person_min_share} if person_min_share is not None else {}),
     }
     (target_dir / f"{meta['arch']}.json").write_text(json.dumps(sidecar, indent=1, sort_keys=True) + "\n")
     return sidecar

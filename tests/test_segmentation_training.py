@@ -123,3 +123,18 @@ def test_short_training_run(shared_data, seg_dirs):
     forced = _train(shared_data, name="tiny-copy", resume=True, activate=True)
     assert forced["active"] is True
     assert SegmenterModel.objects.get(active=True).name == "tiny-copy"
+
+
+def test_favoured_classes_are_drawn_more_often(shared_data):
+    from segmentation.classes import CLASS_INDEX
+    from segmentation.data import load_ccp
+    from segmentation.training import FAVOURED_MIN_SHARE, photo_draw_probabilities
+
+    photos, _ = load_ccp(shared_data / "ccp-masks", limit=60)
+    full_body = CLASS_INDEX["full-body"]
+    dresses = np.asarray([(ex.labels == full_body).mean() >= FAVOURED_MIN_SHARE for ex in photos])
+    assert 0 < dresses.sum() < len(photos)  # real street photos: some dresses, mostly not
+    assert photo_draw_probabilities(photos, {}) is None
+    probs = photo_draw_probabilities(photos, {"full-body": 3.0})
+    assert probs.sum() == pytest.approx(1.0)
+    assert np.allclose(probs[dresses] / probs[~dresses][0], 3.0) and np.allclose(probs[~dresses], probs[~dresses][0])

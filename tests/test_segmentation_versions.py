@@ -172,3 +172,35 @@ def test_a_new_default_of_another_architecture_replaces_the_shipped_one_but_not_
     shipped_write(tmp_path / "old.pt", version="old-again", metrics={}, training_data={})
     shipped_adopt()
     assert SegmenterModel.objects.get(active=True) == trained
+
+
+@pytest.mark.django_db
+def test_the_person_threshold_travels_with_the_segmenter_version(settings, tmp_path, shared_data):
+    from segmentation import cut_out_garments
+    from segmentation.models import SegmenterModel
+    from segmentation.versions import shipped_adopt, shipped_write
+
+    settings.STOCKMATCH_SEG_SHIPPED_DIR = tmp_path / "shipped"
+    settings.STOCKMATCH_SEG_TRAINED_DIR = tmp_path / "trained"
+    SegmenterModel.objects.update(active=False)
+    _tiny_weights(tmp_path / "net.pt", seed=1)
+    photo = Image.open(next((shared_data / "ccp-masks" / "images").glob("*.jpg")))
+    reset_segmenter()
+    try:
+        shipped_write(tmp_path / "net.pt", version="strict", metrics={}, training_data={}, person_min_share=1.01)
+        assert shipped_adopt().config["person_min_share"] == 1.01
+        strict = cut_out_garments(photo)
+        assert strict[0].person_share is not None and all(cut.person_seen is False for cut in strict)
+        row = SegmenterModel.objects.get(active=True)
+        row.config = {**row.config, "person_min_share": 0.0}
+        row.save()
+        reset_segmenter()
+        assert all(cut.person_seen is True for cut in cut_out_garments(photo))
+        # a version that states nothing uses the setting
+        row.config = {k: v for k, v in row.config.items() if k != "person_min_share"}
+        row.save()
+        settings.STOCKMATCH_SEG_PERSON_MIN_SHARE = 1.01
+        reset_segmenter()
+        assert all(cut.person_seen is False for cut in cut_out_garments(photo))
+    finally:
+        reset_segmenter()

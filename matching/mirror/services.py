@@ -78,9 +78,9 @@ def person_seen(body: Image.Image, found: list[CutOut], garments: list[CutOut]) 
     """Whether someone wears or holds what the camera sees, when no face was found: the segmenter calls enough
     of the frame skin or hair. Without a network: skin shows just above a garment (a neck, a chin), which
     misses models cropped at the chin and takes some light collars for necks."""
-    share = found[0].person_share if found else None
-    if share is not None:
-        return share >= float(mirror_setting("MIN_PERSON_SHARE", 0.012))
+    seen = found[0].person_seen if found else None
+    if seen is not None:
+        return seen
     return any(skin_above(body, cut.bbox) for cut in garments)
 
 

@@ -11,9 +11,6 @@ MIRROR = {
     "MAX_GARMENTS": env_int("STOCKMATCH_MIRROR_MAX_GARMENTS", 2),
     # Garments smaller than this share of the shopper's region are left out (a glimpse of a shoe, a collar).
     "MIN_GARMENT_SHARE": 0.03,
-    # With no face found, a person is there when the segmenter calls at least this share of the frame skin or hair
-    # (worn photos of the held-out pairs: all >= 0.018; flat shop photos: 149 of 150 <= 0.007).
-    "MIN_PERSON_SHARE": 0.012,
     # How far the segmenter's garment class is trusted when it and the classifier disagree on the kind.
     "SEGMENTER_KIND_RELIABILITY": 0.85,
     # Similar products are all of the garment's kind once the kind is at least this sure.

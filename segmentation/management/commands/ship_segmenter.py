@@ -18,6 +18,10 @@ class Command(BaseCommand):
         parser.add_argument("--weights", default=None, help="or a weights .pt written by train_segmenter")
         parser.add_argument("--name", default=None, help="version name recorded for a --weights file")
         parser.add_argument("--metrics", default=None, help="JSON file with metrics to record (e.g. evaluations)")
+        parser.add_argument(
+            "--person-min-share", type=float, default=None,
+            help="skin + hair share from which a person is seen with this network (bench/person_share.py)",
+        )
 
     def handle(self, *args, **opts) -> None:
         from segmentation.models import SegmenterModel
@@ -36,7 +40,9 @@ class Command(BaseCommand):
             raise CommandError("Pass --segmenter NAME or --weights FILE")
         if opts["metrics"]:
             metrics = {**metrics, **json.loads(Path(opts["metrics"]).read_text())}
-        sidecar = shipped_write(source, version=name, metrics=metrics, training_data=training)
+        sidecar = shipped_write(
+            source, version=name, metrics=metrics, training_data=training, person_min_share=opts["person_min_share"]
+        )
         self.stdout.write(
             json.dumps({"shipped": sidecar["version"], "sha256": sidecar["sha256"], "dir": str(conf.shipped_dir())})
         )

@@ -8,6 +8,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from segmentation import conf
+from segmentation.classes import CLASSES
 from segmentation.models import SegmentationExample
 from segmentation.nets import ARCHITECTURES
 
@@ -39,6 +40,9 @@ class Command(BaseCommand):
         parser.add_argument("--no-class-balance", action="store_true", help="plain (unweighted) cross-entropy")
         parser.add_argument(
             "--mix", default=None, help="batch mix, e.g. ccp=0.6,composite=0.3,plain=0.1 (default 0.5/0.4/0.1)"
+        )
+        parser.add_argument(
+            "--favour", default=None, help="draw labelled photos showing a class N times as often, e.g. full-body=3"
         )
         parser.add_argument("--no-progress", action="store_true")
 
@@ -85,6 +89,13 @@ class Command(BaseCommand):
                 raise CommandError(f"--mix: expected name=share,... ({exc})") from exc
             if not set(config.mix) <= {"ccp", "composite", "plain"} or sum(config.mix.values()) <= 0:
                 raise CommandError("--mix: names are ccp, composite, plain with positive shares")
+        if opts["favour"]:
+            try:
+                config.favour = {k.strip(): float(v) for k, v in (p.split("=") for p in opts["favour"].split(","))}
+            except ValueError as exc:
+                raise CommandError(f"--favour: expected class=factor,... ({exc})") from exc
+            if not set(config.favour) <= set(CLASSES) or min(config.favour.values()) <= 0:
+                raise CommandError(f"--favour: classes are {', '.join(CLASSES)} with positive factors")
         if opts["init_from"] and not Path(opts["init_from"]).exists():
             raise CommandError(f"--init-from: no such file {opts['init_from']}")
         shipped_register()
