@@ -6,8 +6,8 @@ thresholds.
     STOCKMATCH_SEGMENTER_DIR=models/segmenter/candidates python bench/person_share.py [--worn 300] [--shop 150]
 
 A throwaway database, so the segmenter served is the shipped one under ``STOCKMATCH_SEGMENTER_DIR``. Prints one
-JSON object; ``suggested`` is the threshold half-way (geometrically) between the 2nd-lowest-percent worn share
-and the highest shop share below it, the rule the shipped values were chosen by.
+JSON object; ``suggested`` is the highest shop share rounded up to the next 0.001: no flat garment is taken for a
+person, and as many worn frames as that allows are.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import math
 import numpy as np
 from mirror_common import PAIRS_DIR, emit, held_out_pairs, mirror_frame, setup_django
 
-CANDIDATES = (0.003, 0.005, 0.008, 0.012, 0.0185)
+CANDIDATES = (0.001, 0.002, 0.003, 0.005, 0.008, 0.012, 0.0185)
 
 
 def shares(paths: list) -> list[float]:
@@ -35,10 +35,7 @@ def run(*, worn: int, shop: int) -> dict:
         version = get_segmenter().version
         worn_shares = np.asarray(shares([PAIRS_DIR / row["worn"] for row in rows[:worn]]))
         shop_shares = np.asarray(shares([PAIRS_DIR / row["shop"] for row in rows[:shop]]))
-    low_worn = float(np.quantile(worn_shares, 0.02))
-    below = shop_shares[shop_shares < low_worn]
-    high_shop = float(below.max()) if below.size else 0.0
-    suggested = math.sqrt(max(low_worn, 1e-6) * max(high_shop, 1e-6))
+    suggested = math.floor(float(shop_shares.max()) * 1000 + 1) / 1000
     return {
         "segmenter": version,
         "worn_frames": int(worn_shares.size),
@@ -50,6 +47,7 @@ def run(*, worn: int, shop: int) -> dict:
             for t in CANDIDATES
         },
         "suggested": round(suggested, 4),
+        "suggested_worn_missed": int((worn_shares < suggested).sum()),
     }
 
 

@@ -35,7 +35,7 @@ class Command(BaseCommand):
         parser.add_argument("--phone-limit", type=int, default=None, help="use at most N phone photos (backgrounds)")
         parser.add_argument("--val-composites", type=int, default=60)
         parser.add_argument(
-            "--init-from", default=None, help="weights file to start from (e.g. models/segmenter/tiramisu_light.pt)"
+            "--init-from", default=None, help="weights file to start from (e.g. models/segmenter/lite0_unet.pt)"
         )
         parser.add_argument("--no-class-balance", action="store_true", help="plain (unweighted) cross-entropy")
         parser.add_argument(
