@@ -102,6 +102,25 @@ def test_a_short_real_training_run_lowers_the_loss_and_resumes(shared_data, tmp_
     assert again.history == tiny_run.history
 
 
+@pytest.mark.slow
+def test_one_run_trains_two_tails_on_one_view_cache_and_writes_their_ensemble(shared_data, tmp_path):
+    from matching.training.trainer import train_tails
+
+    groups = data.pair_groups(_pairs_csv(shared_data), splits=("train",))[:16]
+    validation = data.pair_groups(_pairs_csv(shared_data), splits=("validation",))[:6]
+    config = _tiny_config(tmp_path, out=tmp_path / "both.pt", epochs=2)
+    result = train_tails(groups, validation, config, clusters=[1, 3])
+    assert len(list((tmp_path / "work").glob("views-*.npz"))) == 1  # the second tail trained on the same cache
+    assert [len(run["history"]) for run in result.history] == [3, 3]  # epoch 0 and two trained epochs each
+    sidecar = json.loads((tmp_path / "both.json").read_text())
+    assert sidecar["members"] == 2 and sidecar["dimension"] == 64
+    assert [m["config"]["confusable_cluster"] for m in sidecar["metrics"]["members"]] == [1, 3]
+    photos = [Image.open(shared_data / "shop-worn-pairs" / "worn" / "p0001.jpg")]
+    embedder = TrainedEfficientNetLite0(name="both", weights=str(result.weights), runtime="torch", threads=1)
+    vectors = embedder.embed(photos)
+    assert vectors.shape == (1, 64) and np.isclose(np.linalg.norm(vectors), 1.0, atol=1e-4)
+
+
 def test_confusable_batches_put_each_product_beside_its_look_alikes():
     neighbours = {0: [5, 6, 7], 5: [0, 6], 1: [2], 2: [1]}
     for seed in range(5):

@@ -20,7 +20,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -471,6 +471,34 @@ def train(
                "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}}
     config.out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
     return TrainResult(weights=config.out, metrics=metrics, history=state["history"])
+
+
+def train_tails(
+    groups: list[Group], validation: list[Group], config: TrainConfig, clusters: list[int],
+    progress: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Several tails on one cached front, then one ensemble file at ``config.out`` (docs/matching.md, "Two tails").
+
+    Tail ``i`` batches by ``clusters[i]`` (``confusable_cluster``: 1 random, 4 clusters of confusable products)
+    and gets an equal share of what is left of ``config.time_budget_s`` when it starts; the view cache is built
+    once, within the budget. Each tail is its own resumable run in ``config.work_dir``."""
+    say = progress or logger.info
+    started = time.monotonic()
+    front, _ = network.build(split=config.split, dimension=config.dimension)
+    build_cache(groups + validation, config, front)
+    members, history = [], []
+    for i, cluster in enumerate(clusters):
+        left = config.time_budget_s - (time.monotonic() - started)
+        member = replace(config, confusable_cluster=cluster, time_budget_s=left / (len(clusters) - i),
+                         out=config.work_dir / f"tail{i + 1}-c{cluster}-{config.dimension}.pt")
+        say(f"tail {i + 1} of {len(clusters)} (confusable cluster {cluster}): {member.time_budget_s / 60:.1f} min")
+        result = train(groups, validation, member, progress=say)
+        members.append(result.weights)
+        history.append(result.metrics)
+    sidecar = ensemble_write_with_sidecar(members, config.out)
+    sidecar["metrics"]["wall_seconds"] = round(time.monotonic() - started, 1)
+    config.out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
+    return TrainResult(weights=config.out, metrics=sidecar["metrics"], history=history)
 
 
 def ensemble_write_with_sidecar(members: list[Path], out: Path) -> dict:
