@@ -26,7 +26,11 @@ DEFAULTS: dict[str, Any] = {
     # at 300 and 2,000 products (docs/cleanup.md, "Photo checks"): crops measure 0.73+ with the ImageNet
     # embedder, 0.81+ with the trained 256-d one, whose space also spreads look-alikes further apart.
     "VISUAL_NEIGHBOURS": 10,  # nearest images read per image (enough to see the next product)
-    "VISUAL_GATE_BY_BACKBONE": {"efficientnet-lite0": (0.7, 0.005), "efficientnet-lite0-ft256": (0.78, 0.03)},
+    "VISUAL_GATE_BY_BACKBONE": {
+        "efficientnet-lite0": (0.7, 0.005),
+        "efficientnet-lite0-ft256": (0.78, 0.03),
+        "efficientnet-lite0-ft256x2": (0.70, 0.02),  # two tails: their mean similarity is lower (docs/cleanup.md)
+    },
     "VISUAL_FLOOR": 0.7,  # (floor, margin) for other embedders
     "VISUAL_MARGIN": 0.0,
     "VISUAL_SURE": 0.97,  # product pairs this alike are duplicates without a photo-level check
