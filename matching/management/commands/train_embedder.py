@@ -106,7 +106,8 @@ class Command(BaseCommand):
         else:
             result = train(groups, validation, config, progress=self.stdout.write)
         self._record_command(result.weights)
-        self.stdout.write(f"wrote {result.weights}: validation {result.metrics.get('validation')}")
+        validation = result.metrics.get("validation") or [m["validation"] for m in result.metrics.get("members", [])]
+        self.stdout.write(f"wrote {result.weights}: validation {validation}")
         if options["calibrate"]:
             self._calibrate(result.weights, options)
         if options["register"] or options["promote"]:
