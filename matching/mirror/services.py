@@ -75,9 +75,10 @@ def _cut_out_garments() -> Callable[..., list[CutOut]]:
 
 
 def person_seen(body: Image.Image, found: list[CutOut], garments: list[CutOut]) -> bool:
-    """Whether someone wears or holds what the camera sees, when no face was found: the segmenter calls enough
-    of the frame skin or hair. Without a network: skin shows just above a garment (a neck, a chin), which
-    misses models cropped at the chin and takes some light collars for necks."""
+    """Whether someone wears or holds what the camera sees, when no face was found: the segmenter calls at least
+    its version's ``person_min_share`` of the frame skin or hair (``CutOut.person_seen``). Without a network: skin
+    shows just above a garment (a neck, a chin), which misses models cropped at the chin and takes some light
+    collars for necks."""
     seen = found[0].person_seen if found else None
     if seen is not None:
         return seen
