@@ -3,9 +3,10 @@ segmenter calls skin or hair (``CutOut.person_share``) on mirror frames with a p
 VITON pairs) and without (their flat shop photos), and how many of each fall on the wrong side of candidate
 thresholds.
 
-    STOCKMATCH_SEGMENTER_DIR=models/segmenter/candidates python bench/person_share.py [--worn 300] [--shop 150]
+    [STOCKMATCH_SEGMENTER_DIR=models/segmenter/reference] python bench/person_share.py [--worn 300] [--shop 150]
 
-A throwaway database, so the segmenter served is the shipped one under ``STOCKMATCH_SEGMENTER_DIR``. Prints one
+A throwaway database, so the segmenter served is the shipped one (``models/segmenter/``, or
+``STOCKMATCH_SEGMENTER_DIR``). Prints one
 JSON object; ``suggested`` is the highest shop share rounded up to the next 0.001: no flat garment is taken for a
 person, and as many worn frames as that allows are.
 """

@@ -495,14 +495,14 @@ def train_tails(
         result = train(groups, validation, member, progress=say)
         members.append(result.weights)
         history.append(result.metrics)
-    sidecar = ensemble_write_with_sidecar(members, config.out)
-    sidecar["metrics"]["wall_seconds"] = round(time.monotonic() - started, 1)
-    config.out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
+    sidecar = ensemble_write_with_sidecar(members, config.out,
+                                          metrics={"wall_seconds": round(time.monotonic() - started, 1)})
     return TrainResult(weights=config.out, metrics=sidecar["metrics"], history=history)
 
 
-def ensemble_write_with_sidecar(members: list[Path], out: Path) -> dict:
-    """``network.ensemble_write`` plus the sidecar the embedder reads: checksum, and each member's own record."""
+def ensemble_write_with_sidecar(members: list[Path], out: Path, *, metrics: dict | None = None) -> dict:
+    """``network.ensemble_write`` plus the sidecar the embedder reads: checksum, each member's own record, and
+    ``metrics`` of the run that made it."""
     from segmentation.weights import sha256_file
 
     meta = network.ensemble_write(members, out)
@@ -515,6 +515,6 @@ def ensemble_write_with_sidecar(members: list[Path], out: Path) -> dict:
             "validation": member.get("metrics", {}).get("validation"),
             "config": member.get("config"), "command": member.get("command"),
         })
-    sidecar = {**meta, "sha256": sha256_file(out), "metrics": {"members": records}}
+    sidecar = {**meta, "sha256": sha256_file(out), "metrics": {"members": records, **(metrics or {})}}
     out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
     return sidecar

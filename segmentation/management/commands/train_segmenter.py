@@ -13,6 +13,14 @@ from segmentation.models import SegmentationExample
 from segmentation.nets import ARCHITECTURES
 
 
+def _named_numbers(text: str, option: str, form: str) -> dict[str, float]:
+    """``a=1,b=2.5`` -> {"a": 1.0, "b": 2.5}; a malformed list is a CommandError naming ``option``."""
+    try:
+        return {name.strip(): float(value) for name, value in (part.split("=") for part in text.split(","))}
+    except ValueError as exc:
+        raise CommandError(f"{option}: expected {form},... ({exc})") from exc
+
+
 class Command(BaseCommand):
     help = "Train the segmenter (resumable); the new version becomes active only when it beats the active one."
 
@@ -83,17 +91,11 @@ class Command(BaseCommand):
             show_progress=not opts["no_progress"],
         )
         if opts["mix"]:
-            try:
-                config.mix = {k.strip(): float(v) for k, v in (part.split("=") for part in opts["mix"].split(","))}
-            except ValueError as exc:
-                raise CommandError(f"--mix: expected name=share,... ({exc})") from exc
+            config.mix = _named_numbers(opts["mix"], "--mix", "name=share")
             if not set(config.mix) <= {"ccp", "composite", "plain"} or sum(config.mix.values()) <= 0:
                 raise CommandError("--mix: names are ccp, composite, plain with positive shares")
         if opts["favour"]:
-            try:
-                config.favour = {k.strip(): float(v) for k, v in (p.split("=") for p in opts["favour"].split(","))}
-            except ValueError as exc:
-                raise CommandError(f"--favour: expected class=factor,... ({exc})") from exc
+            config.favour = _named_numbers(opts["favour"], "--favour", "class=factor")
             if not set(config.favour) <= set(CLASSES) or min(config.favour.values()) <= 0:
                 raise CommandError(f"--favour: classes are {', '.join(CLASSES)} with positive factors")
         if opts["init_from"] and not Path(opts["init_from"]).exists():
