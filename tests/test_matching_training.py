@@ -121,6 +121,14 @@ def test_one_run_trains_two_tails_on_one_view_cache_and_writes_their_ensemble(sh
     assert vectors.shape == (1, 64) and np.isclose(np.linalg.norm(vectors), 1.0, atol=1e-4)
 
 
+@pytest.mark.parametrize("tails", ["4", "1,x", "0,4", "1,4,4"])
+def test_train_embedder_refuses_tails_it_cannot_train_apart(tails):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="--tails"):
+        call_command("train_embedder", "--pairs", "unused.csv", "--no-database", "--tails", tails)
+
+
 def test_confusable_batches_put_each_product_beside_its_look_alikes():
     neighbours = {0: [5, 6, 7], 5: [0, 6], 1: [2], 2: [1]}
     for seed in range(5):

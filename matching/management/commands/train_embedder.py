@@ -81,6 +81,7 @@ class Command(BaseCommand):
         if options["ensemble"]:
             self._ensemble(options["ensemble"], options)
             return
+        clusters = self._clusters(options["tails"]) if options["tails"] else None  # a typo fails before any work
         use_db = not options["no_database"]
         groups = data.training_groups(pair_files=options["pairs"], photo_csvs=options["photos"], use_database=use_db,
                                       photo_limit=options["photo_limit"])
@@ -98,8 +99,7 @@ class Command(BaseCommand):
             served_views=options["served_views"],
         )
         self.stdout.write(f"{len(groups)} training groups, {len(validation)} validation pairs")
-        if options["tails"]:
-            clusters = self._clusters(options["tails"])
+        if clusters:
             if options["calibrate"]:
                 config.time_budget_s -= CALIBRATION_MINUTES * 60
             result = train_tails(groups, validation, config, clusters, progress=self.stdout.write)
@@ -127,6 +127,9 @@ class Command(BaseCommand):
             raise CommandError(f"--tails: expected cluster sizes like 1,4 ({error})") from error
         if len(clusters) < 2 or min(clusters) < 1:
             raise CommandError("--tails: at least two cluster sizes, each 1 or more")
+        if len(set(clusters)) < len(clusters):
+            # one seed and one view cache: two tails of one size would come out tensor for tensor the same
+            raise CommandError("--tails: each cluster size once (two tails of one size train the same tail)")
         return clusters
 
     @staticmethod
