@@ -96,3 +96,23 @@ def test_evaluate_matching_refuses_a_csv_without_the_columns(tmp_path):
     queries.write_text("image,sku\n")
     with pytest.raises(CommandError, match="sku"):
         call_command("evaluate_matching", "--catalog", str(bad), "--queries", str(queries))
+
+
+def test_paired_first_counts_the_queries_only_one_version_puts_first():
+    from matching.evaluation import QueryRecord, paired_first
+
+    def record(image: str, sku: str | None, rank: int | None) -> QueryRecord:
+        return QueryRecord(image=image, sku=sku, rank=rank, top_sku=None, top_score=0.0, margin=0.0, kind=None,
+                           ms=0.0, accepted=False)
+
+    # 9 queries only the active version gets first, 2 only the candidate, 5 both, 4 neither, 3 unknown items
+    active = ([record(f"a{i}", "S", 1) for i in range(9)] + [record(f"c{i}", "S", 3) for i in range(2)]
+              + [record(f"b{i}", "S", 1) for i in range(5)] + [record(f"n{i}", "S", None) for i in range(4)]
+              + [record(f"u{i}", None, None) for i in range(3)])
+    candidate = ([record(f"a{i}", "S", 2) for i in range(9)] + [record(f"c{i}", "S", 1) for i in range(2)]
+                 + [record(f"b{i}", "S", 1) for i in range(5)] + [record(f"n{i}", "S", 7) for i in range(4)]
+                 + [record(f"u{i}", None, None) for i in range(3)])
+    split = paired_first(candidate, active)
+    assert (split["candidate_only_first"], split["active_only_first"]) == (2, 9)
+    assert split["mcnemar_p"] == pytest.approx(0.0654, abs=1e-4)  # 2 * P(X <= 2), X ~ Binomial(11, 1/2)
+    assert paired_first(active, active) == {"candidate_only_first": 0, "active_only_first": 0, "mcnemar_p": 1.0}

@@ -181,6 +181,7 @@ def test_a_trained_version_registers_loads_embeds_and_is_refused_when_worse(shar
                                distractor_limit=0, segment=False)
     assert verdict["promoted"] is False
     assert verdict["candidate"]["recall@1"] < verdict["active"]["recall@1"]
+    assert verdict["paired"]["active_only_first"] > verdict["paired"]["candidate_only_first"]
     candidate.refresh_from_db()
     assert candidate.state == ModelState.RETIRED and not candidate.active
     assert EmbeddingModel.objects.get(active=True).name != candidate.name

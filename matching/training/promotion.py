@@ -2,7 +2,8 @@
 
 A candidate is scored against the active version on the held-out pairs of the given pair files, through the
 real path (``evaluation.catalogue_import`` + ``run_queries`` in a throwaway database): it is promoted when its
-recall@1 is higher and its recall@10 is not lower. Promotion starts the background re-embedding of the catalogue
+recall@1 is higher and its recall@10 is not lower. The verdict also records the paired split (queries only one of
+the two puts right first) and its McNemar p. Promotion starts the background re-embedding of the catalogue
 (the old version serves until it is done); the thresholds come with the weights (fitted on validation pairs).
 """
 from __future__ import annotations
@@ -59,14 +60,17 @@ def _throwaway_run(
         return evaluation.run_queries(queries, segment=segment, garments=garments), ingest, stand_in
 
 
-def holdout_scores(model: EmbeddingModel, *, catalog: Path, queries: Path, segment: bool | str = "auto") -> dict:
+def holdout_scores(
+    model: EmbeddingModel, *, catalog: Path, queries: Path, segment: bool | str = "auto",
+) -> tuple[dict, list[evaluation.QueryRecord]]:
     """recall@1/@10 and the open-set AUROC of ``model`` on an evaluation set, in a throwaway database, one
-    cut-out per photo as intake matches (the figures in docs/matching.md, ``evaluate_matching --single-garment``)."""
+    cut-out per photo as intake matches (the figures in docs/matching.md, ``evaluate_matching --single-garment``),
+    and the query records they come from."""
     records, ingest, stand_in = _throwaway_run(embedder_name=model.embedder, weights=model.weights or None,
                                                catalog=catalog, queries=queries, segment=segment, prefix="promote",
                                                garments=False)
     summary = evaluation.summarise(records, ingest=ingest, model=stand_in, segment=segment)
-    return {key: summary[key] for key in ("n_queries", "recall@1", "recall@10", "mrr", "open_set")}
+    return {key: summary[key] for key in ("n_queries", "recall@1", "recall@10", "mrr", "open_set")}, records
 
 
 def embedder_promote(
@@ -83,11 +87,15 @@ def embedder_promote(
     with tempfile.TemporaryDirectory(prefix="promote-") as tmp:
         made = write_pair_eval(pairs_csv=Path(pair_files[0]), out=Path(tmp), split="holdout",
                                distractors_csv=distractors, distractor_limit=distractor_limit, pair_limit=pair_limit)
-        candidate = holdout_scores(model, catalog=made["catalog"], queries=made["queries"], segment=segment)
-        current = holdout_scores(active, catalog=made["catalog"], queries=made["queries"], segment=segment)
+        candidate, candidate_records = holdout_scores(model, catalog=made["catalog"], queries=made["queries"],
+                                                      segment=segment)
+        current, active_records = holdout_scores(active, catalog=made["catalog"], queries=made["queries"],
+                                                 segment=segment)
     better = (candidate["recall@1"] or 0) > (current["recall@1"] or 0) and (
         (candidate["recall@10"] or 0) >= (current["recall@10"] or 0))
+    # The rule is the issue's; the paired split beside it says how much of a difference is chance.
     verdict = {"promoted": better, "candidate": candidate, "active": current, "active_model": active.name,
+               "paired": evaluation.paired_first(candidate_records, active_records),
                "judged_at": timezone.now().isoformat(),
                "reason": "better on held-out pairs" if better else "not better than the active version"}
     model = EmbeddingModel.objects.get(pk=model.pk)
