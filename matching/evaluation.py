@@ -176,6 +176,18 @@ def records_write(records: list[QueryRecord], path: Path) -> None:
                              " ".join(r.skus)])
 
 
+def records_read(path: Path) -> list[QueryRecord]:
+    """The query records ``records_write`` wrote (the fields a comparison reads; timings and segmenters as 0/())."""
+    rows = read_csv(path, list(RECORD_FIELDS))
+    return [
+        QueryRecord(image=row["image"], sku=row["sku"] or None, rank=int(row["rank"]) if row["rank"] else None,
+                    top_sku=row["top_sku"] or None, top_score=float(row["top_score"]), margin=float(row["margin"]),
+                    kind=row["kind"] or None, ms=float(row["ms"] or 0), accepted=row["accepted"] == "1",
+                    scores=tuple(float(x) for x in row["scores"].split()), skus=tuple(row["skus"].split()))
+        for row in rows
+    ]
+
+
 def summarise(records: list[QueryRecord], *, ingest: dict, model: EmbeddingModel, segment: bool | str) -> dict:
     known = [r for r in records if r.sku]
     unknown = [r for r in records if not r.sku]

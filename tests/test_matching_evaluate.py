@@ -87,6 +87,19 @@ def test_evaluate_matching_prints_the_documented_json_and_leaves_live_data_alone
         assert row["top_sku"] == skus[0] and float(row["top_score"]) == pytest.approx(scores[0])
         if row["sku"]:
             assert skus.index(row["sku"]) + 1 == int(row["rank"])
+    # and --compare reads another run's records and counts, query by query, who alone put the right SKU first:
+    # an earlier run whose record says every known query came second (its first places are this run's alone)
+    earlier = tmp_path / "out" / "earlier.csv"
+    with open(earlier, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows([{**row, "rank": "2" if row["sku"] else ""} for row in rows])
+    call_command("evaluate_matching", "--catalog", str(catalog_csv), "--queries", str(queries_csv),
+                 "--no-segmentation", "--compare", str(earlier), verbosity=0)
+    paired = json.loads(capsys.readouterr().out)["paired"]
+    first_here = sum(1 for row in rows if row["rank"] == "1")
+    assert first_here and paired["this_only_first"] == first_here and paired["compared_only_first"] == 0
+    assert 0 < paired["mcnemar_p"] <= 1
 
 
 def test_evaluate_matching_refuses_a_csv_without_the_columns(tmp_path):

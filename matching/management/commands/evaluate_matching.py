@@ -29,11 +29,15 @@ class Command(BaseCommand):
         parser.add_argument("--records", type=Path,
                             help="Also write one CSV row per query: rank of the right SKU, top score, margin, "
                                  "decision and every candidate's score.")
+        parser.add_argument("--compare", type=Path, metavar="RECORDS",
+                            help="Another run's --records on the same queries: add 'paired', the queries only this "
+                                 "run or only that one puts right first, with the exact McNemar p.")
 
     def handle(self, *args, **options) -> None:
         catalog, queries = options["catalog"].resolve(), options["queries"].resolve()
         evaluation.read_csv(catalog, ["sku", "image"])
         evaluation.read_csv(queries, ["image", "sku"])
+        earlier = evaluation.records_read(options["compare"]) if options["compare"] else None
         segment = False if options["no_segmentation"] else options["segmentation_method"]
         quiet = options["verbosity"] < 1
         thresholds = evaluation.live_thresholds()
@@ -50,6 +54,11 @@ class Command(BaseCommand):
                 )
             summary = evaluation.summarise(records, ingest=ingest, model=services.embedding_model_active(),
                                            segment=segment)
+        if earlier is not None:
+            paired = evaluation.paired_first(records, earlier)
+            summary["paired"] = {"this_only_first": paired["candidate_only_first"],
+                                 "compared_only_first": paired["active_only_first"], "mcnemar_p": paired["mcnemar_p"],
+                                 "compared_records": str(options["compare"])}
         if options["records"]:
             evaluation.records_write(records, options["records"])
         text = json.dumps(summary, indent=2)
