@@ -177,15 +177,19 @@ def records_write(records: list[QueryRecord], path: Path) -> None:
 
 
 def records_read(path: Path) -> list[QueryRecord]:
-    """The query records ``records_write`` wrote (the fields a comparison reads; timings and segmenters as 0/())."""
-    rows = read_csv(path, list(RECORD_FIELDS))
-    return [
-        QueryRecord(image=row["image"], sku=row["sku"] or None, rank=int(row["rank"]) if row["rank"] else None,
-                    top_sku=row["top_sku"] or None, top_score=float(row["top_score"]), margin=float(row["margin"]),
-                    kind=row["kind"] or None, ms=float(row["ms"] or 0), accepted=row["accepted"] == "1",
-                    scores=tuple(float(x) for x in row["scores"].split()), skus=tuple(row["skus"].split()))
-        for row in rows
-    ]
+    """The query records ``records_write`` wrote (segmenters left empty); a damaged row is refused with its line."""
+    records = []
+    for line, row in enumerate(read_csv(path, list(RECORD_FIELDS)), start=2):
+        try:
+            records.append(QueryRecord(
+                image=row["image"], sku=row["sku"] or None, rank=int(row["rank"]) if row["rank"] else None,
+                top_sku=row["top_sku"] or None, top_score=float(row["top_score"]), margin=float(row["margin"]),
+                kind=row["kind"] or None, ms=float(row["ms"] or 0), accepted=row["accepted"] == "1",
+                scores=tuple(float(x) for x in row["scores"].split()), skus=tuple(row["skus"].split()),
+            ))
+        except ValueError as error:
+            raise CommandError(f"{path}, line {line}: not an evaluate_matching --records row ({error}).") from error
+    return records
 
 
 def summarise(records: list[QueryRecord], *, ingest: dict, model: EmbeddingModel, segment: bool | str) -> dict:
@@ -224,7 +228,7 @@ def summarise(records: list[QueryRecord], *, ingest: dict, model: EmbeddingModel
 def paired_first(candidate: list[QueryRecord], active: list[QueryRecord]) -> dict:
     """Two versions on the same in-catalogue queries: how many each alone puts right first, and the exact
     two-sided McNemar p of that split (the chance of a split at least this uneven between equal versions).
-    A recall@1 near 0.78 on a few hundred queries moves by ±0.03 between runs, so the counts say more."""
+    On a few hundred queries a recall@1 near 0.78 has a standard error near 0.03, so the counts say more."""
     by_image = {r.image: r for r in active}
     candidate_only = active_only = 0
     for record in candidate:

@@ -100,6 +100,14 @@ def test_evaluate_matching_prints_the_documented_json_and_leaves_live_data_alone
     first_here = sum(1 for row in rows if row["rank"] == "1")
     assert first_here and paired["this_only_first"] == first_here and paired["compared_only_first"] == 0
     assert 0 < paired["mcnemar_p"] <= 1
+    # and a damaged records file is refused with its line before any work
+    with open(earlier, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows([{**row, "top_score": "high" if n == 1 else row["top_score"]} for n, row in enumerate(rows)])
+    with pytest.raises(CommandError, match="line 3"):
+        call_command("evaluate_matching", "--catalog", str(catalog_csv), "--queries", str(queries_csv),
+                     "--compare", str(earlier), verbosity=0)
 
 
 def test_evaluate_matching_refuses_a_csv_without_the_columns(tmp_path):
