@@ -90,10 +90,14 @@ def test_evaluate_matching_prints_the_documented_json_and_leaves_live_data_alone
     # and --compare reads another run's records and counts, query by query, who alone put the right SKU first:
     # an earlier run whose record says every known query came second (its first places are this run's alone)
     earlier = tmp_path / "out" / "earlier.csv"
-    with open(earlier, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows([{**row, "rank": "2" if row["sku"] else ""} for row in rows])
+
+    def earlier_write(edited: list[dict]) -> None:
+        with open(earlier, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(edited)
+
+    earlier_write([{**row, "rank": "2" if row["sku"] else ""} for row in rows])
     call_command("evaluate_matching", "--catalog", str(catalog_csv), "--queries", str(queries_csv),
                  "--no-segmentation", "--compare", str(earlier), verbosity=0)
     paired = json.loads(capsys.readouterr().out)["paired"]
@@ -101,10 +105,7 @@ def test_evaluate_matching_prints_the_documented_json_and_leaves_live_data_alone
     assert first_here and paired["this_only_first"] == first_here and paired["compared_only_first"] == 0
     assert 0 < paired["mcnemar_p"] <= 1
     # and a damaged records file is refused with its line before any work
-    with open(earlier, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows([{**row, "top_score": "high" if n == 1 else row["top_score"]} for n, row in enumerate(rows)])
+    earlier_write([{**row, "top_score": "high" if n == 1 else row["top_score"]} for n, row in enumerate(rows)])
     with pytest.raises(CommandError, match="line 3"):
         call_command("evaluate_matching", "--catalog", str(catalog_csv), "--queries", str(queries_csv),
                      "--compare", str(earlier), verbosity=0)
