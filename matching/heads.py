@@ -343,3 +343,25 @@ def head_deactivate(*, head_id: int) -> ClassifierHead:
     """Stop using ``head_id``: its attribute falls back to kNN voting until another head is active."""
     ClassifierHead.objects.filter(pk=head_id).update(active=False)
     return ClassifierHead.objects.get(pk=head_id)
+
+
+def heads_follow_appearance() -> bool:
+    """After an upgrade changed the appearance embedder (``MATCHING["CLASSIFY_APPEARANCE"]`` or its shipped
+    weights), the active version's heads can no longer make their input and kNN answers: they are deactivated
+    (admin can activate them again once their appearance is configured again) and new heads are trained
+    (``tasks.train_classification_heads``, after commit; each promoted over kNN only when better). Returns whether
+    that happened. Runs after every ``migrate``."""
+    model = EmbeddingModel.objects.filter(active=True).first()
+    version = appearance_version()
+    if model is None or not version:
+        return False
+    stale = ClassifierHead.objects.filter(embedding_model=model, active=True).exclude(appearance="").exclude(
+        appearance=version)
+    if not stale.exists():
+        return False
+    from .tasks import train_classification_heads
+
+    logger.info("the appearance embedder is now %s: retraining the heads of %s", version, model.name)
+    stale.update(active=False)
+    transaction.on_commit(lambda: train_classification_heads.delay(model.pk))
+    return True

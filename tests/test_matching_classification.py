@@ -14,7 +14,7 @@ from django.core.management.base import CommandError
 
 from catalog.models import Product
 from catalog.services import category_get_or_create, product_image_add
-from matching import classification, search, services
+from matching import classification, heads, search, services
 from matching.appearance import appearance_dimension, appearance_of, appearance_version
 from matching.classification import Attributes, Prediction, classify_vectors, knn_vote
 from matching.heads import HeadConfig, heads_train
@@ -395,3 +395,26 @@ def test_confirmed_intake_photos_teach_the_heads_the_camera_domain(shared_data, 
     assert training["n_train"] + training["n_val"] == 24 + 2
     if training["n_camera_val"]:
         assert report.metrics["camera"]["n"] == training["n_camera_val"]
+
+
+def test_heads_are_retrained_after_an_upgrade_changes_the_appearance_embedder(
+        shared_data, heads_dir, settings, django_capture_on_commit_callbacks):
+    # given active heads that read the configured appearance embedder
+    catalogue_of(labelled_photos(shared_data, per_group=6))
+    model = services.embedding_model_active()
+    heads_train(model=model, config=SMALL, force=True)
+    before = appearance_version()
+    assert not heads.heads_follow_appearance()  # nothing changed: nothing to do
+    # when an upgrade configures another appearance embedder, the heads' input can no longer be made
+    settings.MATCHING = {**settings.MATCHING, "CLASSIFY_APPEARANCE": "efficientnet_lite0_avg"}
+    assert appearance_version() != before
+    with django_capture_on_commit_callbacks(execute=True):
+        assert heads.heads_follow_appearance()
+    # then the heads that cannot be used any more are inactive, and both heads were trained again on the new
+    # appearance vectors (each promoted over kNN only when better)
+    assert not ClassifierHead.objects.filter(embedding_model=model, appearance=before, active=True).exists()
+    retrained = ClassifierHead.objects.filter(embedding_model=model, appearance=appearance_version())
+    assert set(retrained.values_list("attribute", flat=True)) == {"gender", "kind"}
+    assert all(h.metrics["baseline"]["source"] == "knn" for h in retrained)
+    # and the next migrate queues nothing more
+    assert not heads.heads_follow_appearance()

@@ -41,8 +41,10 @@ class TrainedEfficientNetLite0(EfficientNetLite0):
         self.dimension = int(meta.get("dimension", 256))
         members = int(meta.get("members", 1))
         # An ensemble of tails (network.ensemble_write) names its members' size and count: ...-ft256x2.
-        self.backbone = (f"efficientnet-lite0-ft{meta['member_dimension']}x{members}" if members > 1
-                         else f"efficientnet-lite0-ft{self.dimension}")
+        # A tail trained for the heads' garment kind and gender (``train_attributes``) says so: ...-attr256.
+        tag = "attr" if meta.get("purpose") == "attributes" else "ft"
+        self.backbone = (f"efficientnet-lite0-{tag}{meta['member_dimension']}x{members}" if members > 1
+                         else f"efficientnet-lite0-{tag}{self.dimension}")
         pre = meta.get("preprocessing") or {}
         self.preprocessing = Preprocessing(
             input_size=int(pre.get("input_size", 224)), mean=tuple(pre.get("mean", (0.5,) * 3)),

@@ -15,6 +15,10 @@ SHIPPED_EMBEDDER_WEIGHTS = STOCKMATCH_MODELS_DIR / "embedder" / "efficientnet-li
 # STOCKMATCH_EMBEDDER_WEIGHTS=FILE manage.py evaluate_matching ... (a version is still promoted by train_embedder).
 TRAINED_EMBEDDER_WEIGHTS = env_str("STOCKMATCH_EMBEDDER_WEIGHTS", str(SHIPPED_EMBEDDER_WEIGHTS))
 EMBEDDER_NAME = env_str("STOCKMATCH_EMBEDDER", "trained" if SHIPPED_EMBEDDER_WEIGHTS.exists() else "default")
+# The heads' appearance tail (``manage.py train_attributes``): the ImageNet front with a tail fine-tuned on labelled
+# catalogue and phone photos to carry garment kind and gender (docs/matching.md, "An appearance tail trained for
+# the heads"). Without the file the heads read the ImageNet backbone's vector ("default").
+SHIPPED_ATTRIBUTES_WEIGHTS = STOCKMATCH_MODELS_DIR / "attributes" / "efficientnet-lite0-attr256.pt"
 # The shipped segmenter's folder (weights + sidecar, ``manage.py ship_segmenter``). Another folder judges a candidate
 # through every command that builds a throwaway database (its migrations adopt the folder's sidecar), e.g.
 # STOCKMATCH_SEGMENTER_DIR=var/candidate manage.py evaluate_matching ...
@@ -34,6 +38,12 @@ EMBEDDERS = {
         "BACKEND": "matching.embedders.TrainedEfficientNetLite0",
         "OPTIONS": {"RUNTIME": env_str("STOCKMATCH_EMBED_RUNTIME", "onnx"), "WEIGHTS": TRAINED_EMBEDDER_WEIGHTS,
                     "BATCH_SIZE": 32, "CONTEXT_VIEW": env_bool("STOCKMATCH_EMBED_CONTEXT_VIEW", True)},
+    },
+    "attributes": {
+        "BACKEND": "matching.embedders.TrainedEfficientNetLite0",
+        "OPTIONS": {"RUNTIME": env_str("STOCKMATCH_EMBED_RUNTIME", "onnx"),
+                    "WEIGHTS": env_str("STOCKMATCH_ATTRIBUTES_WEIGHTS", str(SHIPPED_ATTRIBUTES_WEIGHTS)),
+                    "BATCH_SIZE": 32},
     },
     "default": {
         "BACKEND": "matching.embedders.EfficientNetLite0",
@@ -100,8 +110,10 @@ MATCHING = {
     # each weighted exp((score - best) / temperature) (matching/classification.py).
     "CLASSIFY_KNN_K": env_int("STOCKMATCH_CLASSIFY_KNN_K", 15),
     "CLASSIFY_KNN_TEMPERATURE": 0.05,
-    # Heads read the embedding and, beside it, this embedder's vector of the same views ("appearance": the
-    # ImageNet backbone keeps the garment kind the matching embedder trained away). Phone kind 0.85 -> 0.88,
-    # catalogue kind 0.98 -> 0.99 (docs/matching.md); "" trains heads on the embedding alone.
-    "CLASSIFY_APPEARANCE": env_str("STOCKMATCH_CLASSIFY_APPEARANCE", "default"),
+    # Heads read the embedding and, beside it, this embedder's vector of the same views ("appearance": what the
+    # matching embedder trained away of the garment kind). "attributes": the shipped tail trained for kind and
+    # gender (phone kind 0.88 -> 0.89, catalogue kind 0.984 -> 0.994 against the ImageNet backbone, "default";
+    # docs/matching.md, "An appearance tail trained for the heads"); "" trains heads on the embedding alone.
+    "CLASSIFY_APPEARANCE": env_str("STOCKMATCH_CLASSIFY_APPEARANCE",
+                                   "attributes" if SHIPPED_ATTRIBUTES_WEIGHTS.exists() else "default"),
 }

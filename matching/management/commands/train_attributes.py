@@ -1,0 +1,67 @@
+"""``manage.py train_attributes --labels CSV [--labels CSV ...]``: the heads' appearance tail (docs/matching.md).
+
+Fine-tunes a tail of the ImageNet front on labelled photos (``image,gender,kind`` CSVs, the format of
+``evaluate_classification``) to carry garment kind and gender; the heads then read its vector of the views beside
+the matching embedding (``MATCHING["CLASSIFY_APPEARANCE"] = "attributes"``). The shipped file is reproduced by
+the command recorded in its sidecar (``models/attributes/``).
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from matching.training.attributes import AttributeConfig, read_labelled_csv, train
+
+
+class Command(BaseCommand):
+    help = "Fine-tune the appearance tail the classification heads read (garment kind and gender) on labelled photos."
+
+    def add_arguments(self, parser) -> None:
+        defaults = AttributeConfig(out=Path(), work_dir=Path())
+        parser.add_argument("--labels", action="append", default=[], type=Path, required=True,
+                            help="image,gender,kind CSV, image paths relative to it (repeatable)")
+        parser.add_argument("--out", type=Path, default=None, help="weights file (default under the trained dir)")
+        parser.add_argument("--work-dir", type=Path, default=None, help="view cache and checkpoints (resumable)")
+        parser.add_argument("--dimension", type=int, default=defaults.dimension)
+        parser.add_argument("--epochs", type=int, default=defaults.epochs)
+        parser.add_argument("--views", type=int, default=defaults.views,
+                            help="random variations per photo besides its two served views")
+        parser.add_argument("--time-budget", type=float, default=60.0, help="minutes of wall time, caching included")
+        parser.add_argument("--seed", type=int, default=defaults.seed)
+        parser.add_argument("--threads", type=int, default=None)
+        parser.add_argument("--min-photos", type=int, default=100, help="refuse to train on fewer labelled photos")
+
+    def handle(self, *args, **options) -> None:
+        photos = []
+        for path in options["labels"]:
+            if not path.exists():
+                raise CommandError(f"{path} does not exist.")
+            try:
+                photos += read_labelled_csv(path)
+            except ValueError as exc:
+                raise CommandError(str(exc)) from exc
+        if len(photos) < options["min_photos"]:
+            raise CommandError(f"Only {len(photos)} labelled photo(s); at least {options['min_photos']} are needed.")
+        if options["epochs"] < 1 or options["views"] < 0 or options["time_budget"] <= 0:
+            raise CommandError("--epochs must be at least 1, --views not negative and --time-budget positive.")
+        trained_dir = Path(settings.STOCKMATCH_TRAINED_DIR)
+        config = AttributeConfig(
+            out=options["out"] or trained_dir / "attributes" / f"efficientnet-lite0-attr{options['dimension']}.pt",
+            work_dir=options["work_dir"] or trained_dir / "attributes-work",
+            dimension=options["dimension"], epochs=options["epochs"], views=options["views"],
+            time_budget_s=options["time_budget"] * 60, seed=options["seed"],
+            threads=options["threads"] or int(getattr(settings, "STOCKMATCH_TORCH_THREADS", 2)),
+        )
+        self.stdout.write(f"{len(photos)} labelled photos")
+        result = train(photos, config, progress=self.stdout.write)
+        if sys.argv[1:2] == ["train_attributes"]:
+            sidecar_path = result.weights.with_suffix(".json")
+            sidecar = json.loads(sidecar_path.read_text())
+            sidecar["command"] = "python manage.py " + shlex.join(sys.argv[1:])
+            sidecar_path.write_text(json.dumps(sidecar, indent=2))
+        self.stdout.write(f"wrote {result.weights}: validation {json.dumps(result.metrics['validation'])}")

@@ -1,0 +1,93 @@
+"""The heads' appearance tail (``train_attributes``): a short real run, what it writes, how it is served."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from PIL import Image
+
+from matching.embedders import TrainedEfficientNetLite0, get_embedder
+from matching.training.attributes import AttributeConfig, read_labelled_csv, train
+from segmentation.weights import sha256_file
+
+SHIPPED = Path(settings.SHIPPED_ATTRIBUTES_WEIGHTS)
+# (article type, gender in labels.csv) -> (our gender, our kind): four clearly separable groups.
+GROUPS = {
+    ("Tshirts", "Men"): ("men", "topwear"),
+    ("Jeans", "Men"): ("men", "bottomwear"),
+    ("Heels", "Women"): ("women", "footwear"),
+    ("Handbags", "Women"): ("women", "accessory"),
+}
+
+
+def labels_csv(shared_data: Path, folder: Path, per_group: int) -> Path:
+    """An ``image,gender,kind`` CSV of ``per_group`` real studio photos of each group."""
+    taken: dict[tuple[str, str], int] = {}
+    path = folder / "labels.csv"
+    with open(shared_data / "catalog-photos" / "labels.csv", newline="") as source, \
+            open(path, "w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["image", "gender", "kind"])
+        for row in csv.DictReader(source):
+            key = (row["article_type"], row["gender"])
+            if key in GROUPS and taken.get(key, 0) < per_group:
+                taken[key] = taken.get(key, 0) + 1
+                writer.writerow([str(shared_data / "catalog-photos" / row["image"]), *GROUPS[key]])
+    return path
+
+
+@pytest.mark.slow
+def test_a_short_real_run_learns_the_kinds_writes_an_appearance_tail_and_resumes(shared_data, tmp_path, db):
+    # db: a camera photo's views go through the active segmenter, and the cache is keyed by its version
+    photos = read_labelled_csv(labels_csv(shared_data, tmp_path, per_group=15))
+    config = AttributeConfig(out=tmp_path / "attr.pt", work_dir=tmp_path / "work", views=1, epochs=4, batch_size=16,
+                             val_percent=30, threads=1)
+    result = train(photos, config)
+    validation = result.metrics["validation"]
+    # four kinds: chance is 0.25 on the photos held out of training
+    assert validation["kind"]["n"] >= 10 and validation["kind"]["accuracy"] >= 0.6
+    assert [m["epoch"] for m in result.history] == [1, 2, 3, 4]
+    sidecar = json.loads(config.out.with_suffix(".json").read_text())
+    assert sidecar["sha256"] == sha256_file(config.out) and sidecar["purpose"] == "attributes"
+    assert sidecar["metrics"]["photos"] == len(photos)
+    # served as an appearance embedder: the trained embedder's runtime, named for what it was trained for
+    embedder = get_embedder("attributes", weights=str(config.out))
+    assert isinstance(embedder, TrainedEfficientNetLite0)
+    assert embedder.backbone == "efficientnet-lite0-attr256" and embedder.dimension == 256
+    vectors = embedder.embed([Image.open(photos[0].path), Image.open(photos[-1].path)])
+    assert vectors.shape == (2, 256)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    # a longer run on the same photos resumes from the last checkpoint instead of starting again
+    config.epochs = 5
+    messages: list[str] = []
+    again = train(photos, config, progress=messages.append)
+    assert "resumed at epoch 4" in messages
+    assert [m["epoch"] for m in again.history] == [1, 2, 3, 4, 5]
+
+
+def test_labels_without_the_columns_or_too_few_photos_are_refused(tmp_path, shared_data):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("image,category\nx.jpg,Tshirts\n")
+    with pytest.raises(CommandError, match="missing column"):
+        call_command("train_attributes", "--labels", str(bad))
+    few = labels_csv(shared_data, tmp_path, per_group=2)
+    with pytest.raises(CommandError, match="Only 8 labelled photo"):
+        call_command("train_attributes", "--labels", str(few))
+    with pytest.raises(CommandError, match="does not exist"):
+        call_command("train_attributes", "--labels", str(tmp_path / "missing.csv"))
+
+
+def test_the_shipped_appearance_tail_loads_with_its_checksum_and_is_what_heads_read():
+    sidecar = json.loads(SHIPPED.with_suffix(".json").read_text())
+    assert sidecar["sha256"] == sha256_file(SHIPPED)
+    assert "train_attributes" in sidecar["command"]
+    embedder = get_embedder("attributes")
+    embedder.verify()
+    assert embedder.backbone.startswith("efficientnet-lite0-attr")
+    assert settings.MATCHING["CLASSIFY_APPEARANCE"] == "attributes"
