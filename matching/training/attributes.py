@@ -23,7 +23,6 @@ import csv
 import hashlib
 import json
 import logging
-import math
 import os
 import time
 from collections import Counter
@@ -38,7 +37,18 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from . import network
-from .trainer import INPUT_SIZE, MEAN, STD, _freeze_batchnorm, _front_session, _open, to_tensor
+from .trainer import (
+    INPUT_SIZE,
+    MEAN,
+    STD,
+    _embed,
+    _freeze_batchnorm,
+    _front_session,
+    _open,
+    optimise,
+    to_tensor,
+    warmup_cosine,
+)
 from .views import colour_cast, degrade, shop_view
 
 logger = logging.getLogger(__name__)
@@ -225,16 +235,6 @@ def class_weights(labels: np.ndarray, classes: int, power: float) -> torch.Tenso
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def _unit_vectors(tail: network.Tail, features: np.ndarray, batch: int = 256) -> np.ndarray:
-    tail.eval()
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(features), batch):
-            chunk = torch.from_numpy(np.asarray(features[start:start + batch], dtype=np.float32))
-            out.append(F.normalize(tail(chunk), dim=1).numpy())
-    return np.concatenate(out) if out else np.zeros((0, tail.projection.out_features), np.float32)
-
-
 def accuracy_report(predicted: np.ndarray, true: np.ndarray, names: tuple[str, ...]) -> dict:
     scored = true >= 0
     if not scored.any():
@@ -276,7 +276,7 @@ def train(photos: list[LabelledPhoto], config: AttributeConfig,
     def validate() -> dict:
         if not len(val_rows):
             return {}
-        unit = _unit_vectors(tail, cache.features[val_rows])
+        unit = _embed(tail, cache.features[val_rows])
         order = cache.photo[val_rows]
         scored = np.unique(order)
         vectors = np.stack([unit[order == p].mean(axis=0) for p in scored])
@@ -303,10 +303,7 @@ def train(photos: list[LabelledPhoto], config: AttributeConfig,
     ], weight_decay=config.weight_decay)
     steps_per_epoch = max(1, len(train_photos) // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser,
-        lambda step: min(1.0, (step + 1) / 30) * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)),
-    )
+    schedule = warmup_cosine(optimiser, total_steps, warmup=30)
     checkpoint = config.work_dir / f"attribute-checkpoint-{config.fingerprint(photos)}-{config.dimension}.pt"
     state: dict = {"epoch": 0, "best": -1.0, "history": [], "best_tail": None}
     if checkpoint.exists():
@@ -335,11 +332,7 @@ def train(photos: list[LabelledPhoto], config: AttributeConfig,
             loss = F.cross_entropy(kind_head(unit), kinds, weight=kind_weights)
             if (genders >= 0).any():
                 loss = loss + F.cross_entropy(gender_head(unit), genders, weight=gender_weights, ignore_index=-1)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            losses.append(float(loss.detach()))
+            losses.append(optimise(loss, optimiser, schedule))
             if time.monotonic() - started > config.time_budget_s:
                 budget_hit = True
                 break

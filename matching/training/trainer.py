@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torch.optim.lr_scheduler import LambdaLR
 from tqdm import tqdm
 
 from ..preprocess import pad_square
@@ -306,6 +307,23 @@ def retrieval_scores(queries: np.ndarray, query_groups: np.ndarray, gallery: np.
         "mrr": round(sum(1.0 / r for r in found) / n, 4), "n_queries": len(ranks)}
 
 
+def warmup_cosine(optimiser: torch.optim.Optimizer, total_steps: int, *, warmup: int) -> LambdaLR:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to zero at ``total_steps``."""
+    def factor(step: int) -> float:
+        return min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+
+    return LambdaLR(optimiser, factor)
+
+
+def optimise(loss: torch.Tensor, optimiser: torch.optim.Optimizer, schedule: LambdaLR) -> float:
+    """One optimisation step on ``loss``; returns its value."""
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+    schedule.step()
+    return float(loss.detach())
+
+
 def train(
     groups: list[Group], validation: list[Group], config: TrainConfig,
     progress: Callable[[str], None] | None = None,
@@ -368,10 +386,7 @@ def train(
     ], weight_decay=config.weight_decay)
     steps_per_epoch = max(1, len(eligible) // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser,
-        lambda step: min(1.0, (step + 1) / 20) * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)),
-    )
+    schedule = warmup_cosine(optimiser, total_steps, warmup=20)
     variant = f"{config.dimension}-c{config.confusable_cluster}"
     if config.init_from:
         variant += "-from-" + hashlib.sha1(str(config.init_from).encode()).hexdigest()[:8]
@@ -428,11 +443,7 @@ def train(
             logits = logit_scale.exp().clamp(max=100.0) * (q @ s.T)
             labels = torch.arange(len(batch))
             loss = 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            losses.append(float(loss.detach()))
+            losses.append(optimise(loss, optimiser, schedule))
             if time.monotonic() - started > config.time_budget_s:
                 budget_hit = True
                 break
