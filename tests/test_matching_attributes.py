@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,11 @@ def test_a_short_real_run_learns_the_kinds_writes_an_appearance_tail_and_resumes
     again = train(photos, config, progress=messages.append)
     assert "resumed at epoch 4" in messages
     assert [m["epoch"] for m in again.history] == [1, 2, 3, 4, 5]
+    # another recipe on the same views (here the class weights) starts afresh, reusing only the view cache
+    messages.clear()
+    other = train(photos, replace(config, epochs=1, class_weight_power=1.0, out=tmp_path / "other.pt"),
+                  progress=messages.append)
+    assert [m["epoch"] for m in other.history] == [1] and not any("resumed" in m for m in messages)
 
 
 def test_labels_without_the_columns_or_too_few_photos_are_refused(tmp_path, shared_data):

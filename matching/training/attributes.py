@@ -84,6 +84,13 @@ class AttributeConfig:
     time_budget_s: float = 3600.0
     threads: int = 2
 
+    def recipe(self) -> str:
+        """What a checkpoint is a checkpoint of, besides the views: a run with another loss, optimiser or size starts
+        afresh instead of resuming this one (more epochs of the same recipe resume)."""
+        raw = (f"{self.dimension}/{self.batch_size}/{self.lr_tail}/{self.lr_head}/{self.weight_decay}/{self.scale}/"
+               f"{self.class_weight_power}/{self.val_percent}")
+        return hashlib.sha1(raw.encode()).hexdigest()[:10]
+
     def fingerprint(self, photos: list[LabelledPhoto]) -> str:
         keys = "|".join(sorted(p.path for p in photos))
         raw = f"{keys}/{self.views}/{self.split}/{self.seed}/{INPUT_SIZE}/{_segmenter_version()}"
@@ -304,7 +311,7 @@ def train(photos: list[LabelledPhoto], config: AttributeConfig,
     steps_per_epoch = max(1, len(train_photos) // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     schedule = warmup_cosine(optimiser, total_steps, warmup=30)
-    checkpoint = config.work_dir / f"attribute-checkpoint-{config.fingerprint(photos)}-{config.dimension}.pt"
+    checkpoint = config.work_dir / f"attribute-checkpoint-{config.fingerprint(photos)}-{config.recipe()}.pt"
     state: dict = {"epoch": 0, "best": -1.0, "history": [], "best_tail": None}
     if checkpoint.exists():
         saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
