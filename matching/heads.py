@@ -352,12 +352,12 @@ def heads_follow_appearance() -> bool:
     (``tasks.train_classification_heads``, after commit; each promoted over kNN only when better). Returns whether
     that happened. Runs after every ``migrate``."""
     model = EmbeddingModel.objects.filter(active=True).first()
+    heads = ClassifierHead.objects.filter(embedding_model=model, active=True).exclude(appearance="")
+    if model is None or not heads.exists():
+        return False  # nothing to follow: the appearance embedder is not even loaded
     version = appearance_version()
-    if model is None or not version:
-        return False
-    stale = ClassifierHead.objects.filter(embedding_model=model, active=True).exclude(appearance="").exclude(
-        appearance=version)
-    if not stale.exists():
+    stale = heads.exclude(appearance=version)
+    if not version or not stale.exists():
         return False
     from .tasks import train_classification_heads
 

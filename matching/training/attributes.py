@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -39,13 +37,13 @@ from tqdm import tqdm
 from . import network
 from .trainer import (
     INPUT_SIZE,
-    MEAN,
-    STD,
     _embed,
     _freeze_batchnorm,
     _front_session,
     _open,
+    _segmenter_name,
     optimise,
+    tail_file_write,
     to_tensor,
     warmup_cosine,
 )
@@ -93,7 +91,7 @@ class AttributeConfig:
 
     def fingerprint(self, photos: list[LabelledPhoto]) -> str:
         keys = "|".join(sorted(p.path for p in photos))
-        raw = f"{keys}/{self.views}/{self.split}/{self.seed}/{INPUT_SIZE}/{_segmenter_version()}"
+        raw = f"{keys}/{self.views}/{self.split}/{self.seed}/{INPUT_SIZE}/{_segmenter_name()}"
         return hashlib.sha1(raw.encode()).hexdigest()[:12]
 
 
@@ -126,13 +124,6 @@ def is_validation(photo: LabelledPhoto, percent: int) -> bool:
     return int(hashlib.sha256(Path(photo.path).name.encode()).hexdigest()[:8], 16) % 100 < percent
 
 
-def _segmenter_version() -> str:
-    from segmentation.segmenter import get_segmenter
-
-    segmenter = get_segmenter()
-    return segmenter.spec.version if segmenter is not None else "grabcut"
-
-
 def served_views(image: Image.Image) -> tuple[list[Image.Image], bool]:
     """The two views the heads read of this photo (as ``evaluate_classification`` and the mirror make them),
     and whether it is a studio photo."""
@@ -159,8 +150,10 @@ def varied(view: Image.Image, rng: np.random.Generator) -> Image.Image:
     return degrade(view, rng) if rng.random() < 0.6 else view
 
 
-def _views_of(image: Image.Image, config: AttributeConfig, rng: np.random.Generator) -> list[tuple[Image.Image, bool]]:
-    """(view, is served) for one photo: its two served views, then ``config.views`` variations."""
+def _views_of(image: Image.Image, config: AttributeConfig,
+              rng: np.random.Generator) -> tuple[list[tuple[Image.Image, bool]], bool]:
+    """(view, is served) for one photo: its two served views, then ``config.views`` variations; and whether it is
+    a studio photo."""
     served, studio = served_views(image)
     out = [(view, True) for view in served]
     for n in range(config.views):
@@ -168,7 +161,7 @@ def _views_of(image: Image.Image, config: AttributeConfig, rng: np.random.Genera
             out.append((shop_view(image, rng, phone_like=True), False))
         else:
             out.append((varied(served[n % len(served)], rng), False))
-    return out
+    return out, studio
 
 
 @dataclass
@@ -201,15 +194,11 @@ def build_cache(photos: list[LabelledPhoto], config: AttributeConfig, front: net
     unreadable = 0
     for index, photo in enumerate(tqdm(photos, desc="views", unit="photo", mininterval=10)):
         try:
-            image = _open(photo.path)
-            views = _views_of(image, config, rng)
+            views, studio[index] = _views_of(_open(photo.path), config, rng)
         except (OSError, ValueError) as exc:
             logger.warning("skipping training photo %s: %s", photo.path, exc)
             unreadable += 1
             continue
-        from ..preprocess import studio_mask
-
-        studio[index] = studio_mask(image) is not None
         for view, is_served in views:
             pending.append(view)
             photo_of.append(index)
@@ -366,25 +355,14 @@ def train(photos: list[LabelledPhoto], config: AttributeConfig,
 
 def _write(config: AttributeConfig, state: dict, tail: network.Tail, kind_head: CosineClassifier,
            gender_head: CosineClassifier, photos: list[LabelledPhoto], started: float) -> AttributeResult:
-    from segmentation.weights import sha256_file
-
     heads = state.get("best_heads") or {"kind": kind_head.weight.detach(), "gender": gender_head.weight.detach()}
-    meta = {
-        "split": config.split, "dimension": config.dimension, "backbone": "efficientnet-lite0", "purpose": PURPOSE,
-        "preprocessing": {"input_size": INPUT_SIZE, "mean": [MEAN] * 3, "std": [STD] * 3, "interpolation": "bilinear"},
-        "gem_p": 3.0, "kinds": list(KINDS), "genders": list(GENDERS),
-    }
-    config.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = config.out.with_suffix(".tmp")
-    torch.save({"meta": meta, "tail": state["best_tail"] or network.tail_state(tail),
-                "classifiers": {name: weight.to(torch.float16) for name, weight in heads.items()}}, tmp)
-    os.replace(tmp, config.out)
     metrics = {
         "validation": state.get("best_metrics", {}), "history": state["history"],
         "wall_seconds": round(time.monotonic() - started, 1), "photos": len(photos),
         "kinds": dict(Counter(p.kind for p in photos)),
     }
-    sidecar = {**meta, "sha256": sha256_file(config.out), "metrics": metrics,
-               "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}}
-    config.out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
+    tail_file_write(config.out, state["best_tail"] or network.tail_state(tail), split=config.split,
+                    dimension=config.dimension, metrics=metrics, config=asdict(config),
+                    meta={"purpose": PURPOSE, "kinds": list(KINDS), "genders": list(GENDERS)},
+                    extra={"classifiers": {name: weight.to(torch.float16) for name, weight in heads.items()}})
     return AttributeResult(weights=config.out, metrics=metrics, history=state["history"])

@@ -18,6 +18,8 @@ import json
 import logging
 import math
 import os
+import shlex
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -461,27 +463,46 @@ def train(
             say("time budget reached")
             break
 
-    best_tail = state["best_tail"] or network.tail_state(tail)
-    meta = {
-        "split": config.split, "dimension": config.dimension, "backbone": "efficientnet-lite0",
-        "preprocessing": {"input_size": INPUT_SIZE, "mean": [MEAN] * 3, "std": [STD] * 3, "interpolation": "bilinear"},
-        "gem_p": 3.0,
-    }
-    config.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = config.out.with_suffix(".tmp")
-    torch.save({"meta": meta, "tail": best_tail}, tmp)
-    os.replace(tmp, config.out)
-    from segmentation.weights import sha256_file
-
     metrics = {
         "validation": state.get("best_metrics", {}), "history": state["history"],
         "wall_seconds": round(time.monotonic() - started, 1), "groups": len(groups),
         "validation_groups": len(validation),
     }
-    sidecar = {**meta, "sha256": sha256_file(config.out), "metrics": metrics,
-               "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}}
-    config.out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
+    tail_file_write(config.out, state["best_tail"] or network.tail_state(tail), split=config.split,
+                    dimension=config.dimension, metrics=metrics, config=asdict(config))
     return TrainResult(weights=config.out, metrics=metrics, history=state["history"])
+
+
+def tail_file_write(out: Path, tail: dict, *, split: int, dimension: int, metrics: dict, config: dict,
+                    meta: dict | None = None, extra: dict | None = None) -> dict:
+    """A trained tail's weights file (what ``TrainedEfficientNetLite0`` serves: ``meta`` + ``tail`` [+ ``extra``
+    entries]) and its sidecar (meta, checksum, ``metrics``, ``config``); returns the sidecar."""
+    from segmentation.weights import sha256_file
+
+    meta = {
+        "split": split, "dimension": dimension, "backbone": "efficientnet-lite0",
+        "preprocessing": {"input_size": INPUT_SIZE, "mean": [MEAN] * 3, "std": [STD] * 3, "interpolation": "bilinear"},
+        "gem_p": 3.0, **(meta or {}),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    torch.save({"meta": meta, "tail": tail, **(extra or {})}, tmp)
+    os.replace(tmp, out)
+    sidecar = {**meta, "sha256": sha256_file(out), "metrics": metrics,
+               "config": {k: str(v) if isinstance(v, Path) else v for k, v in config.items()}}
+    out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
+    return sidecar
+
+
+def sidecar_record_command(weights: Path, command: str) -> None:
+    """The command line that wrote ``weights``, in its sidecar (what reproduces it); only when ``manage.py command``
+    is what runs, not when called from code or tests."""
+    if sys.argv[1:2] != [command]:
+        return
+    sidecar_path = Path(weights).with_suffix(".json")
+    sidecar = json.loads(sidecar_path.read_text())
+    sidecar["command"] = "python manage.py " + shlex.join(sys.argv[1:])
+    sidecar_path.write_text(json.dumps(sidecar, indent=2))
 
 
 def train_tails(

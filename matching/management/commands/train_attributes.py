@@ -8,14 +8,13 @@ the command recorded in its sidecar (``models/attributes/``).
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from matching.training.attributes import AttributeConfig, read_labelled_csv, train
+from matching.training.trainer import sidecar_record_command
 
 
 class Command(BaseCommand):
@@ -59,9 +58,5 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"{len(photos)} labelled photos")
         result = train(photos, config, progress=self.stdout.write)
-        if sys.argv[1:2] == ["train_attributes"]:
-            sidecar_path = result.weights.with_suffix(".json")
-            sidecar = json.loads(sidecar_path.read_text())
-            sidecar["command"] = "python manage.py " + shlex.join(sys.argv[1:])
-            sidecar_path.write_text(json.dumps(sidecar, indent=2))
+        sidecar_record_command(result.weights, "train_attributes")
         self.stdout.write(f"wrote {result.weights}: validation {json.dumps(result.metrics['validation'])}")

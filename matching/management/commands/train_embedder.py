@@ -17,9 +17,6 @@ re-embedding, then recalibration) only when it beats the active version on the h
 """
 from __future__ import annotations
 
-import json
-import shlex
-import sys
 from argparse import ArgumentParser
 from pathlib import Path
 
@@ -27,7 +24,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from matching.training import data
-from matching.training.trainer import TrainConfig, train, train_tails
+from matching.training.trainer import TrainConfig, sidecar_record_command, train, train_tails
 
 CALIBRATION_MINUTES = 5.0  # the validation pairs and 2,500 distractors through the match path: 3.5 min measured
 
@@ -105,7 +102,7 @@ class Command(BaseCommand):
             result = train_tails(groups, validation, config, clusters, progress=self.stdout.write)
         else:
             result = train(groups, validation, config, progress=self.stdout.write)
-        self._record_command(result.weights)
+        sidecar_record_command(result.weights, "train_embedder")
         validation = result.metrics.get("validation") or [m["validation"] for m in result.metrics.get("members", [])]
         self.stdout.write(f"wrote {result.weights}: validation {validation}")
         if options["calibrate"]:
@@ -131,16 +128,6 @@ class Command(BaseCommand):
             # one seed and one view cache: two tails of one size would come out tensor for tensor the same
             raise CommandError("--tails: each cluster size once (two tails of one size train the same tail)")
         return clusters
-
-    @staticmethod
-    def _record_command(weights: Path) -> None:
-        """The command line that wrote ``weights``, in its sidecar (what reproduces it); not when called from code."""
-        if sys.argv[1:2] != ["train_embedder"]:
-            return
-        sidecar_path = Path(weights).with_suffix(".json")
-        sidecar = json.loads(sidecar_path.read_text())
-        sidecar["command"] = "python manage.py " + shlex.join(sys.argv[1:])
-        sidecar_path.write_text(json.dumps(sidecar, indent=2))
 
     def _ensemble(self, members: list[Path], options: dict) -> None:
         from matching.training.trainer import ensemble_write_with_sidecar
