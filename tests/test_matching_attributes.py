@@ -77,7 +77,7 @@ def test_a_short_real_run_learns_the_kinds_writes_an_appearance_tail_and_resumes
     assert [m["epoch"] for m in other.history] == [1] and not any("resumed" in m for m in messages)
 
 
-def test_labels_without_the_columns_or_too_few_photos_are_refused(tmp_path, shared_data):
+def test_labels_without_the_columns_too_few_photos_or_no_tail_are_refused(tmp_path, shared_data):
     bad = tmp_path / "bad.csv"
     bad.write_text("image,category\nx.jpg,Tshirts\n")
     with pytest.raises(CommandError, match="missing column"):
@@ -85,6 +85,8 @@ def test_labels_without_the_columns_or_too_few_photos_are_refused(tmp_path, shar
     few = labels_csv(shared_data, tmp_path, per_group=2)
     with pytest.raises(CommandError, match="Only 8 labelled photo"):
         call_command("train_attributes", "--labels", str(few))
+    with pytest.raises(CommandError, match="--split must be between 1 and 15"):
+        call_command("train_attributes", "--labels", str(few), "--min-photos", "1", "--split", "16")
     with pytest.raises(CommandError, match="does not exist"):
         call_command("train_attributes", "--labels", str(tmp_path / "missing.csv"))
 

@@ -27,6 +27,8 @@ class Command(BaseCommand):
         parser.add_argument("--out", type=Path, default=None, help="weights file (default under the trained dir)")
         parser.add_argument("--work-dir", type=Path, default=None, help="view cache and checkpoints (resumable)")
         parser.add_argument("--dimension", type=int, default=defaults.dimension)
+        parser.add_argument("--split", type=int, default=defaults.split,
+                            help="first fine-tuned block of the 16 (the blocks before it stay ImageNet's, cached)")
         parser.add_argument("--epochs", type=int, default=defaults.epochs)
         parser.add_argument("--views", type=int, default=defaults.views,
                             help="random variations per photo besides its two served views")
@@ -46,13 +48,15 @@ class Command(BaseCommand):
                 raise CommandError(str(exc)) from exc
         if len(photos) < options["min_photos"]:
             raise CommandError(f"Only {len(photos)} labelled photo(s); at least {options['min_photos']} are needed.")
+        if not 1 <= options["split"] <= 15:
+            raise CommandError("--split must be between 1 and 15 (the first of Lite0's 16 blocks to fine-tune).")
         if options["epochs"] < 1 or options["views"] < 0 or options["time_budget"] <= 0:
             raise CommandError("--epochs must be at least 1, --views not negative and --time-budget positive.")
         trained_dir = Path(settings.STOCKMATCH_TRAINED_DIR)
         config = AttributeConfig(
             out=options["out"] or trained_dir / "attributes" / f"efficientnet-lite0-attr{options['dimension']}.pt",
             work_dir=options["work_dir"] or trained_dir / "attributes-work",
-            dimension=options["dimension"], epochs=options["epochs"], views=options["views"],
+            dimension=options["dimension"], split=options["split"], epochs=options["epochs"], views=options["views"],
             time_budget_s=options["time_budget"] * 60, seed=options["seed"],
             threads=options["threads"] or int(getattr(settings, "STOCKMATCH_TORCH_THREADS", 2)),
         )
