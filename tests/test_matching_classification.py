@@ -418,3 +418,21 @@ def test_heads_are_retrained_after_an_upgrade_changes_the_appearance_embedder(
     assert all(h.metrics["baseline"]["source"] == "knn" for h in retrained)
     # and the next migrate queues nothing more
     assert not heads.heads_follow_appearance()
+
+
+@pytest.mark.parametrize("first_id", [1, 430, 90_001])
+def test_cross_fitting_folds_hold_every_class_whatever_the_product_ids(first_id):
+    # given 12 T-shirts and 13 shoes, two photos each, with ids from anywhere in the sequence
+    products = np.arange(first_id, first_id + 25)
+    labels = ["topwear"] * 12 + ["footwear"] * 13
+    rows_products = np.repeat(products, 2)
+    rows_labels = [label for label in labels for _ in range(2)]
+
+    folds = heads.stratified_folds(rows_products, rows_labels, folds=3)
+
+    # then a product's photos share a fold, and each fold holds four or five of each class
+    assert all(len(set(folds[rows_products == p])) == 1 for p in products)
+    for fold in range(3):
+        chosen = folds == fold
+        counts = {label: len(set(rows_products[chosen & (np.asarray(rows_labels) == label)])) for label in set(labels)}
+        assert counts["topwear"] == 4 and 4 <= counts["footwear"] <= 5
