@@ -42,7 +42,7 @@ from .trainer import (
     _front_session,
     _open,
     _segmenter_name,
-    optimise,
+    epoch_steps,
     tail_file_write,
     to_tensor,
     warmup_cosine,
@@ -312,13 +312,12 @@ def train(photos: list[LabelledPhoto], config: AttributeConfig,
         state = saved["state"]
         say(f"resumed at epoch {state['epoch']}")
     rng = np.random.default_rng(config.seed + state["epoch"])
-    budget_hit = False
     for epoch in range(state["epoch"], config.epochs):
         tail.train()
         _freeze_batchnorm(tail)
         order = rng.permutation(train_photos)
-        losses = []
-        for step in tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}", mininterval=30):
+
+        def step_loss(step: int, order: np.ndarray = order) -> torch.Tensor:  # this epoch's order
             batch = order[step * config.batch_size:(step + 1) * config.batch_size]
             rows = np.asarray([int(rng.choice(views_by_photo[int(p)])) for p in batch])
             feats = torch.from_numpy(np.asarray(cache.features[rows], dtype=np.float32))
@@ -328,11 +327,11 @@ def train(photos: list[LabelledPhoto], config: AttributeConfig,
             loss = F.cross_entropy(kind_head(unit), kinds, weight=kind_weights)
             if (genders >= 0).any():
                 loss = loss + F.cross_entropy(gender_head(unit), genders, weight=gender_weights, ignore_index=-1)
-            losses.append(optimise(loss, optimiser, schedule))
-            if time.monotonic() - started > config.time_budget_s:
-                budget_hit = True
-                break
-        metrics = {"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4), **validate()}
+            return loss
+
+        loss, budget_hit = epoch_steps(steps_per_epoch, step_loss, optimiser=optimiser, schedule=schedule,
+                                       desc=f"epoch {epoch + 1}", started=started, budget_s=config.time_budget_s)
+        metrics = {"epoch": epoch + 1, "loss": round(loss, 4), **validate()}
         state["history"].append(metrics)
         say(f"epoch {epoch + 1}: loss {metrics['loss']}, validation kind "
             f"{metrics.get('kind', {}).get('accuracy')}, gender {metrics.get('gender', {}).get('accuracy')}, "

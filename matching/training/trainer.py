@@ -326,6 +326,20 @@ def optimise(loss: torch.Tensor, optimiser: torch.optim.Optimizer, schedule: Lam
     return float(loss.detach())
 
 
+def epoch_steps(
+    steps: int, step_loss: Callable[[int], torch.Tensor], *, optimiser: torch.optim.Optimizer, schedule: LambdaLR,
+    desc: str, started: float, budget_s: float,
+) -> tuple[float, bool]:
+    """One epoch: up to ``steps`` optimisation steps on ``step_loss(step)``, stopped early once ``budget_s`` seconds
+    have passed since ``started``. Returns the epoch's mean loss and whether the time budget ran out."""
+    losses = []
+    for step in tqdm(range(steps), desc=desc, mininterval=30):
+        losses.append(optimise(step_loss(step), optimiser, schedule))
+        if time.monotonic() - started > budget_s:
+            return float(np.mean(losses)), True
+    return float(np.mean(losses)), False
+
+
 def train(
     groups: list[Group], validation: list[Group], config: TrainConfig,
     progress: Callable[[str], None] | None = None,
@@ -407,7 +421,6 @@ def train(
         say(f"epoch 0 ({'start weights' if config.init_from else 'ImageNet front, random projection'}):"
             f" {state['history'][-1]}")
     rng = np.random.default_rng(config.seed + state["epoch"])
-    budget_hit = False
 
     for epoch in range(state["epoch"], config.epochs):
         tail.train()
@@ -419,8 +432,8 @@ def train(
             _freeze_batchnorm(tail)
         else:
             order = rng.permutation(eligible)
-        losses = []
-        for step in tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}", mininterval=30):
+
+        def step_loss(step: int, order: np.ndarray | list[int] = order) -> torch.Tensor:  # this epoch's order
             batch = list(order[step * config.batch_size:(step + 1) * config.batch_size])
             present = set(batch)
             for g in list(batch):
@@ -444,12 +457,11 @@ def train(
             q, s = out[: len(batch)], out[len(batch):]
             logits = logit_scale.exp().clamp(max=100.0) * (q @ s.T)
             labels = torch.arange(len(batch))
-            loss = 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
-            losses.append(optimise(loss, optimiser, schedule))
-            if time.monotonic() - started > config.time_budget_s:
-                budget_hit = True
-                break
-        metrics = {"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4), **validate()}
+            return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+
+        loss, budget_hit = epoch_steps(steps_per_epoch, step_loss, optimiser=optimiser, schedule=schedule,
+                                       desc=f"epoch {epoch + 1}", started=started, budget_s=config.time_budget_s)
+        metrics = {"epoch": epoch + 1, "loss": round(loss, 4), **validate()}
         state["history"].append(metrics)
         say(f"epoch {epoch + 1}: {metrics}")
         if metrics.get("recall@1", 0.0) + 0.1 * metrics.get("recall@10", 0.0) > state["best"]:
