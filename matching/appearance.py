@@ -83,7 +83,8 @@ def catalogue_appearance(image_ids: Sequence[int], *, context: bool,
         if image is None:
             continue
         try:
-            pending.append((row, catalog_views(open_catalog_image(image), context=context)))
+            pending.append((row, catalog_views(open_catalog_image(image), context=context,
+                                               rule=embedder.studio_mask_rule)))
         except (OSError, ValueError) as exc:
             logger.warning("no appearance vector for product image %s: %s", image_id, exc)
             continue

@@ -201,7 +201,8 @@ def embed_figures(photos: list[bytes]) -> dict:
     embedder.embed(decoded)
     embed_rate = len(decoded) / (time.perf_counter() - started)
     started = time.perf_counter()
-    views = [services.catalog_views(load_image(data).image, context=embedder.context_view) for data in photos]
+    views = [services.catalog_views(load_image(data).image, context=embedder.context_view,
+                                    rule=embedder.studio_mask_rule) for data in photos]
     embedder.embed_groups(views)
     ingest_rate = len(photos) / (time.perf_counter() - started)
     return {"embed_images_per_s": round(embed_rate, 1), "ingest_images_per_s": round(ingest_rate, 1)}

@@ -4,7 +4,7 @@ TRAIN's photos become the catalogue of the current (throwaway) database through 
 they are embedded exactly as catalogue photos are. Each TEST photo is turned into what the embedder would
 see in production:
 
-- a catalogue-like photo (plain white studio background, detected by ``preprocess.studio_mask``) through
+- a catalogue-like photo (plain white studio background, detected by ``preprocess.is_studio_photo``) through
   ``services.catalog_view``, as when the catalogue itself is classified (cleanup's label checks);
 - any other photo (phone, mirror camera) through ``services.query_view``: the segmentation cut-out that
   ``match_image`` embeds, which is what the mirror classifies.
@@ -36,7 +36,7 @@ from . import evaluation, search, services
 from .appearance import appearance_dimension, appearance_embedder, appearance_of, appearance_version
 from .classification import ATTRIBUTES, classify_vectors
 from .heads import HeadConfig, heads_train, scores
-from .preprocess import studio_mask
+from .preprocess import is_studio_photo
 
 VIEWS = ("auto", "catalog", "query")
 
@@ -77,7 +77,7 @@ def studio_and_camera(csv_path: Path, rows: list[dict]) -> tuple[list[dict], lis
         except (OSError, ImageRejected):
             studio.append(row)
             continue
-        (studio if studio_mask(image) is not None else camera).append(row)
+        (studio if is_studio_photo(image) else camera).append(row)
     return studio, camera
 
 
@@ -116,7 +116,9 @@ def photos_embed(test_csv: Path, rows: list[dict], *, view: str, segment: str,
     """Embed each TEST photo one at a time (as a live request would), timing decode + view + embed, and the
     appearance vector of the same views when an appearance embedder is configured."""
     embedder = services.embedder_for(services.embedding_model_active())
-    looks = appearance_embedder() is not None
+    looker = appearance_embedder()
+    looks = looker is not None
+    looks_rule = looker.studio_mask_rule if looker is not None else None
     photos, unreadable = [], 0
     for n, row in enumerate(rows):
         started = time.perf_counter()
@@ -125,12 +127,18 @@ def photos_embed(test_csv: Path, rows: list[dict], *, view: str, segment: str,
         except (OSError, ImageRejected):
             unreadable += 1
             continue
-        chosen = view if view != "auto" else ("catalog" if studio_mask(image) is not None else "query")
+        chosen = view if view != "auto" else ("catalog" if is_studio_photo(image) else "query")
         context = embedder.context_view
-        seen = (services.catalog_views(image, context=context) if chosen == "catalog"
+        seen = (services.catalog_views(image, context=context, rule=embedder.studio_mask_rule) if chosen == "catalog"
                 else services.query_views(image, segment=segment, context=context))
         vector = embedder.embed_groups([seen])[0]
-        look = appearance_of([seen])[0] if looks else None
+        look = None
+        if looks:
+            # the appearance embedder sees a studio photo through its own mask rule, as the catalogue stores it
+            rule = looks_rule
+            look_views = (services.catalog_views(image, context=context, rule=rule)
+                          if chosen == "catalog" and rule != embedder.studio_mask_rule else seen)
+            look = appearance_of([look_views])[0]
         photos.append(EvalPhoto(image=row["image"], gender=row["gender"], kind=row["kind"], view=chosen,
                                 vector=vector, ms=(time.perf_counter() - started) * 1000, appearance=look))
         if progress:

@@ -17,25 +17,85 @@ MASK_WORK_SIZE = 256
 MIN_MASK_SHARE = 0.03  # below this the mask is not trusted and the whole photo is used
 
 
-def studio_mask(image: Image.Image, *, white_level: int = 232) -> np.ndarray | None:
+# How a studio photo's garment is told from its white background; a version row records the rule its vectors
+# were made with (``preprocessing["studio_mask"]``; rows without it were made with 1), so an installation's
+# stored vectors never mix rules. 1: near-white (all channels >= 232) connected to the border is background,
+# which floods a white or pale garment into specks. 2: rule 1 when its mask is one solid piece, else a stricter
+# background (>= 248) with the outline filled, else the whole photo (docs/matching.md, "White garments").
+STUDIO_MASK_RULES = (1, 2)
+STUDIO_MASK_RULE = 2
+_STRICT_WHITE_LEVEL = 248
+
+
+def studio_mask(image: Image.Image, *, rule: int = STUDIO_MASK_RULE) -> np.ndarray | None:
     """0/255 mask at ``image``'s resolution for a photo on a plain white background, else ``None``."""
+    if rule not in STUDIO_MASK_RULES:
+        raise ValueError(f"unknown studio mask rule {rule!r}; known: {STUDIO_MASK_RULES}")
     small = image.convert("RGB")
     small.thumbnail((MASK_WORK_SIZE, MASK_WORK_SIZE), Image.Resampling.BILINEAR)
     array = np.asarray(small, dtype=np.uint8)
-    near_white = (array.min(axis=2) >= white_level).astype(np.uint8)
-    border = np.concatenate([near_white[0], near_white[-1], near_white[:, 0], near_white[:, -1]])
-    if border.mean() < 0.6:
+    if not _white_border(array):
         return None  # not a white-background photo
-    count, labels = cv2.connectedComponents(near_white, connectivity=4)
-    edge_labels = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    background = np.isin(labels, edge_labels[edge_labels > 0]) & (near_white > 0)
-    mask = np.where(background, 0, 255).astype(np.uint8)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    mask = _border_white_removed(array, 232)
+    if rule == 2 and _fragmented(mask):
+        mask = _solid(_border_white_removed(array, _STRICT_WHITE_LEVEL))
+        if _fragmented(mask):
+            return None
     if (mask > 0).mean() < MIN_MASK_SHARE:
         return None
     if small.size != image.size:
         mask = cv2.resize(mask, image.size, interpolation=cv2.INTER_NEAREST)
     return mask
+
+
+def is_studio_photo(image: Image.Image) -> bool:
+    """A photo on a plain white studio background (most of its border near-white), whatever its garment."""
+    small = image.convert("RGB")
+    small.thumbnail((MASK_WORK_SIZE, MASK_WORK_SIZE), Image.Resampling.BILINEAR)
+    return _white_border(np.asarray(small, dtype=np.uint8))
+
+
+def _white_border(array: np.ndarray, white_level: int = 232) -> bool:
+    near_white = array.min(axis=2) >= white_level
+    border = np.concatenate([near_white[0], near_white[-1], near_white[:, 0], near_white[:, -1]])
+    return bool(border.mean() >= 0.6)
+
+
+def _border_white_removed(array: np.ndarray, white_level: int) -> np.ndarray:
+    """0/255: everything but the near-white pixels connected to the border."""
+    near_white = (array.min(axis=2) >= white_level).astype(np.uint8)
+    count, labels = cv2.connectedComponents(near_white, connectivity=4)
+    edge_labels = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    background = np.isin(labels, edge_labels[edge_labels > 0]) & (near_white > 0)
+    mask = np.where(background, 0, 255).astype(np.uint8)
+    return cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+
+
+def _fragmented(mask: np.ndarray) -> bool:
+    """A garment is one solid piece: true when the largest piece holds < 90 % of the mask or the mask fills
+    < half of its convex hull (a pale garment flooded into its seams and prints)."""
+    binary = (mask > 0).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    if count <= 1:
+        return True
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    hull_area = cv2.contourArea(cv2.convexHull(np.concatenate(contours)))
+    return bool(areas.max() < 0.9 * areas.sum() or binary.sum() < 0.5 * max(hull_area, 1.0))
+
+
+def _solid(mask: np.ndarray, grow: int = 2) -> np.ndarray:
+    """Outlines made solid: grown by ``grow`` px, every outer contour filled (specks under 5 % of the largest
+    dropped), shrunk back."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    grown = cv2.dilate(mask, kernel)
+    contours, _ = cv2.findContours(grown, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    filled = np.zeros_like(mask)
+    if contours:
+        largest = max(cv2.contourArea(contour) for contour in contours)
+        kept = [contour for contour in contours if cv2.contourArea(contour) >= 0.05 * largest]
+        cv2.drawContours(filled, kept, -1, 255, thickness=cv2.FILLED)
+    return cv2.erode(filled, kernel)
 
 
 def canonical_crop(image: Image.Image, mask: np.ndarray | None, *, margin: float | None = None) -> Image.Image:

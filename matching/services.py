@@ -30,7 +30,7 @@ from .embedders.base import l2_normalise
 from .embedders.efficientnet import file_sha256
 from .embedders.trained import weights_file
 from .models import EmbeddingModel, ModelState, ProductEmbedding
-from .preprocess import canonical_context, canonical_crop, studio_mask, working_copy
+from .preprocess import STUDIO_MASK_RULE, canonical_context, canonical_crop, studio_mask, working_copy
 
 logger = logging.getLogger(__name__)
 
@@ -151,8 +151,10 @@ def embedding_model_active() -> EmbeddingModel:
 
 
 def embedder_for(model: EmbeddingModel) -> Embedder:
+    recipe = model.preprocessing or {}
     embedder = get_embedder(model.embedder, weights=model.weights or None,
-                            context_view=bool((model.preprocessing or {}).get("context_view", False)))
+                            context_view=bool(recipe.get("context_view", False)),
+                            studio_mask_rule=int(recipe.get("studio_mask", 1)))  # rows made before rule 2: 1
     if embedder.version != model.name:
         raise RuntimeError(
             f"Embedder {model.embedder!r} now loads {embedder.version}, but model {model.name} needs its own "
@@ -245,15 +247,16 @@ def catalog_missing_ids(*, model: EmbeddingModel) -> list[int]:
     ]
 
 
-def catalog_view(image: Image.Image) -> Image.Image:
-    """What the embedder sees of a catalogue photo: studio background removed when it is plain white."""
-    return canonical_crop(image, studio_mask(image))
+def catalog_view(image: Image.Image, *, rule: int = STUDIO_MASK_RULE) -> Image.Image:
+    """What the embedder sees of a catalogue photo: studio background removed when it is plain white (``rule``:
+    the embedder's ``studio_mask_rule``)."""
+    return canonical_crop(image, studio_mask(image, rule=rule))
 
 
-def catalog_views(image: Image.Image, *, context: bool) -> list[Image.Image]:
+def catalog_views(image: Image.Image, *, context: bool, rule: int = STUDIO_MASK_RULE) -> list[Image.Image]:
     """The catalogue photo's views for one vector: ``catalog_view``, and its context view when the embedder
     takes one (the same pair as a query's, docs/matching.md "Two views")."""
-    mask = studio_mask(image)
+    mask = studio_mask(image, rule=rule)
     views = [canonical_crop(image, mask)]
     if context:
         views.append(canonical_context(image, mask))
@@ -282,19 +285,24 @@ def images_embed(*, image_ids: Sequence[int], models: Iterable[EmbeddingModel] |
         return 0
     embedders = [embedder_for(model) for model in models]
     context = any(embedder.context_view for embedder in embedders)
-    views, kept = [], []
+    rules = sorted({embedder.studio_mask_rule for embedder in embedders})
+    views: dict[int, list[list[Image.Image]]] = {rule: [] for rule in rules}  # each photo's views per mask rule
+    kept = []
     for image in images:
         try:
             opened = open_catalog_image(image)
-            views.append(catalog_views(opened, context=context))
-            kept.append(image.pk)
+            seen = {rule: catalog_views(opened, context=context, rule=rule) for rule in rules}
         except (OSError, ValueError) as exc:  # missing or unreadable file: skip it, others still go in
             logger.warning("cannot embed product image %s: %s", image.pk, exc)
             continue
+        for rule in rules:
+            views[rule].append(seen[rule])
+        kept.append(image.pk)
         _colour_store(image.pk, colour.catalog_signature(opened))
     written = 0
     for model, embedder in zip(models, embedders, strict=True):
-        vectors = embedder.embed_groups([group if embedder.context_view else group[:1] for group in views])
+        groups = views[embedder.studio_mask_rule]
+        vectors = embedder.embed_groups([group if embedder.context_view else group[:1] for group in groups])
         written += search.embeddings_upsert(model_id=model.pk, image_ids=kept, vectors=vectors)
     return written
 

@@ -73,8 +73,10 @@ def test_preprocessing_travels_with_the_weights():
     assert embedder.preprocessing == Preprocessing(input_size=224, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     assert len(embedder.checksum) == 64
     assert embedder.checksum.startswith("57934424")
-    assert embedder.version == f"efficientnet-lite0-gem3@{embedder.checksum[:12]}"  # pooling changes vectors
-    assert get_embedder("efficientnet_lite0_avg").version == f"efficientnet-lite0@{embedder.checksum[:12]}"
+    # pooling and the studio mask rule change the vectors, so both name the version
+    assert embedder.version == f"efficientnet-lite0-gem3+m2@{embedder.checksum[:12]}"
+    assert get_embedder("efficientnet_lite0_avg").version == f"efficientnet-lite0+m2@{embedder.checksum[:12]}"
+    assert get_embedder("default", studio_mask_rule=1).version == f"efficientnet-lite0-gem3@{embedder.checksum[:12]}"
     assert embedder.describe()["dimension"] == 1280 and embedder.describe()["pooling"] == "gem"
 
 

@@ -70,7 +70,11 @@ def garment_mask(rgb: np.ndarray, *, segment: bool = True) -> np.ndarray | None:
     """Boolean garment mask of a work copy: the studio background test, then the segmentation network."""
     from matching.preprocess import studio_mask
 
-    mask = studio_mask(Image.fromarray(rgb))
+    picture = Image.fromarray(rgb)
+    # the current rule makes a pale garment whole; where even it cannot, the first rule's pieces still show it
+    mask = studio_mask(picture)
+    if mask is None:
+        mask = studio_mask(picture, rule=1)
     if mask is not None:
         return mask > 0
     if not _white_background(rgb):

@@ -29,13 +29,15 @@ def embedder_names() -> list[str]:
     return sorted(getattr(settings, "EMBEDDERS", {}))
 
 
-def get_embedder(name: str | None = None, *, weights: str | None = None, context_view: bool | None = None) -> Embedder:
+def get_embedder(name: str | None = None, *, weights: str | None = None, context_view: bool | None = None,
+                 studio_mask_rule: int | None = None) -> Embedder:
     """The embedder registered under ``name`` (default: ``settings.EMBEDDER_NAME`` or "default").
 
     ``weights`` overrides the entry's weights file (a version trained on this installation); ``context_view``
-    the entry's views (a version row made before they changed keeps being served as it was made)."""
+    the entry's views and ``studio_mask_rule`` its studio mask (a version row made before they changed keeps
+    being served as it was made)."""
     name = name or getattr(settings, "EMBEDDER_NAME", "default") or "default"
-    key = f"{name}|{weights or ''}|{context_view}"
+    key = f"{name}|{weights or ''}|{context_view}|{studio_mask_rule}"
     with _lock:
         if key in _instances:
             return _instances[key]
@@ -53,6 +55,8 @@ def get_embedder(name: str | None = None, *, weights: str | None = None, context
             options["weights"] = weights
         if context_view is not None:
             options["context_view"] = context_view
+        if studio_mask_rule is not None:
+            options["studio_mask_rule"] = studio_mask_rule
         instance = backend(name=name, **options)
         _instances[key] = instance
         return instance

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from PIL import Image
 
+from ..preprocess import STUDIO_MASK_RULE
+
 
 @dataclass(frozen=True)
 class Preprocessing:
@@ -59,12 +61,16 @@ class Embedder:
     dimension: int = 0
     preprocessing: Preprocessing
 
-    def __init__(self, *, name: str, batch_size: int = 32, context_view: bool = False, **options) -> None:
+    def __init__(self, *, name: str, batch_size: int = 32, context_view: bool = False,
+                 studio_mask_rule: int | None = None, **options) -> None:
         self.name = name
         self.batch_size = int(batch_size)
         # Each photo is embedded as the mean of its garment view and its context view (both sides alike):
         # it changes the vectors, so it is part of the version ("+ctx").
         self.context_view = bool(context_view)
+        # How a studio photo's garment is cut from its white background (``preprocess.studio_mask``): a version
+        # row made with an earlier rule keeps being served with it.
+        self.studio_mask_rule = int(studio_mask_rule) if studio_mask_rule is not None else STUDIO_MASK_RULE
         self.options = options
         self._loaded = False
         self._load_lock = threading.Lock()
@@ -78,8 +84,13 @@ class Embedder:
         return "+ctx" if self.context_view else ""
 
     @property
+    def mask_tag(self) -> str:
+        """"+m2" for a studio mask rule after the first: it changes catalogue vectors, so it names a new version."""
+        return "" if self.studio_mask_rule == 1 else f"+m{self.studio_mask_rule}"
+
+    @property
     def version(self) -> str:
-        return f"{self.backbone}{self.views_tag}@{self.checksum[:12]}"
+        return f"{self.backbone}{self.views_tag}{self.mask_tag}@{self.checksum[:12]}"
 
     def load(self) -> None:
         if self._loaded:
@@ -113,7 +124,8 @@ class Embedder:
 
     def preprocessing_record(self) -> dict:
         """What a version row stores of the input recipe: the weights' preprocessing and the views."""
-        return {**self.preprocessing.to_dict(), "context_view": self.context_view}
+        return {**self.preprocessing.to_dict(), "context_view": self.context_view,
+                "studio_mask": self.studio_mask_rule}
 
     def describe(self) -> dict:
         return {

@@ -77,7 +77,7 @@ class EfficientNetLite0(Embedder):
     @property
     def version(self) -> str:
         # Pooling changes the vectors, so it is part of the version; the runtime is not.
-        return f"{self.backbone}{self.pooling_tag}{self.views_tag}@{self.checksum[:12]}"
+        return f"{self.backbone}{self.pooling_tag}{self.views_tag}{self.mask_tag}@{self.checksum[:12]}"
 
     def describe(self) -> dict:
         return {**super().describe(), "pooling": self.pooling, "gem_p": self.gem_p if self.pooling == "gem" else None}

@@ -46,6 +46,8 @@ class TrainedEfficientNetLite0(EfficientNetLite0):
         self.backbone = (f"efficientnet-lite0-{tag}{meta['member_dimension']}x{members}" if members > 1
                          else f"efficientnet-lite0-{tag}{self.dimension}")
         pre = meta.get("preprocessing") or {}
+        if options.get("studio_mask_rule") is None:
+            self.studio_mask_rule = int(pre.get("studio_mask", 1))  # files trained before the rule was recorded: 1
         self.preprocessing = Preprocessing(
             input_size=int(pre.get("input_size", 224)), mean=tuple(pre.get("mean", (0.5,) * 3)),
             std=tuple(pre.get("std", (0.5,) * 3)),

@@ -128,9 +128,9 @@ def served_views(image: Image.Image) -> tuple[list[Image.Image], bool]:
     """The two views the heads read of this photo (as ``evaluate_classification`` and the mirror make them),
     and whether it is a studio photo."""
     from .. import services
-    from ..preprocess import studio_mask
+    from ..preprocess import is_studio_photo
 
-    if studio_mask(image) is not None:
+    if is_studio_photo(image):
         return services.catalog_views(image, context=True), True
     return services.query_views(image, segment="auto", context=True), False
 

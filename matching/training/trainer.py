@@ -33,7 +33,7 @@ from PIL import Image
 from torch.optim.lr_scheduler import LambdaLR
 from tqdm import tqdm
 
-from ..preprocess import pad_square
+from ..preprocess import STUDIO_MASK_RULE, pad_square
 from . import network
 from .data import QUERY, Group
 from .views import query_view, shop_view
@@ -76,6 +76,8 @@ class TrainConfig:
     def fingerprint(self, groups: list[Group]) -> str:
         keys = "|".join(sorted(f"{g.key}:{len(g.photos)}" for g in groups))
         raw = f"{keys}/{self.views}/{self.split}/{self.seed}/{INPUT_SIZE}"
+        if STUDIO_MASK_RULE != 1:  # caches made before the rule was recorded keep their fingerprint
+            raw += f"/studio_mask:{STUDIO_MASK_RULE}"
         if self.served_views:
             raw += f"/served:{_segmenter_name()}"
         return hashlib.sha1(raw.encode()).hexdigest()[:12]
@@ -493,7 +495,8 @@ def tail_file_write(out: Path, tail: dict, *, split: int, dimension: int, metric
 
     meta = {
         "split": split, "dimension": dimension, "backbone": "efficientnet-lite0",
-        "preprocessing": {"input_size": INPUT_SIZE, "mean": [MEAN] * 3, "std": [STD] * 3, "interpolation": "bilinear"},
+        "preprocessing": {"input_size": INPUT_SIZE, "mean": [MEAN] * 3, "std": [STD] * 3, "interpolation": "bilinear",
+                          "studio_mask": STUDIO_MASK_RULE},
         "gem_p": 3.0, **(meta or {}),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
