@@ -10,7 +10,8 @@ the stated confidence: the one-sided Wilson lower bound of its precision, not th
 A point that accepts 60 queries and gets 57 right (0.95) proves less than one that gets 190 of 200; fitted on the
 point estimate, a grid over a few hundred queries kept picking lucky points (stated 0.95, read 0.84 on held-out
 pairs). When no point qualifies, the best F1. Per category kind where a kind has enough queries of both sorts,
-the model-wide point otherwise.
+the model-wide point otherwise. The margin is never below ``MATCHING["MIN_MARGIN"]``: calibration pairs may hold no
+near-twins, a catalogue does.
 """
 from __future__ import annotations
 
@@ -71,7 +72,11 @@ def precision_lower_bound(right: int, accepted: int, confidence: float) -> float
     return float(max(0.0, (centre - spread) / (1 + z2 / accepted)))
 
 
-def operating_point(pairs: Sequence[Pair], *, target_precision: float, confidence: float) -> dict:
+def operating_point(pairs: Sequence[Pair], *, target_precision: float, confidence: float,
+                    min_margin: float | None = None) -> dict:
+    """The best recall whose precision reaches ``target_precision`` with ``confidence``, over thresholds on the
+    open-set score and margins of at least ``min_margin`` (default ``MATCHING["MIN_MARGIN"]``); else the best F1."""
+    min_margin = conf.min_margin() if min_margin is None else min_margin
     scores = np.asarray([p.score for p in pairs], dtype=np.float64)
     margins = np.asarray([p.margin for p in pairs], dtype=np.float64)
     correct = np.asarray([p.correct and p.in_catalogue for p in pairs])
@@ -79,7 +84,7 @@ def operating_point(pairs: Sequence[Pair], *, target_precision: float, confidenc
     candidates = np.unique(np.concatenate([scores, [scores.max() + 1e-6 if len(scores) else 1.0]]))
     best: dict | None = None
     best_f1: dict | None = None
-    for margin in MARGINS:
+    for margin in (m for m in MARGINS if m >= min_margin):
         for threshold in candidates:
             accepted = (scores >= threshold) & (margins >= margin)
             n_accepted = int(accepted.sum())

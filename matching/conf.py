@@ -19,6 +19,11 @@ def default_margin() -> float:
     return float(_get("DEFAULT_MARGIN", 0.0))
 
 
+def min_margin() -> float:
+    """The smallest margin over the next product a calibration may choose (``calibration.operating_point``)."""
+    return float(_get("MIN_MARGIN", 0.0))
+
+
 def open_set_alpha() -> float:
     """Weight of the next products' mean score in the open-set score new calibrations fit (``calibration``)."""
     return float(_get("OPEN_SET_ALPHA", 0.5))

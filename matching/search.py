@@ -60,7 +60,8 @@ class Graph(NamedTuple):
 # (0.96 with 64); the 1280-d fallback's graph in halfvec is half the size and builds faster, same recall. 512-d:
 # the shipped two-tail embedder (256-d: the single-tail one, still served until an installation has switched).
 INDEXED_DIMENSIONS: dict[int, Graph] = {256: Graph("vector", ef_construction=128),
-                                        512: Graph("vector", ef_construction=128), 1280: Graph("halfvec", 64)}
+                                        512: Graph("vector", ef_construction=128),
+                                        768: Graph("vector", ef_construction=128), 1280: Graph("halfvec", 64)}
 MAX_DIMENSION = 2000  # the largest vector pgvector's HNSW can index
 MAX_K = 50
 SEARCHABLE_STATUSES = (ProductStatus.ACTIVE, ProductStatus.DRAFT)  # merged and retired never match

@@ -186,6 +186,26 @@ def test_calibration_picks_the_best_recall_at_the_target_precision():
     assert "topwear" in thresholds["per_kind"]
 
 
+def test_calibration_keeps_a_margin_over_the_next_product(settings):
+    # given queries whose best recall at the target needs no margin: every top is far from any other product, as
+    # on real pairs, where each top is unique
+    rng = np.random.default_rng(2)
+    right = [calibration.Pair(score=s, margin=float(m), correct=True, in_catalogue=True)
+             for s, m in zip(rng.uniform(0.8, 0.95, 80), rng.uniform(0.0, 0.2, 80), strict=True)]
+    unknown = [calibration.Pair(score=s, margin=0.1, correct=False, in_catalogue=False)
+               for s in rng.uniform(0.3, 0.6, 40)]
+    pairs = right + unknown
+    settings.MATCHING = {**settings.MATCHING, "MIN_MARGIN": 0.0}
+    free, _ = calibration.calibrate(pairs, alpha=0.0, target_precision=0.95, confidence=0.0)
+    assert free["default"]["margin"] == 0.0  # with no floor the grid takes every right answer
+    # the settings' floor keeps the decision from choosing between near-twins, at the cost of those close calls
+    settings.MATCHING = {**settings.MATCHING, "MIN_MARGIN": 0.03}
+    floored, metrics = calibration.calibrate(pairs, alpha=0.0, target_precision=0.95, confidence=0.0)
+    assert floored["default"]["margin"] >= 0.03
+    kept = sum(p.margin >= floored["default"]["margin"] for p in right)
+    assert metrics["expected_recall"] == pytest.approx(kept / 80)
+
+
 def test_precision_lower_bound_asks_more_of_fewer_queries():
     assert calibration.precision_lower_bound(57, 60, 0.0) == pytest.approx(0.95)
     small, large = (calibration.precision_lower_bound(19 * n, 20 * n, 0.9) for n in (3, 30))

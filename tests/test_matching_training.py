@@ -21,6 +21,7 @@ from matching.training.views import query_view, shop_view
 
 SHIPPED = Path(settings.SHIPPED_EMBEDDER_WEIGHTS)
 SINGLE_TAIL = SHIPPED.parent / "efficientnet-lite0-ft256.pt"  # the first shipped file, now the ensemble's first tail
+TWO_TAILS = SHIPPED.parent / "efficientnet-lite0-ft256x2.pt"  # the second shipped file, now its first two tails
 
 
 def _pairs_csv(shared_data) -> Path:
@@ -194,10 +195,12 @@ def test_the_shipped_weights_load_with_their_checksum_and_onnx_matches_torch(sha
     onnx = TrainedEfficientNetLite0(name="t-onnx", weights=str(SHIPPED), runtime="onnx", threads=1)
     torch_ = TrainedEfficientNetLite0(name="t-torch", weights=str(SHIPPED), runtime="torch", threads=1)
     assert onnx.checksum == sidecar["sha256"]
-    assert onnx.version == torch_.version and onnx.version.startswith("efficientnet-lite0-ft256x2@")
+    # three tails served with the current studio mask rule, which their version names
+    assert onnx.version == torch_.version and onnx.version.startswith("efficientnet-lite0-ft256x3+m2@")
+    assert onnx.studio_mask_rule == 2 and sidecar["preprocessing"]["studio_mask"] == 2
     photos = [Image.open(shared_data / "shop-worn-pairs" / "shop" / f"p000{i}.jpg") for i in range(3)]
     a, b = onnx.embed(photos), torch_.embed(photos)
-    assert a.shape == (3, 512)
+    assert a.shape == (3, 768)
     assert np.abs(a - b).max() < 1e-3
 
 
@@ -228,7 +231,20 @@ def test_an_ensemble_runs_each_tail_once_and_averages_their_similarities(shared_
     with pytest.raises(ValueError, match="ensemble"):
         network.tail_load(network.build()[1], ensemble, split=11, dimension=256)
     with pytest.raises(ValueError, match="two or more"):
-        network.ensemble_write([ensemble, SINGLE_TAIL], tmp_path / "nested.pt")
+        network.ensemble_write([SINGLE_TAIL], tmp_path / "alone.pt")
+    # an ensemble member brings each of its tails
+    nested = network.ensemble_write([ensemble, SINGLE_TAIL], tmp_path / "nested.pt")
+    assert nested["members"] == 3 and nested["dimension"] == 768
+    # members trained with another studio mask rule are refused, unless the ensemble names the rule it is served with
+    ruled = torch.load(second, map_location="cpu", weights_only=True)
+    ruled["meta"]["preprocessing"] = {**ruled["meta"]["preprocessing"], "studio_mask": 2}
+    torch.save(ruled, tmp_path / "ruled.pt")
+    with pytest.raises(ValueError, match="preprocessing"):
+        network.ensemble_write([SINGLE_TAIL, tmp_path / "ruled.pt"], tmp_path / "mixed.pt")
+    mixed = ensemble_write_with_sidecar([SINGLE_TAIL, tmp_path / "ruled.pt"], tmp_path / "mixed.pt", studio_mask=2)
+    assert mixed["preprocessing"]["studio_mask"] == 2
+    served = TrainedEfficientNetLite0(name="mixed", weights=str(tmp_path / "mixed.pt"), runtime="torch", threads=1)
+    assert served.studio_mask_rule == 2 and "+m2@" in served.version
 
 
 @pytest.mark.django_db
@@ -249,7 +265,7 @@ def test_an_installation_on_the_earlier_shipped_file_keeps_it_and_switches_in_th
     old.refresh_from_db()
     assert old.active and old.weights == str(SINGLE_TAIL.relative_to(settings.BASE_DIR))
     assert services.embedder_for(old).version == old.name
-    assert target.name.startswith("efficientnet-lite0-ft256x2+") and target.state == ModelState.BUILDING
+    assert target.name.startswith("efficientnet-lite0-ft256x3+") and target.state == ModelState.BUILDING
     assert target.progress["total"] == 0  # the build was started (no catalogue photos here)
     assert services.embedding_model_active() == old
     # and a second migrate neither re-pins nor starts another build
@@ -267,12 +283,17 @@ def test_a_version_trained_here_is_not_moved_by_an_upgrade(settings, tmp_path):
     assert not EmbeddingModel.objects.filter(state=ModelState.BUILDING).exists()
 
 
-def test_the_shipped_ensemble_holds_the_first_shipped_tail():
+def test_the_shipped_ensemble_holds_the_earlier_shipped_tails():
     ensemble = torch.load(SHIPPED, map_location="cpu", weights_only=True)
     single = torch.load(SINGLE_TAIL, map_location="cpu", weights_only=True)
-    assert ensemble["meta"]["members"] == 2 and ensemble["meta"]["dimension"] == 512
+    two = torch.load(TWO_TAILS, map_location="cpu", weights_only=True)
+    assert ensemble["meta"]["members"] == 3 and ensemble["meta"]["dimension"] == 768
     assert all(torch.equal(ensemble["tails"][0][key], value) for key, value in single["tail"].items())
-    assert not torch.equal(ensemble["tails"][1]["projection.weight"], single["tail"]["projection.weight"])
+    for index in (0, 1):
+        assert all(torch.equal(ensemble["tails"][index][key], value) for key, value in two["tails"][index].items())
+    assert not torch.equal(ensemble["tails"][2]["projection.weight"], single["tail"]["projection.weight"])
+    # the earlier files were trained and are served with the first studio mask rule, which they do not record
+    assert "studio_mask" not in two["meta"]["preprocessing"] and ensemble["meta"]["preprocessing"]["studio_mask"] == 2
 
 
 def test_damaged_weights_are_refused(tmp_path):

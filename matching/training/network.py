@@ -119,21 +119,41 @@ def load_trained(path: str | Path, *, map_location: str = "cpu") -> tuple[Embedd
     return EmbedderNet(Front(net, split).eval(), *tails).eval(), meta
 
 
-def ensemble_write(members: list[Path], out: Path) -> dict:
-    """One weights file holding the tails of ``members`` (trained files of one split and dimension); its meta."""
-    payloads = [torch.load(path, map_location="cpu", weights_only=True) for path in members]
-    if len(payloads) < 2 or any("tails" in payload for payload in payloads):
-        raise ValueError("An ensemble is made of two or more single-tail weights files.")
-    first = payloads[0]["meta"]
-    for path, payload in zip(members, payloads, strict=True):
-        meta = payload["meta"]
-        if (meta["split"], meta["dimension"], meta.get("preprocessing")) != (
-                first["split"], first["dimension"], first.get("preprocessing")):
+def ensemble_members(path: str | Path) -> list[tuple[dict, dict]]:
+    """(meta of one tail, its state) for each tail of a trained weights file: one, or each member of an ensemble."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    meta = payload["meta"]
+    if "tails" not in payload:
+        return [(meta, payload["tail"])]
+    single = {key: value for key, value in meta.items() if key not in ("member_dimension", "members")}
+    single["dimension"] = int(meta["member_dimension"])
+    return [(single, state) for state in payload["tails"]]
+
+
+def ensemble_write(members: list[Path], out: Path, *, studio_mask: int | None = None) -> dict:
+    """One weights file holding the tails of ``members`` (trained files of one split and dimension; an ensemble
+    member brings each of its tails); its meta. ``studio_mask`` serves the ensemble with that studio mask rule
+    (``preprocess.studio_mask``) whatever rule its members were trained with; otherwise they must agree."""
+    tails = [(path, meta, state) for path in members for meta, state in ensemble_members(path)]
+    if len(tails) < 2:
+        raise ValueError("An ensemble is made of two or more tails.")
+
+    def recipe(meta: dict) -> tuple:
+        preprocessing = dict(meta.get("preprocessing") or {})
+        if studio_mask is not None:
+            preprocessing.pop("studio_mask", None)
+        return meta["split"], meta["dimension"], preprocessing
+
+    first = tails[0][1]
+    for path, meta, _ in tails:
+        if recipe(meta) != recipe(first):
             raise ValueError(f"{path} differs from {members[0]} in split, dimension or preprocessing.")
-    meta = {**first, "dimension": int(first["dimension"]) * len(payloads),
-            "member_dimension": int(first["dimension"]), "members": len(payloads)}
+    meta = {**first, "dimension": int(first["dimension"]) * len(tails),
+            "member_dimension": int(first["dimension"]), "members": len(tails)}
+    if studio_mask is not None:
+        meta["preprocessing"] = {**(first.get("preprocessing") or {}), "studio_mask": int(studio_mask)}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
-    torch.save({"meta": meta, "tails": [payload["tail"] for payload in payloads]}, tmp)
+    torch.save({"meta": meta, "tails": [state for _, _, state in tails]}, tmp)
     tmp.replace(out)
     return meta

@@ -547,21 +547,24 @@ def train_tails(
     return TrainResult(weights=config.out, metrics=sidecar["metrics"], history=history)
 
 
-def ensemble_write_with_sidecar(members: list[Path], out: Path, *, metrics: dict | None = None) -> dict:
-    """``network.ensemble_write`` plus the sidecar the embedder reads: checksum, each member's own record, and
-    ``metrics`` of the run that made it."""
+def ensemble_write_with_sidecar(members: list[Path], out: Path, *, metrics: dict | None = None,
+                                studio_mask: int | None = None) -> dict:
+    """``network.ensemble_write`` plus the sidecar the embedder reads: checksum, each member's own record (an
+    ensemble member's: its members' records), and ``metrics`` of the run that made it."""
     from segmentation.weights import sha256_file
 
-    meta = network.ensemble_write(members, out)
+    meta = network.ensemble_write(members, out, studio_mask=studio_mask)
     records = []
     for path in members:
         sidecar = Path(path).with_suffix(".json")
         member = json.loads(sidecar.read_text()) if sidecar.exists() else {}
-        records.append({
-            "file": Path(path).name, "sha256": sha256_file(path),
-            "validation": member.get("metrics", {}).get("validation"),
-            "config": member.get("config"), "command": member.get("command"),
-        })
+        record = {"file": Path(path).name, "sha256": sha256_file(path)}
+        if "members" in member.get("metrics", {}):
+            record["members"] = member["metrics"]["members"]
+        else:
+            record.update({"validation": member.get("metrics", {}).get("validation"),
+                           "config": member.get("config"), "command": member.get("command")})
+        records.append(record)
     sidecar = {**meta, "sha256": sha256_file(out), "metrics": {"members": records, **(metrics or {})}}
     out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
     return sidecar

@@ -6,11 +6,12 @@ from .env import BASE_DIR, DATA_DIR, env_bool, env_int, env_str
 STOCKMATCH_TORCH_THREADS = env_int("STOCKMATCH_TORCH_THREADS", 2)
 STOCKMATCH_MODELS_DIR = BASE_DIR / "models"  # committed, versioned weights shipped with the code
 STOCKMATCH_TRAINED_DIR = DATA_DIR / "models"  # weights trained on this installation, exported ONNX caches
-# The embedder trained on real shop <-> worn pairs ships in models/embedder/ (``manage.py train_embedder``): two
-# trained tails on one ImageNet front, 512-d (docs/matching.md, "Two tails"). The earlier single-tail file stays
-# beside it for installations still serving it (``services.shipped_embedder_adopt`` moves them over after
-# ``migrate``); the ImageNet backbone ("default") stays the fallback when the weights are missing.
-SHIPPED_EMBEDDER_WEIGHTS = STOCKMATCH_MODELS_DIR / "embedder" / "efficientnet-lite0-ft256x2.pt"
+# The embedder trained on real shop <-> worn pairs ships in models/embedder/ (``manage.py train_embedder``): three
+# trained tails on one ImageNet front, 768-d, served with studio mask rule 2 (docs/matching.md, "Three tails and the
+# studio mask"). The earlier files stay beside it for installations still serving them
+# (``services.shipped_embedder_adopt`` moves them over after ``migrate``); the ImageNet backbone ("default") stays
+# the fallback when the weights are missing.
+SHIPPED_EMBEDDER_WEIGHTS = STOCKMATCH_MODELS_DIR / "embedder" / "efficientnet-lite0-ft256x3.pt"
 # The "trained" embedder's weights file; another one (an installation's fine-tune) is judged with
 # STOCKMATCH_EMBEDDER_WEIGHTS=FILE manage.py evaluate_matching ... (a version is still promoted by train_embedder).
 TRAINED_EMBEDDER_WEIGHTS = env_str("STOCKMATCH_EMBEDDER_WEIGHTS", str(SHIPPED_EMBEDDER_WEIGHTS))
@@ -64,6 +65,11 @@ MATCHING = {
     # Used until `manage.py calibrate_matching` stores thresholds on the active EmbeddingModel.
     "DEFAULT_THRESHOLD": 0.80,
     "DEFAULT_MARGIN": 0.0,
+    # The smallest margin (top product over the next) a calibration may choose. Real pairs, which the shipped
+    # thresholds are fitted on, hold no near-twins (each top is unique); a catalogue does (one cut in several
+    # colours), and a margin of 0 lets the decision pick between twins (docs/matching.md, stop 27: one wrong SKU
+    # on the demo at margin 0, none at 0.03). 0.03 is also the smallest margin earlier calibrations chose.
+    "MIN_MARGIN": 0.03,
     # Catalogue embedding batch size (Celery task and embed_catalog).
     "EMBED_BATCH_SIZE": env_int("STOCKMATCH_EMBED_BATCH_SIZE", 64),
     # Images re-embedded per run of the background build task (it re-queues itself; ~1 min per chunk).

@@ -23,6 +23,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from matching.preprocess import STUDIO_MASK_RULES
 from matching.training import data
 from matching.training.trainer import TrainConfig, sidecar_record_command, train, train_tails
 
@@ -66,7 +67,11 @@ class Command(BaseCommand):
         parser.add_argument("--distractors", type=Path, default=None,
                             help="catalogue-photo CSV used as distractors when calibrating and judging")
         parser.add_argument("--ensemble", nargs="+", type=Path, default=None, metavar="WEIGHTS",
-                            help="join trained weights files (same split and size) into one ensemble file at --out")
+                            help="join trained weights files (same split and size; an ensemble brings all its "
+                                 "tails) into one ensemble file at --out")
+        parser.add_argument("--studio-mask", type=int, choices=STUDIO_MASK_RULES, default=None,
+                            help="with --ensemble: serve the ensemble with this studio mask rule (preprocess."
+                                 "studio_mask), whatever rule its members were trained with")
         parser.add_argument("--register", action="store_true", help="record the weights as an EmbeddingModel version")
         parser.add_argument("--promote", action="store_true",
                             help="register, evaluate against the active version on held-out pairs, promote if better")
@@ -135,9 +140,10 @@ class Command(BaseCommand):
         if options["out"] is None:
             raise CommandError("--ensemble needs --out (the ensemble's weights file).")
         try:
-            sidecar = ensemble_write_with_sidecar(members, options["out"])
+            sidecar = ensemble_write_with_sidecar(members, options["out"], studio_mask=options["studio_mask"])
         except (OSError, ValueError, KeyError) as error:
             raise CommandError(str(error)) from error
+        sidecar_record_command(options["out"], "train_embedder")
         self.stdout.write(f"wrote {options['out']}: {sidecar['members']} tails, {sidecar['dimension']}-d")
         if options["calibrate"]:
             self._calibrate(options["out"], options)
