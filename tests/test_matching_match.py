@@ -300,7 +300,7 @@ def test_each_photo_is_embedded_as_its_garment_and_context_views_on_both_sides(s
     # given the configured (trained) embedder, which takes context views, and a real studio photo
     model = services.embedding_model_active()
     embedder = services.embedder_for(model)
-    assert embedder.context_view and "+ctx@" in model.name and model.preprocessing["context_view"] is True
+    assert embedder.context_view and "+ctx+m2@" in model.name and model.preprocessing["context_view"] is True
     (_, data), = studio_photos(shared_data, ("Tshirts",))
     picture = photo(data)
 
