@@ -135,9 +135,8 @@ def photos_embed(test_csv: Path, rows: list[dict], *, view: str, segment: str,
         look = None
         if looks:
             # the appearance embedder sees a studio photo through its own mask rule, as the catalogue stores it
-            rule = looks_rule
-            look_views = (services.catalog_views(image, context=context, rule=rule)
-                          if chosen == "catalog" and rule != embedder.studio_mask_rule else seen)
+            look_views = (services.catalog_views(image, context=context, rule=looks_rule)
+                          if chosen == "catalog" and looks_rule != embedder.studio_mask_rule else seen)
             look = appearance_of([look_views])[0]
         photos.append(EvalPhoto(image=row["image"], gender=row["gender"], kind=row["kind"], view=chosen,
                                 vector=vector, ms=(time.perf_counter() - started) * 1000, appearance=look))

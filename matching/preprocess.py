@@ -24,6 +24,7 @@ MIN_MASK_SHARE = 0.03  # below this the mask is not trusted and the whole photo 
 # background (>= 248) with the outline filled, else the whole photo (docs/matching.md, "White garments").
 STUDIO_MASK_RULES = (1, 2)
 STUDIO_MASK_RULE = 2
+WHITE_LEVEL = 232  # all channels at least this: studio white
 _STRICT_WHITE_LEVEL = 248
 
 
@@ -31,12 +32,10 @@ def studio_mask(image: Image.Image, *, rule: int = STUDIO_MASK_RULE) -> np.ndarr
     """0/255 mask at ``image``'s resolution for a photo on a plain white background, else ``None``."""
     if rule not in STUDIO_MASK_RULES:
         raise ValueError(f"unknown studio mask rule {rule!r}; known: {STUDIO_MASK_RULES}")
-    small = image.convert("RGB")
-    small.thumbnail((MASK_WORK_SIZE, MASK_WORK_SIZE), Image.Resampling.BILINEAR)
-    array = np.asarray(small, dtype=np.uint8)
-    if not _white_border(array):
+    small, array = _mask_work_copy(image)
+    if not white_border(array):
         return None  # not a white-background photo
-    mask = _border_white_removed(array, 232)
+    mask = _border_white_removed(array, WHITE_LEVEL)
     if rule == 2 and _fragmented(mask):
         mask = _solid(_border_white_removed(array, _STRICT_WHITE_LEVEL))
         if _fragmented(mask):
@@ -50,13 +49,19 @@ def studio_mask(image: Image.Image, *, rule: int = STUDIO_MASK_RULE) -> np.ndarr
 
 def is_studio_photo(image: Image.Image) -> bool:
     """A photo on a plain white studio background (most of its border near-white), whatever its garment."""
+    return white_border(_mask_work_copy(image)[1])
+
+
+def _mask_work_copy(image: Image.Image) -> tuple[Image.Image, np.ndarray]:
+    """The RGB thumbnail the studio tests work on (long side ``MASK_WORK_SIZE``) and its pixels."""
     small = image.convert("RGB")
     small.thumbnail((MASK_WORK_SIZE, MASK_WORK_SIZE), Image.Resampling.BILINEAR)
-    return _white_border(np.asarray(small, dtype=np.uint8))
+    return small, np.asarray(small, dtype=np.uint8)
 
 
-def _white_border(array: np.ndarray, white_level: int = 232) -> bool:
-    near_white = array.min(axis=2) >= white_level
+def white_border(array: np.ndarray) -> bool:
+    """Mostly near-white frame edges (an RGB array): a studio photo, even if the garment is tiny or missing."""
+    near_white = array.min(axis=2) >= WHITE_LEVEL
     border = np.concatenate([near_white[0], near_white[-1], near_white[:, 0], near_white[:, -1]])
     return bool(border.mean() >= 0.6)
 

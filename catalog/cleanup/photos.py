@@ -68,7 +68,7 @@ def _work_copy(image: Image.Image) -> np.ndarray:
 
 def garment_mask(rgb: np.ndarray, *, segment: bool = True) -> np.ndarray | None:
     """Boolean garment mask of a work copy: the studio background test, then the segmentation network."""
-    from matching.preprocess import studio_mask
+    from matching.preprocess import studio_mask, white_border
 
     picture = Image.fromarray(rgb)
     # the current rule makes a pale garment whole; where even it cannot, the first rule's pieces still show it
@@ -77,16 +77,9 @@ def garment_mask(rgb: np.ndarray, *, segment: bool = True) -> np.ndarray | None:
         mask = studio_mask(picture, rule=1)
     if mask is not None:
         return mask > 0
-    if not _white_background(rgb):
+    if not white_border(rgb):
         return _network_mask(rgb) if segment else None
     return np.zeros(rgb.shape[:2], bool)  # a white frame with (almost) nothing on it
-
-
-def _white_background(rgb: np.ndarray) -> bool:
-    """Mostly near-white frame edges: a studio photo (even if the garment is tiny or missing)."""
-    near_white = rgb.min(axis=2) >= 232
-    border = np.concatenate([near_white[0], near_white[-1], near_white[:, 0], near_white[:, -1]])
-    return bool(border.mean() >= 0.6)
 
 
 def _network_mask(rgb: np.ndarray) -> np.ndarray | None:
