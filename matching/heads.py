@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -280,33 +281,34 @@ def heads_train(
     return reports
 
 
-def stratified_folds(product_ids: np.ndarray, labels: list[str], *, folds: int) -> np.ndarray:
-    """Each row's fold: within each label, the products ordered by a stable hash are dealt out in turn, so every
-    fold holds its share of every class whatever the ids (a product's rows share its fold). Folds by the hash
-    alone could leave a small catalogue's fold without most of one class, and which products they grouped
-    changed with the ids."""
-    label_of: dict[int, str] = {}
-    for product, label in zip(product_ids, labels, strict=True):
-        label_of.setdefault(int(product), label)
-    by_label: dict[str, list[int]] = {}
+def stratified_folds(products: Sequence, labels: list[str], *, folds: int) -> np.ndarray:
+    """Each row's fold: within each label, the products (any stable key: a SKU, an id) ordered by a stable hash
+    are dealt out in turn, so every fold holds its share of every class (a product's rows share its fold). Folds
+    by the hash alone could leave a small catalogue's fold without most of one class."""
+    label_of: dict[str, str] = {}
+    for product, label in zip(products, labels, strict=True):
+        label_of.setdefault(str(product), label)
+    by_label: dict[str, list[str]] = {}
     for product, label in label_of.items():
         by_label.setdefault(str(label), []).append(product)
     fold_of_product, dealt = {}, 0
     for label in sorted(by_label):
-        for product in sorted(by_label[label], key=lambda p: _unit_hash(f"fold:{p}")):
+        for product in sorted(by_label[label], key=lambda p: (_unit_hash(f"fold:{p}"), p)):
             fold_of_product[product] = dealt % folds
             dealt += 1
-    return np.asarray([fold_of_product[int(p)] for p in product_ids], dtype=np.int64)
+    return np.asarray([fold_of_product[str(p)] for p in products], dtype=np.int64)
 
 
 def cross_fitted_probabilities(
-    vectors: np.ndarray, labels: list[str], product_ids: np.ndarray, *, classes: list[str], config: HeadConfig,
+    vectors: np.ndarray, labels: list[str], products: Sequence, *, classes: list[str], config: HeadConfig,
     folds: int = 3, max_rows_per_fit: int = 2_000_000,
 ) -> np.ndarray:
     """Each row's class probabilities (columns in ``classes`` order) from a head trained on the other folds
-    (split by product): a product's own label, right or wrong, never teaches the head that judges it. The
-    epochs shrink on a large catalogue so that a fit sees at most ``max_rows_per_fit`` rows."""
-    fold_of = stratified_folds(product_ids, labels, folds=folds)
+    (split by product: ``products`` holds each row's SKU, so that the folds, and what they judge, are the same
+    for the same catalogue in any database whatever its ids): a product's own label, right or wrong, never
+    teaches the head that judges it. The epochs shrink on a large catalogue so that a fit sees at most
+    ``max_rows_per_fit`` rows."""
+    fold_of = stratified_folds(products, labels, folds=folds)
     out = np.zeros((len(labels), len(classes)), dtype=np.float32)
     known = np.asarray([label in classes for label in labels])
     y = np.asarray(labels, dtype=object)

@@ -527,6 +527,7 @@ def head_opinions(*, model_id: int, product_ids: Iterable[int] | None = None) ->
     data = embeddings_labelled(model_id=model.pk, dimension=model.dimension,
                                product_ids=None if product_ids is None else list(product_ids))
     axis = {"gender": lambda label: SEX.get(label), "kind": lambda label: KIND_GROUP.get(label, label)}
+    sku_of = dict(Product.objects.values_list("pk", "sku")) if product_ids is None else {}  # cross-fitting folds
     out: dict[str, dict[int, dict[str, float]]] = {}
     for attribute, head in heads.items():
         labels = data.genders if attribute == "gender" else data.kinds
@@ -534,8 +535,8 @@ def head_opinions(*, model_id: int, product_ids: Iterable[int] | None = None) ->
             classes = list(head.labels)
             fields = set(HeadConfig.__dataclass_fields__)
             config = HeadConfig(**{k: v for k, v in head.training.get("config", {}).items() if k in fields})
-            probabilities = cross_fitted_probabilities(data.vectors, list(labels), data.product_ids, classes=classes,
-                                                       config=config)
+            skus = [sku_of[int(p)] for p in data.product_ids]
+            probabilities = cross_fitted_probabilities(data.vectors, list(labels), skus, classes=classes, config=config)
         else:
             found = head_with_weights(model=model, attribute=attribute)
             if found is None or not len(data.vectors):
