@@ -472,7 +472,7 @@ def train(
             state["best_metrics"] = metrics
         state["epoch"] = epoch + 1
         torch.save({"tail": tail.state_dict(), "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
-                    "logit_scale": float(logit_scale), "state": state}, checkpoint)
+                    "logit_scale": float(logit_scale.detach()), "state": state}, checkpoint)
         if budget_hit:
             say("time budget reached")
             break
