@@ -527,7 +527,9 @@ def head_opinions(*, model_id: int, product_ids: Iterable[int] | None = None) ->
     data = embeddings_labelled(model_id=model.pk, dimension=model.dimension,
                                product_ids=None if product_ids is None else list(product_ids))
     axis = {"gender": lambda label: SEX.get(label), "kind": lambda label: KIND_GROUP.get(label, label)}
-    sku_of = dict(Product.objects.values_list("pk", "sku")) if product_ids is None else {}  # cross-fitting folds
+    if product_ids is None:  # a full scan's cross-fitting folds go by SKU, the same in any database
+        sku_of = dict(Product.objects.values_list("pk", "sku"))
+        skus = [sku_of[int(p)] for p in data.product_ids]
     out: dict[str, dict[int, dict[str, float]]] = {}
     for attribute, head in heads.items():
         labels = data.genders if attribute == "gender" else data.kinds
@@ -535,7 +537,6 @@ def head_opinions(*, model_id: int, product_ids: Iterable[int] | None = None) ->
             classes = list(head.labels)
             fields = set(HeadConfig.__dataclass_fields__)
             config = HeadConfig(**{k: v for k, v in head.training.get("config", {}).items() if k in fields})
-            skus = [sku_of[int(p)] for p in data.product_ids]
             probabilities = cross_fitted_probabilities(data.vectors, list(labels), skus, classes=classes, config=config)
         else:
             found = head_with_weights(model=model, attribute=attribute)
