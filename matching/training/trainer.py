@@ -72,6 +72,9 @@ class TrainConfig:
     # the active segmenter), train on them too, and validate on their mean, as matching scores a photo. Off by
     # default: tried on the shipped recipe, validation recall@1 rose (0.77) but held-out pairs fell (docs/matching.md).
     served_views: bool = False
+    # Added to ``seed`` for this tail's projection, batch order and view draws, not for the view cache: the tails of
+    # one ``train_tails`` run share a cache and differ by it (docs/matching.md, "Three tails of their own seeds").
+    tail_seed: int = 0
 
     def fingerprint(self, groups: list[Group]) -> str:
         keys = "|".join(sorted(f"{g.key}:{len(g.photos)}" for g in groups))
@@ -347,7 +350,7 @@ def train(
     progress: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train, checkpoint each epoch, and write the best weights to ``config.out`` (+ ``.json`` sidecar)."""
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.seed + config.tail_seed)
     torch.set_num_threads(config.threads)
     say = progress or logger.info
     front, tail = network.build(split=config.split, dimension=config.dimension)
@@ -406,6 +409,8 @@ def train(
     total_steps = steps_per_epoch * config.epochs
     schedule = warmup_cosine(optimiser, total_steps, warmup=20)
     variant = f"{config.dimension}-c{config.confusable_cluster}"
+    if config.tail_seed:
+        variant += f"-s{config.tail_seed}"
     if config.init_from:
         variant += "-from-" + hashlib.sha1(str(config.init_from).encode()).hexdigest()[:8]
     checkpoint = config.work_dir / f"checkpoint-{config.fingerprint(all_groups)}-{variant}.pt"
@@ -422,7 +427,7 @@ def train(
         state["history"].append({"epoch": 0, **validate()})
         say(f"epoch 0 ({'start weights' if config.init_from else 'ImageNet front, random projection'}):"
             f" {state['history'][-1]}")
-    rng = np.random.default_rng(config.seed + state["epoch"])
+    rng = np.random.default_rng(config.seed + state["epoch"] + 1000 * config.tail_seed)
 
     for epoch in range(state["epoch"], config.epochs):
         tail.train()
@@ -526,9 +531,11 @@ def train_tails(
 ) -> TrainResult:
     """Several tails on one cached front, then one ensemble file at ``config.out`` (docs/matching.md, "Two tails").
 
-    Tail ``i`` batches by ``clusters[i]`` (``confusable_cluster``: 1 random, 4 clusters of confusable products)
-    and gets an equal share of what is left of ``config.time_budget_s`` when it starts; the view cache is built
-    once, within the budget. Each tail is its own resumable run in ``config.work_dir``."""
+    Tail ``i`` batches by ``clusters[i]`` (``confusable_cluster``: 1 random, 4 clusters of confusable products),
+    is seeded ``seed + i`` (``tail_seed``: its projection, batch order and view draws; one seed for all made tails
+    that began alike and joined worse, docs/matching.md) and gets an equal share of what is left of
+    ``config.time_budget_s`` when it starts; the view cache is built once, within the budget. Each tail is its own
+    resumable run in ``config.work_dir``."""
     say = progress or logger.info
     started = time.monotonic()
     front, _ = network.build(split=config.split, dimension=config.dimension)
@@ -536,8 +543,8 @@ def train_tails(
     members, history = [], []
     for i, cluster in enumerate(clusters):
         left = config.time_budget_s - (time.monotonic() - started)
-        member = replace(config, confusable_cluster=cluster, time_budget_s=left / (len(clusters) - i),
-                         out=config.work_dir / f"tail{i + 1}-c{cluster}-{config.dimension}.pt")
+        member = replace(config, confusable_cluster=cluster, time_budget_s=left / (len(clusters) - i), tail_seed=i,
+                         out=config.work_dir / f"tail{i + 1}-c{cluster}-s{i}-{config.dimension}.pt")
         say(f"tail {i + 1} of {len(clusters)} (confusable cluster {cluster}): {member.time_budget_s / 60:.1f} min")
         result = train(groups, validation, member, progress=say)
         members.append(result.weights)

@@ -1,0 +1,75 @@
+"""Seconds per training step of the embedder's tail, in the memory layouts PyTorch offers on this CPU.
+
+    python bench/tail_training_step.py [--threads 2] [--batch 96] [--steps 4] [--split 11] [--json OUT.json]
+
+One step is what ``train_embedder`` does per batch: ``--batch`` query-side and as many shop-side cached front
+feature maps through the tail (blocks from ``--split`` on, head convolution, GeM, projection), a loss over their
+similarities, backward and an AdamW step. The tail is built by ``network.build`` (ImageNet weights) and its
+layout set explicitly for each row: contiguous (NCHW), the layout ``network.build`` trained in before, and
+channels-last (NHWC), what it trains in now. The input maps are random: the time of a convolution does not
+depend on the values. Prints one JSON object: seconds per step (mean of ``--steps`` after one warm-up step).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from matching.training import network
+
+FRONT_CHANNELS = {8: 80, 9: 112, 10: 112, 11: 112, 12: 192}  # channels of the front's output by split
+
+
+def seconds_per_step(tail: network.Tail, features: torch.Tensor, batch: int, steps: int) -> float:
+    tail.train()
+    for module in tail.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.eval()  # as the trainer runs it: BatchNorm statistics frozen
+    optimiser = torch.optim.AdamW(tail.parameters(), lr=1e-4)
+
+    def step() -> None:
+        out = F.normalize(tail(features), dim=1)
+        loss = F.cross_entropy(20.0 * out[:batch] @ out[batch:].T, torch.arange(batch))
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+
+    step()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - started) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=96)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--split", type=int, default=network.DEFAULT_SPLIT, choices=sorted(FRONT_CHANNELS))
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    # 224 px input: the front's output is 14 x 14 before block 11, 7 x 7 from block 12
+    size = 14 if args.split <= 11 else 7
+    features = torch.randn(2 * args.batch, FRONT_CHANNELS[args.split], size, size)
+    result = {"threads": args.threads, "batch": args.batch, "split": args.split, "seconds_per_step": {}}
+    for layout, memory_format in (("contiguous", torch.contiguous_format), ("channels_last", torch.channels_last)):
+        _, tail = network.build(split=args.split)
+        tail.to(memory_format=memory_format)
+        result["seconds_per_step"][layout] = round(seconds_per_step(tail, features, args.batch, args.steps), 3)
+    timed = result["seconds_per_step"]
+    result["speed_up"] = round(timed["contiguous"] / timed["channels_last"], 2)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
