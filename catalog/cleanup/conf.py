@@ -30,8 +30,8 @@ DEFAULTS: dict[str, Any] = {
         "efficientnet-lite0": (0.7, 0.005),
         "efficientnet-lite0-ft256": (0.78, 0.03),
         "efficientnet-lite0-ft256x2": (0.70, 0.02),  # two tails: their mean similarity is lower (docs/cleanup.md)
-        # three tails: measured on the first such file (the two tails and a third, docs/cleanup.md); the seeded
-        # three tails shipped since (stop 29) share the backbone name and the gate, not measured on their own
+        # three tails: the two tails and a third (stop 27), and the seeded three tails shipped since (stop 29),
+        # which share the backbone name; bench/cleanup_quality.py keeps every crop with either (docs/cleanup.md)
         "efficientnet-lite0-ft256x3": (0.70, 0.02),
     },
     "VISUAL_FLOOR": 0.7,  # (floor, margin) for other embedders
