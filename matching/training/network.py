@@ -84,7 +84,7 @@ class EmbedderNet(nn.Module):
 
 def build(*, split: int = DEFAULT_SPLIT, dimension: int = 256) -> tuple[Front, Tail]:
     """The frozen front and a trainable tail. The tail's weights are laid out channels-last: its depthwise
-    convolutions then train about 1.5 times faster on this CPU (docs/matching.md, "Training speed")."""
+    convolutions then train about 1.5 times faster on this CPU (docs/matching.md, "Three tails of their own seeds")."""
     net = imagenet_backbone()
     return Front(net, split).eval(), Tail(net, split, dimension).to(memory_format=torch.channels_last)
 
