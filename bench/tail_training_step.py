@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from matching.training import network
+from matching.training.trainer import INPUT_SIZE
 
-FRONT_CHANNELS = {8: 80, 9: 112, 10: 112, 11: 112, 12: 192}  # channels of the front's output by split
+SPLITS = (8, 9, 10, 11, 12)  # the splits the trainers are run with
 
 
 def seconds_per_step(tail: network.Tail, features: torch.Tensor, batch: int, steps: int) -> float:
@@ -50,14 +51,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=96)
     parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--split", type=int, default=network.DEFAULT_SPLIT, choices=sorted(FRONT_CHANNELS))
+    parser.add_argument("--split", type=int, default=network.DEFAULT_SPLIT, choices=SPLITS)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    # 224 px input: the front's output is 14 x 14 before block 11, 7 x 7 from block 12
-    size = 14 if args.split <= 11 else 7
-    features = torch.randn(2 * args.batch, FRONT_CHANNELS[args.split], size, size)
+    front, _ = network.build(split=args.split)
+    with torch.no_grad():  # the shape of the cached maps the tail reads: the front's output for one input
+        _, channels, height, width = front(torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE)).shape
+    features = torch.randn(2 * args.batch, channels, height, width)
     result = {"threads": args.threads, "batch": args.batch, "split": args.split, "seconds_per_step": {}}
     for layout, memory_format in (("contiguous", torch.contiguous_format), ("channels_last", torch.channels_last)):
         _, tail = network.build(split=args.split)
