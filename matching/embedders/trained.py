@@ -1,4 +1,5 @@
-"""A fine-tuned EfficientNet-Lite0 (``manage.py train_embedder``): ImageNet front, trained tail and projection.
+"""A fine-tuned EfficientNet-Lite (``manage.py train_embedder``; Lite0 unless the file names a larger one): ImageNet
+front, trained tail and projection.
 
 The weights file holds only what training changed (the tail blocks, the head convolution, the projection; or
 several such tails, an ensemble) and names its split and dimension; the front comes from the ImageNet package.
@@ -43,8 +44,9 @@ class TrainedEfficientNetLite0(EfficientNetLite0):
         # An ensemble of tails (network.ensemble_write) names its members' size and count: ...-ft256x2.
         # A tail trained for the heads' garment kind and gender (``train_attributes``) says so: ...-attr256.
         tag = "attr" if meta.get("purpose") == "attributes" else "ft"
-        self.backbone = (f"efficientnet-lite0-{tag}{meta['member_dimension']}x{members}" if members > 1
-                         else f"efficientnet-lite0-{tag}{self.dimension}")
+        base = meta.get("backbone", "efficientnet-lite0")  # files from before backbones were recorded are Lite0
+        self.backbone = (f"{base}-{tag}{meta['member_dimension']}x{members}" if members > 1
+                         else f"{base}-{tag}{self.dimension}")
         pre = meta.get("preprocessing") or {}
         if options.get("studio_mask_rule") is None:
             self.studio_mask_rule = int(pre.get("studio_mask", 1))  # files trained before the rule was recorded: 1

