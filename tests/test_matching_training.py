@@ -251,6 +251,33 @@ def test_an_ensemble_runs_each_tail_once_and_averages_their_similarities(shared_
     assert served.studio_mask_rule == 2 and "+m2@" in served.version
 
 
+def test_a_larger_backbone_is_served_at_its_own_size_and_never_mixed_with_another(shared_data, tmp_path):
+    from matching.training.trainer import tail_file_write
+
+    # an ImageNet Lite1 tail with a fresh projection, written as training writes it
+    front, tail = network.build(backbone="efficientnet-lite1", dimension=32)
+    assert len(front.blocks) == network.BACKBONES["efficientnet-lite1"].split == 15
+    lite1 = tmp_path / "lite1.pt"
+    sidecar = tail_file_write(lite1, network.tail_state(tail), split=15, dimension=32, metrics={}, config={},
+                              backbone="efficientnet-lite1")
+    assert sidecar["backbone"] == "efficientnet-lite1" and sidecar["preprocessing"]["input_size"] == 240
+
+    served = TrainedEfficientNetLite0(name="lite1", weights=str(lite1), runtime="torch", threads=1)
+    assert served.version.startswith("efficientnet-lite1-ft32") and served.preprocessing.input_size == 240
+    photo = Image.open(shared_data / "shop-worn-pairs" / "shop" / "p0001.jpg")
+    batch = torch.from_numpy(served.preprocessing.tensor([photo]))
+    assert tuple(front(batch).shape) == (1, 112, 15, 15)  # Lite1's stride-16 map at 240 px
+    with torch.inference_mode():
+        expected = torch.nn.functional.normalize(tail.eval()(front(batch)), dim=1).numpy()
+    assert np.abs(served.torch_net()(batch).detach().numpy() - expected).max() < 1e-2  # half-precision file
+    assert served.embed([photo]).shape == (1, 32)
+
+    with pytest.raises(ValueError, match="efficientnet-lite1"):
+        network.tail_load(network.build(dimension=32)[1], lite1, split=15, dimension=32)
+    with pytest.raises(ValueError, match="backbone"):
+        network.ensemble_write([SINGLE_TAIL, lite1], tmp_path / "mixed.pt")
+
+
 @pytest.mark.django_db
 def test_an_installation_on_the_earlier_shipped_file_keeps_it_and_switches_in_the_background(settings):
     # given an installation made when the single-tail file was the shipped default (its row names no file)

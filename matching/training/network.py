@@ -112,10 +112,12 @@ class EmbedderNet(nn.Module):
         return self.forward(x)
 
 
-def build(*, split: int = DEFAULT_SPLIT, dimension: int = 256, backbone: str = DEFAULT_BACKBONE) -> tuple[Front, Tail]:
-    """The frozen front and a trainable tail. The tail's weights are laid out channels-last: its depthwise
-    convolutions then train about 1.5 times faster on this CPU (docs/matching.md, "Three tails of their own seeds")."""
+def build(*, split: int | None = None, dimension: int = 256, backbone: str = DEFAULT_BACKBONE) -> tuple[Front, Tail]:
+    """The frozen front and a trainable tail, split at ``split`` (default: the backbone's stride-32 stage). The
+    tail's weights are laid out channels-last: its depthwise convolutions then train about 1.5 times faster on this
+    CPU (docs/matching.md, "Three tails of their own seeds")."""
     net = imagenet_backbone(backbone)
+    split = BACKBONES[backbone].split if split is None else split
     return Front(net, split).eval(), Tail(net, split, dimension).to(memory_format=torch.channels_last)
 
 
