@@ -23,6 +23,7 @@ SHIPPED = Path(settings.SHIPPED_EMBEDDER_WEIGHTS)
 SINGLE_TAIL = SHIPPED.parent / "efficientnet-lite0-ft256.pt"  # the first shipped file, now the ensemble's first tail
 TWO_TAILS = SHIPPED.parent / "efficientnet-lite0-ft256x2.pt"  # the second shipped file
 THREE_TAILS = SHIPPED.parent / "efficientnet-lite0-ft256x3.pt"  # the third: the second's two tails and a third
+SEEDED_TAILS = SHIPPED.parent / "efficientnet-lite0-ft256x3b.pt"  # the fourth: three tails of their own seeds
 
 
 def _pairs_csv(shared_data) -> Path:
@@ -199,8 +200,8 @@ def test_the_shipped_weights_load_with_their_checksum_and_onnx_matches_torch(sha
     onnx = TrainedEfficientNetLite0(name="t-onnx", weights=str(SHIPPED), runtime="onnx", threads=1)
     torch_ = TrainedEfficientNetLite0(name="t-torch", weights=str(SHIPPED), runtime="torch", threads=1)
     assert onnx.checksum == sidecar["sha256"]
-    # three tails served with the current studio mask rule, which their version names
-    assert onnx.version == torch_.version and onnx.version.startswith("efficientnet-lite0-ft256x3+m2@")
+    # six tails of two backbones, projected, served with the current studio mask rule, which their version names
+    assert onnx.version == torch_.version and onnx.version.startswith("efficientnet-lite0+lite1-ft256x6p768+m2@")
     assert onnx.studio_mask_rule == 2 and sidecar["preprocessing"]["studio_mask"] == 2
     photos = [Image.open(shared_data / "shop-worn-pairs" / "shop" / f"p000{i}.jpg") for i in range(3)]
     a, b = onnx.embed(photos), torch_.embed(photos)
@@ -279,6 +280,47 @@ def test_a_larger_backbone_is_served_at_its_own_size_and_never_mixed_with_anothe
 
 
 @pytest.mark.django_db
+def test_two_backbones_join_into_one_projected_network(shared_data, tmp_path, settings):
+    from matching.training.trainer import mixed_fit, tail_file_write
+
+    settings.STOCKMATCH_TRAINED_DIR = tmp_path
+    _, tail = network.build(backbone="efficientnet-lite1", dimension=256)
+    lite1 = tmp_path / "lite1.pt"
+    tail_file_write(lite1, network.tail_state(tail), split=15, dimension=256, metrics={}, config={},
+                    backbone="efficientnet-lite1", meta={"preprocessing": {
+                        **torch.load(SINGLE_TAIL, weights_only=True)["meta"]["preprocessing"], "input_size": 240}})
+    photos = sorted((shared_data / "catalog-photos" / "images").glob("*.jpg"))[:24]
+    mixed = tmp_path / "mixed.pt"
+    sidecar = mixed_fit([SINGLE_TAIL, lite1], photos, mixed, dimension=16, threads=1)
+    assert sidecar["dimension"] == 16 and sidecar["members"] == 2 and sidecar["preprocessing"]["input_size"] == 240
+    assert [(part["backbone"], part["input_size"]) for part in sidecar["parts"]] == [
+        ("efficientnet-lite0", 224), ("efficientnet-lite1", 240)]
+    assert 0 < sidecar["metrics"]["projection"]["energy_kept"] <= 1
+
+    served = TrainedEfficientNetLite0(name="mixed", weights=str(mixed), runtime="onnx", threads=1)
+    assert served.version.startswith("efficientnet-lite0+lite1-ft256x2p16") and served.dimension == 16
+    images = [Image.open(path) for path in photos[:3]]
+    batch = torch.from_numpy(served.preprocessing.tensor(images))
+    net = served.torch_net()
+    with torch.inference_mode():
+        # each part sees the photo at its own size; their vectors are joined, equally weighted, and projected
+        lite0 = network.load_trained(SINGLE_TAIL)[0](torch.nn.functional.interpolate(
+            batch, size=(224, 224), mode="bilinear", align_corners=False))
+        lite1_vectors = net.parts[1](batch)
+        expected = torch.cat([lite0, lite1_vectors], dim=1) * 2 ** -0.5 @ net.projection
+        assert torch.allclose(net(batch), expected, atol=1e-5)
+    vectors = served.embed(images)
+    assert vectors.shape == (3, 16) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+
+    with pytest.raises(ValueError, match="two or more backbones"):
+        network.mixed_write([SINGLE_TAIL, TWO_TAILS], tmp_path / "one-backbone.pt")
+    with pytest.raises(ValueError, match="several backbones"):
+        network.ensemble_write([mixed, SINGLE_TAIL], tmp_path / "nested.pt")
+    with pytest.raises(ValueError, match="several tails"):
+        network.tail_load(network.build()[1], mixed, split=11, dimension=256)
+
+
+@pytest.mark.django_db
 def test_an_installation_on_the_earlier_shipped_file_keeps_it_and_switches_in_the_background(settings):
     # given an installation made when the single-tail file was the shipped default (its row names no file)
     trained = settings.EMBEDDERS["trained"]
@@ -296,7 +338,7 @@ def test_an_installation_on_the_earlier_shipped_file_keeps_it_and_switches_in_th
     old.refresh_from_db()
     assert old.active and old.weights == str(SINGLE_TAIL.relative_to(settings.BASE_DIR))
     assert services.embedder_for(old).version == old.name
-    assert target.name.startswith("efficientnet-lite0-ft256x3+") and target.state == ModelState.BUILDING
+    assert target.name.startswith("efficientnet-lite0+lite1-ft256x6p768+") and target.state == ModelState.BUILDING
     assert target.progress["total"] == 0  # the build was started (no catalogue photos here)
     assert services.embedding_model_active() == old
     # and a second migrate neither re-pins nor starts another build
@@ -314,9 +356,24 @@ def test_a_version_trained_here_is_not_moved_by_an_upgrade(settings, tmp_path):
     assert not EmbeddingModel.objects.filter(state=ModelState.BUILDING).exists()
 
 
-def test_the_shipped_ensemble_is_three_tails_of_one_run_each_with_its_own_seed():
-    ensemble = torch.load(SHIPPED, map_location="cpu", weights_only=True)
+def test_the_shipped_embedder_joins_the_seeded_lite0_tails_and_three_lite1_tails():
+    shipped = torch.load(SHIPPED, map_location="cpu", weights_only=True)
     sidecar = json.loads(SHIPPED.with_suffix(".json").read_text())
+    assert [(part["backbone"], part["members"]) for part in shipped["meta"]["parts"]] == [
+        ("efficientnet-lite0", 3), ("efficientnet-lite1", 3)]
+    assert tuple(shipped["projection"].shape) == (1536, 768) and shipped["meta"]["dimension"] == 768
+    seeded = torch.load(SEEDED_TAILS, map_location="cpu", weights_only=True)
+    for mine, theirs in zip(shipped["parts"][0], seeded["tails"], strict=True):
+        assert all(torch.equal(mine[key], value) for key, value in theirs.items())
+    lite1 = sidecar["metrics"]["members"][1]
+    assert "--backbone efficientnet-lite1" in lite1["command"] and "--tails 1,4,2" in lite1["command"]
+    assert [m["config"]["tail_seed"] for m in lite1["members"]] == [0, 1, 2]
+    assert "--mixed" in sidecar["command"] and sidecar["calibration"]["thresholds"]["alpha"] == 0.5
+
+
+def test_the_seeded_three_tails_are_one_run_each_with_its_own_seed():
+    ensemble = torch.load(SEEDED_TAILS, map_location="cpu", weights_only=True)
+    sidecar = json.loads(SEEDED_TAILS.with_suffix(".json").read_text())
     assert ensemble["meta"]["members"] == 3 and ensemble["meta"]["dimension"] == 768
     assert ensemble["meta"]["preprocessing"]["studio_mask"] == 2
     members = sidecar["metrics"]["members"]

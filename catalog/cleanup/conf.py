@@ -33,6 +33,9 @@ DEFAULTS: dict[str, Any] = {
         # three tails: the two tails and a third (stop 27), and the seeded three tails shipped since (stop 29),
         # which share the backbone name; bench/cleanup_quality.py keeps every crop with either (docs/cleanup.md)
         "efficientnet-lite0-ft256x3": (0.70, 0.02),
+        # six tails of two backbones projected to 768-d (stop 32): the three tails' gate keeps every crop of
+        # bench/cleanup_quality.py (docs/cleanup.md)
+        "efficientnet-lite0+lite1-ft256x6p768": (0.70, 0.02),
     },
     "VISUAL_FLOOR": 0.7,  # (floor, margin) for other embedders
     "VISUAL_MARGIN": 0.0,

@@ -47,6 +47,8 @@ class TrainedEfficientNetLite0(EfficientNetLite0):
         base = meta.get("backbone", "efficientnet-lite0")  # files from before backbones were recorded are Lite0
         self.backbone = (f"{base}-{tag}{meta['member_dimension']}x{members}" if members > 1
                          else f"{base}-{tag}{self.dimension}")
+        if members > 1 and self.dimension != int(meta["member_dimension"]) * members:  # projected (mixed_write)
+            self.backbone += f"p{self.dimension}"
         pre = meta.get("preprocessing") or {}
         if options.get("studio_mask_rule") is None:
             self.studio_mask_rule = int(pre.get("studio_mask", 1))  # files trained before the rule was recorded: 1

@@ -129,8 +129,8 @@ def tail_load(tail: Tail, path: str | Path, *, split: int, dimension: int, backb
     """Put a trained weights file's tail into ``tail`` (fine-tuning from it); refuses another split or size."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
     meta = payload["meta"]
-    if "tails" in payload:
-        raise ValueError(f"{path} is an ensemble of {len(payload['tails'])} tails; fine-tune from one of its members.")
+    if "tails" in payload or "parts" in payload:
+        raise ValueError(f"{path} is an ensemble of several tails; fine-tune from one of its members.")
     if int(meta["split"]) != split or int(meta["dimension"]) != dimension:
         raise ValueError(f"{path} has split {meta['split']} and dimension {meta['dimension']};"
                          f" this run uses split {split} and dimension {dimension}.")
@@ -139,10 +139,12 @@ def tail_load(tail: Tail, path: str | Path, *, split: int, dimension: int, backb
     tail.load_state_dict({key: value.float() for key, value in payload["tail"].items()}, strict=True)
 
 
-def load_trained(path: str | Path, *, map_location: str = "cpu") -> tuple[EmbedderNet, dict]:
+def load_trained(path: str | Path, *, map_location: str = "cpu") -> tuple[EmbedderNet | MixedEmbedderNet, dict]:
     """The full network from a trained weights file (tail(s) + projection over the ImageNet front)."""
     payload = torch.load(path, map_location=map_location, weights_only=True)
     meta = payload["meta"]
+    if "parts" in payload:
+        return mixed_load(payload), meta
     states = payload["tails"] if "tails" in payload else [payload["tail"]]
     split, member_dimension = int(meta["split"]), int(meta.get("member_dimension", meta["dimension"]))
     net = imagenet_backbone(backbone_of(meta).name)
@@ -159,6 +161,8 @@ def ensemble_members(path: str | Path) -> list[tuple[dict, dict]]:
     """(meta of one tail, its state) for each tail of a trained weights file: one, or each member of an ensemble."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
     meta = payload["meta"]
+    if "parts" in payload:
+        raise ValueError(f"{path} joins several backbones; join its member files instead.")
     if "tails" not in payload:
         return [(meta, payload["tail"])]
     single = {key: value for key, value in meta.items() if key not in ("member_dimension", "members")}
@@ -193,3 +197,88 @@ def ensemble_write(members: list[Path], out: Path, *, studio_mask: int | None = 
     torch.save({"meta": meta, "tails": [state for _, _, state in tails]}, tmp)
     tmp.replace(out)
     return meta
+
+
+class MixedEmbedderNet(nn.Module):
+    """Ensembles of different backbones joined (docs/matching.md, "Two backbones"): each part (one backbone's front
+    and tails) sees the photo at its own input size, resized from the served one; their vectors are concatenated,
+    each part weighted equally, then projected to ``projection``'s columns (a rotation fitted on catalogue photos
+    that keeps the stored dimension) when the file has one."""
+
+    def __init__(self, parts: list[EmbedderNet], sizes: list[int], input_size: int,
+                 projection: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.parts, self.sizes, self.input_size = nn.ModuleList(parts), list(sizes), int(input_size)
+        self.projection = None if projection is None else nn.Parameter(projection.float(), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        vectors = []
+        for part, size in zip(self.parts, self.sizes, strict=True):
+            seen = x if size == self.input_size else nn.functional.interpolate(
+                x, size=(size, size), mode="bilinear", align_corners=False)
+            vectors.append(part(seen))
+        joined = torch.cat(vectors, dim=1) * len(self.parts) ** -0.5
+        return joined if self.projection is None else joined @ self.projection
+
+    def extract_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward(x)
+
+
+def mixed_write(members: list[Path], out: Path, *, projection: torch.Tensor | None = None) -> dict:
+    """One weights file joining trained files of different backbones (each file one tail or an ensemble of one
+    backbone), served by ``MixedEmbedderNet`` at the largest input size; with ``projection`` (joined dimension ×
+    stored dimension) its vectors are projected. Tails must share their size and preprocessing but the input size."""
+    parts: dict[str, list[tuple[dict, dict]]] = {}
+    for path in members:
+        for meta, state in ensemble_members(path):
+            parts.setdefault(backbone_of(meta).name, []).append((meta, state))
+    if len(parts) < 2:
+        raise ValueError("A mixed ensemble joins tails of two or more backbones; use ensemble_write for one.")
+
+    def recipe(meta: dict) -> tuple:
+        preprocessing = {k: v for k, v in (meta.get("preprocessing") or {}).items() if k != "input_size"}
+        return int(meta["dimension"]), preprocessing
+
+    first = next(iter(parts.values()))[0][0]
+    for name, tails in parts.items():
+        for meta, _ in tails:
+            if recipe(meta) != recipe(first) or int(meta["split"]) != int(tails[0][0]["split"]):
+                raise ValueError(f"A {name} tail differs from the others in split, dimension or preprocessing.")
+    member_dimension = int(first["dimension"])
+    count = sum(len(tails) for tails in parts.values())
+    joined = member_dimension * count
+    if projection is not None and tuple(projection.shape)[0] != joined:
+        raise ValueError(f"The projection takes {projection.shape[0]} dimensions; the tails give {joined}.")
+    sizes = {name: int(tails[0][0]["preprocessing"]["input_size"]) for name, tails in parts.items()}
+    short = "+".join(name.removeprefix("efficientnet-") for name in parts)
+    meta = {
+        **{k: v for k, v in first.items() if k not in ("split", "backbone", "preprocessing")},
+        "backbone": f"efficientnet-{short}", "member_dimension": member_dimension, "members": count,
+        "dimension": joined if projection is None else int(projection.shape[1]),
+        "parts": [{"backbone": name, "split": int(tails[0][0]["split"]), "members": len(tails),
+                   "input_size": sizes[name]} for name, tails in parts.items()],
+        "preprocessing": {**(first.get("preprocessing") or {}), "input_size": max(sizes.values())},
+    }
+    payload = {"meta": meta, "parts": [[state for _, state in tails] for tails in parts.values()]}
+    if projection is not None:
+        payload["projection"] = projection.detach().float().contiguous()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(out)
+    return meta
+
+
+def mixed_load(payload: dict) -> MixedEmbedderNet:
+    meta = payload["meta"]
+    parts, sizes = [], []
+    for part, states in zip(meta["parts"], payload["parts"], strict=True):
+        net = imagenet_backbone(part["backbone"])
+        tails = []
+        for index, state in enumerate(states):
+            tail = Tail(net if index == 0 else copy.deepcopy(net), int(part["split"]), int(meta["member_dimension"]))
+            tail.load_state_dict({key: value.float() for key, value in state.items()}, strict=True)
+            tails.append(tail)
+        parts.append(EmbedderNet(Front(net, int(part["split"])).eval(), *tails).eval())
+        sizes.append(int(part["input_size"]))
+    return MixedEmbedderNet(parts, sizes, int(meta["preprocessing"]["input_size"]), payload.get("projection")).eval()

@@ -572,13 +572,11 @@ def train_tails(
     return TrainResult(weights=config.out, metrics=sidecar["metrics"], history=history)
 
 
-def ensemble_write_with_sidecar(members: list[Path], out: Path, *, metrics: dict | None = None,
-                                studio_mask: int | None = None) -> dict:
-    """``network.ensemble_write`` plus the sidecar the embedder reads: checksum, each member's own record (an
-    ensemble member's: its members' records), and ``metrics`` of the run that made it."""
+def member_records(members: list[Path]) -> list[dict]:
+    """What an ensemble's sidecar keeps of each file it joins: name, checksum, and the file's own record (its
+    validation, config and command; an ensemble's: its members' records)."""
     from segmentation.weights import sha256_file
 
-    meta = network.ensemble_write(members, out, studio_mask=studio_mask)
     records = []
     for path in members:
         sidecar = Path(path).with_suffix(".json")
@@ -586,10 +584,63 @@ def ensemble_write_with_sidecar(members: list[Path], out: Path, *, metrics: dict
         record = {"file": Path(path).name, "sha256": sha256_file(path)}
         if "members" in member.get("metrics", {}):
             record["members"] = member["metrics"]["members"]
+            if member.get("command"):
+                record["command"] = member["command"]
         else:
             record.update({"validation": member.get("metrics", {}).get("validation"),
                            "config": member.get("config"), "command": member.get("command")})
         records.append(record)
-    sidecar = {**meta, "sha256": sha256_file(out), "metrics": {"members": records, **(metrics or {})}}
+    return records
+
+
+def ensemble_write_with_sidecar(members: list[Path], out: Path, *, metrics: dict | None = None,
+                                studio_mask: int | None = None) -> dict:
+    """``network.ensemble_write`` plus the sidecar the embedder reads: checksum, each member's own record (an
+    ensemble member's: its members' records), and ``metrics`` of the run that made it."""
+    from segmentation.weights import sha256_file
+
+    meta = network.ensemble_write(members, out, studio_mask=studio_mask)
+    sidecar = {**meta, "sha256": sha256_file(out), "metrics": {"members": member_records(members), **(metrics or {})}}
+    out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
+    return sidecar
+
+
+def mixed_fit(members: list[Path], photos: list[Path], out: Path, *, dimension: int, threads: int = 2,
+              progress: Callable[[str], None] | None = None) -> dict:
+    """Join trained files of different backbones (``network.mixed_write``) and fit the projection that keeps the
+    stored dimension: the leading right singular vectors of the joined vectors of ``photos`` (catalogue photos,
+    served as the catalogue serves them; no pair and no label is read). Writes ``out`` and its sidecar."""
+    from segmentation.weights import sha256_file
+
+    from .. import services
+    from ..embedders import TrainedEfficientNetLite0
+
+    say = progress or logger.info
+    joined = out.with_suffix(".joined.pt")
+    network.mixed_write(members, joined)
+    embedder = TrainedEfficientNetLite0(name="mixed-fit", weights=str(joined), runtime="onnx", threads=threads,
+                                        context_view=True)
+    vectors = []
+    for start in tqdm(range(0, len(photos), 64), desc="fit photos", unit="batch", mininterval=10):
+        groups = []
+        for path in photos[start:start + 64]:
+            try:
+                image = _open(str(path))
+            except OSError as exc:
+                logger.warning("skipping unreadable photo %s: %s", path, exc)
+                continue
+            groups.append(services.catalog_views(image, context=True, rule=embedder.studio_mask_rule))
+        if groups:
+            vectors.append(embedder.embed_groups(groups))
+    matrix = np.concatenate(vectors)
+    if len(matrix) < dimension:
+        raise ValueError(f"Fitting a {dimension}-d projection needs at least {dimension} photos; {len(matrix)} read.")
+    _, singular, rows = np.linalg.svd(matrix.astype(np.float64), full_matrices=False)
+    kept = float((singular[:dimension] ** 2).sum() / (singular ** 2).sum())
+    say(f"projection {matrix.shape[1]} -> {dimension} on {len(matrix)} photos keeps {kept:.4f} of the energy")
+    meta = network.mixed_write(members, out, projection=torch.from_numpy(rows[:dimension].T.astype(np.float32)))
+    joined.unlink(missing_ok=True)
+    sidecar = {**meta, "sha256": sha256_file(out), "metrics": {
+        "members": member_records(members), "projection": {"photos": len(matrix), "energy_kept": round(kept, 4)}}}
     out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
     return sidecar

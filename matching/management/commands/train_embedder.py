@@ -1,12 +1,21 @@
 """``manage.py train_embedder``: fine-tune the embedder on real pairs, confirmations and catalogue photos.
 
-The shipped model (models/embedder/efficientnet-lite0-ft256x3b.pt) is reproduced, calibration included, in one
-run of under an hour on a 2-core CPU (docs/matching.md, "Three tails of their own seeds"):
+The shipped model (models/embedder/efficientnet-lite0+lite1-ft256x6p768.pt) joins two runs of under an hour each
+on a 2-core CPU, three tails on Lite0 and three on Lite1, projected to 768-d on catalogue photos (docs/matching.md,
+"Two backbones"; about 90 minutes in all):
 
     python manage.py train_embedder --pairs ../shared/data/shop-worn-pairs/pairs.csv \
         --photos ../shared/data/catalog-photos/labels.csv --photo-limit 1500 --no-database --tails 1,4,2 \
         --epochs 8 --time-budget 60 --threads 2 --calibrate --distractors ../shared/data/catalog-photos/labels.csv \
         --out models/embedder/efficientnet-lite0-ft256x3b.pt
+    python manage.py train_embedder --pairs ../shared/data/shop-worn-pairs/pairs.csv \
+        --photos ../shared/data/catalog-photos/labels.csv --photo-limit 1500 --no-database \
+        --backbone efficientnet-lite1 --tails 1,4,2 --epochs 4 --time-budget 60 --threads 2 \
+        --work-dir var/trained/lite1-work --out var/trained/lite1-ft256x3.pt
+    python manage.py train_embedder --mixed models/embedder/efficientnet-lite0-ft256x3b.pt \
+        var/trained/lite1-ft256x3.pt --photos ../shared/data/catalog-photos/labels.csv --dimension 768 --calibrate \
+        --pairs ../shared/data/shop-worn-pairs/pairs.csv --distractors ../shared/data/catalog-photos/labels.csv \
+        --out models/embedder/efficientnet-lite0+lite1-ft256x6p768.pt
 
 ``--ensemble A.pt B.pt --out C.pt`` joins trained files into one network that runs the front once and each
 tail after it (docs/matching.md, "Two tails"); calibrate the result with ``--calibrate-only C.pt``. ``--tails 1,4``
@@ -74,6 +83,9 @@ class Command(BaseCommand):
         parser.add_argument("--ensemble", nargs="+", type=Path, default=None, metavar="WEIGHTS",
                             help="join trained weights files (same split and size; an ensemble brings all its "
                                  "tails) into one ensemble file at --out")
+        parser.add_argument("--mixed", nargs="+", type=Path, default=None, metavar="WEIGHTS",
+                            help="join trained files of different backbones into one file at --out, projected to "
+                                 "--dimension on the catalogue photos of --photos (docs/matching.md, 'Two backbones')")
         parser.add_argument("--studio-mask", type=int, choices=STUDIO_MASK_RULES, default=None,
                             help="with --ensemble: serve the ensemble with this studio mask rule (preprocess."
                                  "studio_mask), whatever rule its members were trained with")
@@ -87,6 +99,9 @@ class Command(BaseCommand):
             return
         if options["ensemble"]:
             self._ensemble(options["ensemble"], options)
+            return
+        if options["mixed"]:
+            self._mixed(options["mixed"], options)
             return
         clusters = self._clusters(options["tails"]) if options["tails"] else None  # a typo fails before any work
         use_db = not options["no_database"]
@@ -136,6 +151,26 @@ class Command(BaseCommand):
         if len(clusters) < 2 or min(clusters) < 1:
             raise CommandError("--tails: at least two cluster sizes, each 1 or more")
         return clusters  # a size may come twice: each tail has its own seed
+
+    def _mixed(self, members: list[Path], options: dict) -> None:
+        from matching.training.trainer import mixed_fit
+
+        if options["out"] is None or not options["photos"]:
+            raise CommandError("--mixed needs --out and --photos (the catalogue photos the projection is fitted on).")
+        limit = options["photo_limit"]
+        groups = [g for csv_path in options["photos"] for g in data.image_folder_groups(csv_path, limit=limit)]
+        photos = [Path(photo.path) for group in groups for photo in group.photos]
+        try:
+            sidecar = mixed_fit(members, photos, options["out"], dimension=options["dimension"],
+                                threads=options["threads"] or int(getattr(settings, "STOCKMATCH_TORCH_THREADS", 2)),
+                                progress=self.stdout.write)
+        except (OSError, ValueError, KeyError) as error:
+            raise CommandError(str(error)) from error
+        sidecar_record_command(options["out"], "train_embedder")
+        self.stdout.write(f"wrote {options['out']}: {sidecar['members']} tails of "
+                          f"{len(sidecar['parts'])} backbones, {sidecar['dimension']}-d")
+        if options["calibrate"]:
+            self._calibrate(options["out"], options)
 
     def _ensemble(self, members: list[Path], options: dict) -> None:
         from matching.training.trainer import ensemble_write_with_sidecar
