@@ -609,7 +609,8 @@ def mixed_fit(members: list[Path], photos: list[Path], out: Path, *, dimension: 
               progress: Callable[[str], None] | None = None) -> dict:
     """Join trained files of different backbones (``network.mixed_write``) and fit the projection that keeps the
     stored dimension: the leading right singular vectors of the joined vectors of ``photos`` (catalogue photos,
-    served as the catalogue serves them; no pair and no label is read). Writes ``out`` and its sidecar."""
+    served as the catalogue serves them; no pair and no label is read), then a fixed rotation. Writes ``out`` and
+    its sidecar."""
     from segmentation.weights import sha256_file
 
     from .. import services
@@ -638,7 +639,12 @@ def mixed_fit(members: list[Path], photos: list[Path], out: Path, *, dimension: 
     _, singular, rows = np.linalg.svd(matrix.astype(np.float64), full_matrices=False)
     kept = float((singular[:dimension] ** 2).sum() / (singular ** 2).sum())
     say(f"projection {matrix.shape[1]} -> {dimension} on {len(matrix)} photos keeps {kept:.4f} of the energy")
-    meta = network.mixed_write(members, out, projection=torch.from_numpy(rows[:dimension].T.astype(np.float32)))
+    # A fixed random rotation after the leading directions keeps every cosine but spreads the variance evenly over
+    # the stored coordinates, as the tails' own vectors spread it: the heads standardise each coordinate, and on
+    # a small catalogue the near-empty trailing directions of a bare singular basis would drown the signal.
+    rotation, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((dimension, dimension)))
+    projection = torch.from_numpy((rows[:dimension].T @ rotation).astype(np.float32))
+    meta = network.mixed_write(members, out, projection=projection)
     joined.unlink(missing_ok=True)
     sidecar = {**meta, "sha256": sha256_file(out), "metrics": {
         "members": member_records(members), "projection": {"photos": len(matrix), "energy_kept": round(kept, 4)}}}
