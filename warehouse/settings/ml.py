@@ -8,9 +8,9 @@ STOCKMATCH_MODELS_DIR = BASE_DIR / "models"  # committed, versioned weights ship
 STOCKMATCH_TRAINED_DIR = DATA_DIR / "models"  # weights trained on this installation, exported ONNX caches
 # The embedder trained on real shop <-> worn pairs ships in models/embedder/ (``manage.py train_embedder``): three
 # trained tails on the ImageNet Lite0 front and three on the Lite1 front, joined and projected to 768-d on catalogue
-# photos, studio mask rule 2 (docs/matching.md, "Two backbones"). The earlier files stay beside it for installations still serving them
-# (``services.shipped_embedder_adopt`` moves them over after ``migrate``); the ImageNet backbone ("default") stays
-# the fallback when the weights are missing.
+# photos, studio mask rule 2 (docs/matching.md, "Two backbones"). The earlier files stay beside it for installations
+# still serving them (``services.shipped_embedder_adopt`` moves them over after ``migrate``); the ImageNet backbone
+# ("default") stays the fallback when the weights are missing.
 SHIPPED_EMBEDDER_WEIGHTS = STOCKMATCH_MODELS_DIR / "embedder" / "efficientnet-lite0+lite1-ft256x6p768.pt"
 # The "trained" embedder's weights file; another one (an installation's fine-tune) is judged with
 # STOCKMATCH_EMBEDDER_WEIGHTS=FILE manage.py evaluate_matching ... (a version is still promoted by train_embedder).
