@@ -146,15 +146,28 @@ def load_trained(path: str | Path, *, map_location: str = "cpu") -> tuple[Embedd
     if "parts" in payload:
         return mixed_load(payload), meta
     states = payload["tails"] if "tails" in payload else [payload["tail"]]
-    split, member_dimension = int(meta["split"]), int(meta.get("member_dimension", meta["dimension"]))
-    net = imagenet_backbone(backbone_of(meta).name)
+    member_dimension = int(meta.get("member_dimension", meta["dimension"]))
+    return _trained_net(backbone_of(meta).name, int(meta["split"]), member_dimension, states), meta
+
+
+def _trained_net(backbone: str, split: int, dimension: int, states: list[dict]) -> EmbedderNet:
+    """The ImageNet front of ``backbone`` with one trained tail per state."""
+    net = imagenet_backbone(backbone)
     tails = []
     for index, state in enumerate(states):
         # A tail takes its blocks from the network it is given: each member needs its own copy.
-        tail = Tail(net if index == 0 else copy.deepcopy(net), split, member_dimension)
+        tail = Tail(net if index == 0 else copy.deepcopy(net), split, dimension)
         tail.load_state_dict({key: value.float() for key, value in state.items()}, strict=True)
         tails.append(tail)
-    return EmbedderNet(Front(net, split).eval(), *tails).eval(), meta
+    return EmbedderNet(Front(net, split).eval(), *tails).eval()
+
+
+def _save(payload: dict, out: Path) -> None:
+    """Write a weights file whole or not at all."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(out)
 
 
 def ensemble_members(path: str | Path) -> list[tuple[dict, dict]]:
@@ -192,10 +205,7 @@ def ensemble_write(members: list[Path], out: Path, *, studio_mask: int | None = 
             "member_dimension": int(first["dimension"]), "members": len(tails)}
     if studio_mask is not None:
         meta["preprocessing"] = {**(first.get("preprocessing") or {}), "studio_mask": int(studio_mask)}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    torch.save({"meta": meta, "tails": [state for _, _, state in tails]}, tmp)
-    tmp.replace(out)
+    _save({"meta": meta, "tails": [state for _, _, state in tails]}, out)
     return meta
 
 
@@ -262,23 +272,13 @@ def mixed_write(members: list[Path], out: Path, *, projection: torch.Tensor | No
     payload = {"meta": meta, "parts": [[state for _, state in tails] for tails in parts.values()]}
     if projection is not None:
         payload["projection"] = projection.detach().float().contiguous()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(out)
+    _save(payload, out)
     return meta
 
 
 def mixed_load(payload: dict) -> MixedEmbedderNet:
     meta = payload["meta"]
-    parts, sizes = [], []
-    for part, states in zip(meta["parts"], payload["parts"], strict=True):
-        net = imagenet_backbone(part["backbone"])
-        tails = []
-        for index, state in enumerate(states):
-            tail = Tail(net if index == 0 else copy.deepcopy(net), int(part["split"]), int(meta["member_dimension"]))
-            tail.load_state_dict({key: value.float() for key, value in state.items()}, strict=True)
-            tails.append(tail)
-        parts.append(EmbedderNet(Front(net, int(part["split"])).eval(), *tails).eval())
-        sizes.append(int(part["input_size"]))
+    parts = [_trained_net(part["backbone"], int(part["split"]), int(meta["member_dimension"]), states)
+             for part, states in zip(meta["parts"], payload["parts"], strict=True)]
+    sizes = [int(part["input_size"]) for part in meta["parts"]]
     return MixedEmbedderNet(parts, sizes, int(meta["preprocessing"]["input_size"]), payload.get("projection")).eval()

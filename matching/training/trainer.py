@@ -597,10 +597,15 @@ def ensemble_write_with_sidecar(members: list[Path], out: Path, *, metrics: dict
                                 studio_mask: int | None = None) -> dict:
     """``network.ensemble_write`` plus the sidecar the embedder reads: checksum, each member's own record (an
     ensemble member's: its members' records), and ``metrics`` of the run that made it."""
+    meta = network.ensemble_write(members, out, studio_mask=studio_mask)
+    return _joined_sidecar_write(out, meta, members, metrics or {})
+
+
+def _joined_sidecar_write(out: Path, meta: dict, members: list[Path], metrics: dict) -> dict:
+    """The sidecar of a file joining ``members``: its meta, checksum, the members' records and ``metrics``."""
     from segmentation.weights import sha256_file
 
-    meta = network.ensemble_write(members, out, studio_mask=studio_mask)
-    sidecar = {**meta, "sha256": sha256_file(out), "metrics": {"members": member_records(members), **(metrics or {})}}
+    sidecar = {**meta, "sha256": sha256_file(out), "metrics": {"members": member_records(members), **metrics}}
     out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
     return sidecar
 
@@ -611,8 +616,6 @@ def mixed_fit(members: list[Path], photos: list[Path], out: Path, *, dimension: 
     stored dimension: the leading right singular vectors of the joined vectors of ``photos`` (catalogue photos,
     served as the catalogue serves them; no pair and no label is read), then a fixed rotation. Writes ``out`` and
     its sidecar."""
-    from segmentation.weights import sha256_file
-
     from .. import services
     from ..embedders import TrainedEfficientNetLite0
 
@@ -646,7 +649,5 @@ def mixed_fit(members: list[Path], photos: list[Path], out: Path, *, dimension: 
     projection = torch.from_numpy((rows[:dimension].T @ rotation).astype(np.float32))
     meta = network.mixed_write(members, out, projection=projection)
     joined.unlink(missing_ok=True)
-    sidecar = {**meta, "sha256": sha256_file(out), "metrics": {
-        "members": member_records(members), "projection": {"photos": len(matrix), "energy_kept": round(kept, 4)}}}
-    out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
-    return sidecar
+    return _joined_sidecar_write(out, meta, members,
+                                 {"projection": {"photos": len(matrix), "energy_kept": round(kept, 4)}})

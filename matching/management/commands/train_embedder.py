@@ -117,7 +117,7 @@ class Command(BaseCommand):
             dimension=options["dimension"], backbone=options["backbone"], epochs=options["epochs"],
             batch_size=options["batch_size"],
             views=options["views"], time_budget_s=options["time_budget"] * 60, seed=options["seed"],
-            threads=options["threads"] or int(getattr(settings, "STOCKMATCH_TORCH_THREADS", 2)),
+            threads=_threads(options),
             confusable_cluster=options["confusable_cluster"], init_from=options["init_from"],
             served_views=options["served_views"],
         )
@@ -162,8 +162,7 @@ class Command(BaseCommand):
         photos = [Path(photo.path) for group in groups for photo in group.photos]
         try:
             sidecar = mixed_fit(members, photos, options["out"], dimension=options["dimension"],
-                                threads=options["threads"] or int(getattr(settings, "STOCKMATCH_TORCH_THREADS", 2)),
-                                progress=self.stdout.write)
+                                threads=_threads(options), progress=self.stdout.write)
         except (OSError, ValueError, KeyError) as error:
             raise CommandError(str(error)) from error
         sidecar_record_command(options["out"], "train_embedder")
@@ -194,3 +193,7 @@ class Command(BaseCommand):
         fitted = embedder_calibrate_on_pairs(weights=weights, pair_file=options["pairs"][0],
                                              distractors=options["distractors"])
         self.stdout.write(f"calibrated: {fitted}")
+
+
+def _threads(options: dict) -> int:
+    return options["threads"] or int(getattr(settings, "STOCKMATCH_TORCH_THREADS", 2))
