@@ -1,6 +1,7 @@
 """Seconds per training step of the embedder's tail, in the memory layouts PyTorch offers on this CPU.
 
-    python bench/tail_training_step.py [--threads 2] [--batch 96] [--steps 4] [--split 11] [--json OUT.json]
+    python bench/tail_training_step.py [--threads 2] [--batch 96] [--steps 4] [--split 11]
+        [--backbone efficientnet-lite1] [--json OUT.json]
 
 One step is what ``train_embedder`` does per batch: ``--batch`` query-side and as many shop-side cached front
 feature maps through the tail (blocks from ``--split`` on, head convolution, GeM, projection), a loss over their
@@ -8,6 +9,8 @@ similarities, backward and an AdamW step. The tail is built by ``network.build``
 layout set explicitly for each row: contiguous (NCHW), the layout ``network.build`` trained in before, and
 channels-last (NHWC), what it trains in now. The input maps are random: the time of a convolution does not
 depend on the values. Prints one JSON object: seconds per step (mean of ``--steps`` after one warm-up step).
+``--backbone`` times another backbone's tail at its own split and input size (``--split`` is Lite0's); its
+channels-last time over Lite0's is the ``tail_cost`` that ``network.BACKBONES`` records.
 """
 from __future__ import annotations
 
@@ -20,9 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from matching.training import network
-from matching.training.trainer import INPUT_SIZE
 
-SPLITS = (8, 9, 10, 11, 12)  # the splits the trainers are run with
+SPLITS = (8, 9, 10, 11, 12)  # Lite0's splits the trainers are run with
 
 
 def seconds_per_step(tail: network.Tail, features: torch.Tensor, batch: int, steps: int) -> float:
@@ -51,18 +53,26 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=96)
     parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--split", type=int, default=network.DEFAULT_SPLIT, choices=SPLITS)
+    parser.add_argument("--split", type=int, default=None, choices=SPLITS,
+                        help="Lite0 only; default its stride-32 stage")
+    parser.add_argument("--backbone", choices=sorted(network.BACKBONES), default=network.DEFAULT_BACKBONE)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    front, _ = network.build(split=args.split)
+    if args.split is not None and args.backbone != network.DEFAULT_BACKBONE:
+        parser.error("--split is for Lite0; another backbone is timed at its own split")
+    backbone = network.BACKBONES[args.backbone]
+    split = backbone.split if args.split is None else args.split
+    front, _ = network.build(split=split, backbone=args.backbone)
+    size = backbone.input_size
     with torch.no_grad():  # the shape of the cached maps the tail reads: the front's output for one input
-        _, channels, height, width = front(torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE)).shape
+        _, channels, height, width = front(torch.zeros(1, 3, size, size)).shape
     features = torch.randn(2 * args.batch, channels, height, width)
-    result = {"threads": args.threads, "batch": args.batch, "split": args.split, "seconds_per_step": {}}
+    result = {"threads": args.threads, "batch": args.batch, "backbone": args.backbone, "split": split,
+              "seconds_per_step": {}}
     for layout, memory_format in (("contiguous", torch.contiguous_format), ("channels_last", torch.channels_last)):
-        _, tail = network.build(split=args.split)
+        _, tail = network.build(split=split, backbone=args.backbone)
         tail.to(memory_format=memory_format)
         result["seconds_per_step"][layout] = round(seconds_per_step(tail, features, args.batch, args.steps), 3)
     timed = result["seconds_per_step"]

