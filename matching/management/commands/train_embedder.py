@@ -75,6 +75,9 @@ class Command(BaseCommand):
                                  "all within --time-budget (docs/matching.md, 'Two backbones in one command')")
         parser.add_argument("--joined-dimension", type=int, default=768,
                             help="with --part: the stored dimension the joined parts are projected to")
+        parser.add_argument("--bf16", action="store_true",
+                            help="the tails' forward pass in bfloat16 (faster on CPUs with AVX-512 BF16; weights, "
+                                 "loss and optimiser stay float32)")
         parser.add_argument("--threads", type=int, default=None)
         parser.add_argument("--served-views", action="store_true",
                             help="also train on the served garment and context views and validate on them (tried "
@@ -130,7 +133,7 @@ class Command(BaseCommand):
             views=options["views"], time_budget_s=options["time_budget"] * 60, seed=options["seed"],
             threads=_threads(options),
             confusable_cluster=options["confusable_cluster"], init_from=options["init_from"],
-            served_views=options["served_views"],
+            served_views=options["served_views"], bf16=options["bf16"],
         )
         self.stdout.write(f"{len(groups)} training groups, {len(validation)} validation pairs")
         if options["calibrate"] and (clusters or parts):
