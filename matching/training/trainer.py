@@ -199,26 +199,56 @@ def _front_session(front: network.Front, path: Path, threads: int, size: int = I
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def _cache_stem(groups: list[Group], config: TrainConfig) -> Path:
+    return config.work_dir / f"views-{config.fingerprint(groups)}"
+
+
+def _cache_load(stem: Path) -> ViewCache:
+    data = np.load(stem.with_suffix(".npz"))
+    feats = np.load(stem.with_suffix(".features.npy"), mmap_mode="r")
+    return ViewCache(np.asarray(feats), data["group"], data["domain"], data["runtime"],
+                     data["photo"] if "photo" in data else None, data["served"] if "served" in data else None)
+
+
 def build_cache(groups: list[Group], config: TrainConfig, front: network.Front) -> ViewCache:
     """Front features of every view, cached under ``work_dir`` by a fingerprint of the groups and config."""
-    config.work_dir.mkdir(parents=True, exist_ok=True)
-    stem = config.work_dir / f"views-{config.fingerprint(groups)}"
-    if stem.with_suffix(".npz").exists():
-        data = np.load(stem.with_suffix(".npz"))
-        feats = np.load(stem.with_suffix(".features.npy"), mmap_mode="r")
-        return ViewCache(np.asarray(feats), data["group"], data["domain"], data["runtime"],
-                         data["photo"] if "photo" in data else None, data["served"] if "served" in data else None)
-    front_name = "front" if config.backbone == network.DEFAULT_BACKBONE else f"front-{config.backbone}"
-    session = _front_session(front, config.work_dir / f"{front_name}-split{config.split}.onnx", config.threads,
-                             config.input_size)
+    return build_caches(groups, [(config, front)])[0]
+
+
+def build_caches(groups: list[Group], runs: list[tuple[TrainConfig, network.Front]]) -> list[ViewCache]:
+    """``build_cache`` for several backbones at once: each view is drawn and rendered once and run through every
+    front still missing its cache, at that front's input size. The runs must draw the same views (seed, views,
+    served views); each cache is then what its own ``build_cache`` would have written."""
+    draws = {(config.seed, config.views, config.served_views) for config, _ in runs}
+    if len(draws) > 1:
+        raise ValueError("Caches built together must draw the same views (seed, views, served views).")
+    stems = [_cache_stem(groups, config) for config, _ in runs]
+    missing = [i for i, stem in enumerate(stems) if not stem.with_suffix(".npz").exists()]
+    if missing:
+        sessions = []
+        for i in missing:
+            config, front = runs[i]
+            config.work_dir.mkdir(parents=True, exist_ok=True)
+            front_name = "front" if config.backbone == network.DEFAULT_BACKBONE else f"front-{config.backbone}"
+            sessions.append(_front_session(front, config.work_dir / f"{front_name}-split{config.split}.onnx",
+                                           config.threads, config.input_size))
+        _views_write(groups, runs[missing[0]][0], [stems[i] for i in missing], sessions,
+                     [runs[i][0].input_size for i in missing])
+    return [_cache_load(stem) for stem in stems]
+
+
+def _views_write(groups: list[Group], config: TrainConfig, stems: list[Path], sessions: list[ort.InferenceSession],
+                 sizes: list[int]) -> None:
     rng = np.random.default_rng(config.seed)
-    chunks, group_ids, domains, runtime, photos, served = [], [], [], [], [], []
+    chunks: list[list[np.ndarray]] = [[] for _ in sessions]
+    group_ids, domains, runtime, photos, served = [], [], [], [], []
     pending: list[Image.Image] = []
     photo_base = 0
 
     def flush() -> None:
         if pending:
-            chunks.append(session.run(None, {"input": to_tensor(pending, config.input_size)})[0].astype(np.float16))
+            for chunk, session, size in zip(chunks, sessions, sizes, strict=True):
+                chunk.append(session.run(None, {"input": to_tensor(pending, size)})[0].astype(np.float16))
             pending.clear()
 
     for index, group in enumerate(tqdm(groups, desc="views", unit="group", mininterval=10)):
@@ -233,13 +263,11 @@ def build_cache(groups: list[Group], config: TrainConfig, front: network.Front) 
                 flush()
         photo_base += len(group.photos)
     flush()
-    features = np.concatenate(chunks)
     arrays = {"group": np.asarray(group_ids), "domain": np.asarray(domains), "runtime": np.asarray(runtime),
               "photo": np.asarray(photos), "served": np.asarray(served, dtype=np.int8)}
-    np.save(stem.with_suffix(".features.npy"), features)
-    np.savez(stem.with_suffix(".npz"), **arrays)
-    return ViewCache(features, arrays["group"], arrays["domain"], arrays["runtime"], arrays["photo"],
-                     arrays["served"])
+    for stem, chunk in zip(stems, chunks, strict=True):
+        np.save(stem.with_suffix(".features.npy"), np.concatenate(chunk))
+        np.savez(stem.with_suffix(".npz"), **arrays)
 
 
 def served_embeddings(tail: network.Tail, cache: ViewCache, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -627,18 +655,26 @@ def train_parts(
     """Tails on several backbones, then joined and projected to ``joined_dimension`` on ``photos`` (``mixed_fit``),
     all within ``config.time_budget_s`` (docs/matching.md, "Two backbones in one command").
 
-    Each part trains as ``train_tails`` does, in its own folder of ``config.work_dir`` (resumable), on what is left of
-    the budget (less the join's reserve) in proportion to its planned cost among the parts still to train."""
+    The parts' view caches are built first, together (``build_caches``: each view rendered once). Each part then
+    trains as ``train_tails`` does, in its own folder of ``config.work_dir`` (resumable), on what is left of the budget
+    (less the join's reserve) in proportion to its planned cost among the parts still to train."""
     say = progress or logger.info
     started = time.monotonic()
     budget = config.time_budget_s - JOIN_RESERVE_S
     members, history = [], []
-    for i, part in enumerate(parts):
+    runs = []
+    for part in parts:
+        work_dir = config.work_dir / part.backbone
+        runs.append(replace(config, backbone=part.backbone, split=None, epochs=part.epochs, work_dir=work_dir,
+                            out=work_dir / f"tails-{'-'.join(map(str, part.clusters))}.pt"))
+    # the parts draw the same views: each is rendered once for every front (the rendering is about half the time)
+    build_caches(groups + validation, [(run, network.build(split=run.split, dimension=run.dimension,
+                                                           backbone=run.backbone)[0]) for run in runs])
+    say(f"cached the views of {len(parts)} backbones in {(time.monotonic() - started) / 60:.1f} min")
+    for i, (part, run) in enumerate(zip(parts, runs, strict=True)):
         left = budget - (time.monotonic() - started)
         share = left * part.planned_cost / sum(p.planned_cost for p in parts[i:])
-        work_dir = config.work_dir / part.backbone
-        member = replace(config, backbone=part.backbone, split=None, epochs=part.epochs, time_budget_s=share,
-                         work_dir=work_dir, out=work_dir / f"tails-{'-'.join(map(str, part.clusters))}.pt")
+        member = replace(run, time_budget_s=share)
         say(f"part {i + 1} of {len(parts)}: {part.backbone}, {len(part.clusters)} tail(s) of {part.epochs} epochs, "
             f"{share / 60:.1f} min")
         if len(part.clusters) == 1:

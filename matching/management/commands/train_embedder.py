@@ -116,8 +116,9 @@ class Command(BaseCommand):
         parts = [self._part(text) for text in options["part"]]
         if parts and (clusters or options["backbone"] != network.DEFAULT_BACKBONE):
             raise CommandError("--part names each backbone and its tails: leave out --tails and --backbone.")
-        if len(parts) == 1:
-            raise CommandError("--part joins two or more backbones; for one, use --backbone and --tails.")
+        if len(parts) == 1 or len({part.backbone for part in parts}) < len(parts):
+            raise CommandError("--part joins two or more backbones, each named once; for one, use --backbone and "
+                               "--tails.")
         use_db = not options["no_database"]
         groups = data.training_groups(pair_files=options["pairs"], photo_csvs=options["photos"], use_database=use_db,
                                       photo_limit=options["photo_limit"])
