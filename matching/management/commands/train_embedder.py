@@ -17,6 +17,15 @@ on a 2-core CPU, three tails on Lite0 and three on Lite1, projected to 768-d on 
         --pairs ../shared/data/shop-worn-pairs/pairs.csv --distractors ../shared/data/catalog-photos/labels.csv \
         --out models/embedder/efficientnet-lite0+lite1-ft256x6p768.pt
 
+The same in one command within one ``--time-budget`` (``--part``, repeatable: each backbone's tails, then the join
+and the calibration; 59.6 minutes on this machine, where the budget held about 70 % of the planned epochs and the
+result matched worse than the shipped file: docs/matching.md, "Two backbones in one command"):
+
+    python manage.py train_embedder --pairs ../shared/data/shop-worn-pairs/pairs.csv \
+        --photos ../shared/data/catalog-photos/labels.csv --photo-limit 1500 --no-database \
+        --part lite0:1,4,2:8 --part lite1:1,4,2:4 --bf16 --time-budget 60 --threads 2 --calibrate \
+        --distractors ../shared/data/catalog-photos/labels.csv --out var/trained/lite0+lite1.pt
+
 ``--ensemble A.pt B.pt --out C.pt`` joins trained files into one network that runs the front once and each
 tail after it (docs/matching.md, "Two tails"); calibrate the result with ``--calibrate-only C.pt``. ``--tails 1,4``
 trains such tails (one per confusable-cluster size; tail i seeded ``--seed`` + i) on one view cache within one
