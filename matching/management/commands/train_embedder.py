@@ -150,8 +150,7 @@ class Command(BaseCommand):
             config.time_budget_s -= CALIBRATION_MINUTES * 60
         if parts:
             # the projection is fitted on every photo of --photos, as ``--mixed`` fits it (no pair, no label)
-            photos = [Path(photo.path) for csv_path in options["photos"]
-                      for group in data.image_folder_groups(csv_path) for photo in group.photos]
+            photos = _photo_paths(options["photos"])
             if options["out"] is None:
                 short = "+".join(part.backbone.removeprefix("efficientnet-") for part in parts)
                 tails = sum(len(part.clusters) for part in parts)
@@ -186,8 +185,8 @@ class Command(BaseCommand):
             raise CommandError("--tails: at least two cluster sizes, each 1 or more")
         return clusters  # a size may come twice: each tail has its own seed
 
-    @classmethod
-    def _part(cls, text: str) -> Part:
+    @staticmethod
+    def _part(text: str) -> Part:
         """``lite1:1,4:4`` (backbone, a comma list of confusable-cluster sizes, epochs) as a ``Part``."""
         pieces = text.split(":")
         if len(pieces) != 3:
@@ -209,9 +208,7 @@ class Command(BaseCommand):
 
         if options["out"] is None or not options["photos"]:
             raise CommandError("--mixed needs --out and --photos (the catalogue photos the projection is fitted on).")
-        limit = options["photo_limit"]
-        groups = [g for csv_path in options["photos"] for g in data.image_folder_groups(csv_path, limit=limit)]
-        photos = [Path(photo.path) for group in groups for photo in group.photos]
+        photos = _photo_paths(options["photos"], limit=options["photo_limit"])
         try:
             sidecar = mixed_fit(members, photos, options["out"], dimension=options["dimension"],
                                 threads=_threads(options), progress=self.stdout.write)
@@ -249,6 +246,13 @@ class Command(BaseCommand):
 
 def _threads(options: dict) -> int:
     return options["threads"] or int(getattr(settings, "STOCKMATCH_TORCH_THREADS", 2))
+
+
+def _photo_paths(csv_paths: list[Path], *, limit: int | None = None) -> list[Path]:
+    """The catalogue photos of image CSVs (at most ``limit`` rows of each): what a joined file's projection is fitted
+    on."""
+    return [Path(photo.path) for csv_path in csv_paths
+            for group in data.image_folder_groups(csv_path, limit=limit) for photo in group.photos]
 
 
 def _validations(metrics: dict) -> dict | list:
