@@ -9,8 +9,8 @@ similarities, backward and an AdamW step. The tail is built by ``network.build``
 layout set explicitly for each row: contiguous (NCHW), the layout ``network.build`` trained in before, and
 channels-last (NHWC), what it trains in now. The input maps are random: the time of a convolution does not
 depend on the values. Prints one JSON object: seconds per step (mean of ``--steps`` after one warm-up step).
-``--backbone`` times another backbone's tail at its own split and input size (``--split`` is Lite0's); its
-channels-last time over Lite0's is the ``tail_cost`` that ``network.BACKBONES`` records. ``--bf16`` adds a row with
+``--backbone`` times another backbone's tail at its input size, at its own split or ``--split``; its channels-last
+time over Lite0's at Lite0's split is the cost that ``network.tail_cost`` records. ``--bf16`` adds a row with
 the forward pass in bfloat16, as ``train_embedder --bf16`` trains.
 """
 from __future__ import annotations
@@ -24,8 +24,6 @@ import torch
 import torch.nn.functional as F
 
 from matching.training import network
-
-SPLITS = (8, 9, 10, 11, 12)  # Lite0's splits the trainers are run with
 
 
 def seconds_per_step(tail: network.Tail, features: torch.Tensor, batch: int, steps: int, bf16: bool = False) -> float:
@@ -56,16 +54,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=96)
     parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--split", type=int, default=None, choices=SPLITS,
-                        help="Lite0 only; default its stride-32 stage")
+    parser.add_argument("--split", type=int, default=None,
+                        help="first fine-tuned block; default the backbone's stride-32 stage")
     parser.add_argument("--backbone", choices=sorted(network.BACKBONES), default=network.DEFAULT_BACKBONE)
     parser.add_argument("--bf16", action="store_true", help="also time channels-last with the forward in bfloat16")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    if args.split is not None and args.backbone != network.DEFAULT_BACKBONE:
-        parser.error("--split is for Lite0; another backbone is timed at its own split")
     backbone = network.BACKBONES[args.backbone]
     split = backbone.split if args.split is None else args.split
     front, _ = network.build(split=split, backbone=args.backbone)

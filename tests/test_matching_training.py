@@ -351,7 +351,7 @@ def test_one_command_trains_tails_on_two_backbones_and_joins_them(shared_data, t
     photos.write_text("image\n" + "".join(f"{path}\n" for path in images))
     out = tmp_path / "joined.pt"
     call_command("train_embedder", "--pairs", str(pairs), "--photos", str(photos), "--no-database",
-                 "--part", "lite0:1:1", "--part", "efficientnet-lite1:1,3:1", "--dimension", "16",
+                 "--part", "lite0@12:1:1", "--part", "efficientnet-lite1:1,3:1", "--dimension", "16",
                  "--joined-dimension", "24", "--views", "1", "--batch-size", "12", "--min-groups", "10",
                  "--threads", "1", "--time-budget", "30", "--bf16", "--work-dir", str(tmp_path / "work"),
                  "--out", str(out))
@@ -369,18 +369,22 @@ def test_one_command_trains_tails_on_two_backbones_and_joins_them(shared_data, t
     (lite0_views, lite0_maps), (lite1_views, lite1_maps) = caches.values()
     for array in ("group", "domain", "runtime", "photo"):
         assert np.array_equal(lite0_views[array], lite1_views[array])
-    assert lite0_maps.shape[2:] == (14, 14) and lite1_maps.shape[2:] == (15, 15)
+    # Lite0 from its block 12 (after the stride-32 stage's strided block), Lite1 from its own split
+    assert lite0_maps.shape[1:] == (192, 7, 7) and lite1_maps.shape[2:] == (15, 15)
     lite0, lite1 = sidecar["metrics"]["members"]
     assert lite0["config"]["backbone"] == "efficientnet-lite0" and lite0["config"]["epochs"] == 1
+    assert lite0["config"]["split"] == 12 and {m["config"]["split"] for m in lite1["members"]} == {15}
     assert [m["config"]["confusable_cluster"] for m in lite1["members"]] == [1, 3]
     assert {m["config"]["backbone"] for m in lite1["members"]} == {"efficientnet-lite1"}
     assert lite0["config"]["bf16"] and all(m["config"]["bf16"] for m in lite1["members"])
-    # the budget less the join's reserve was shared by planned cost: one Lite0 tail-epoch against two of Lite1's
+    # the budget less the join's reserve was shared by planned cost: one Lite0 tail-epoch at block 12 against two
+    # of Lite1's
     from matching.training.trainer import JOIN_RESERVE_S
 
-    lite1_cost = 2 * network.BACKBONES["efficientnet-lite1"].tail_cost
-    budget = 30 * 60 - JOIN_RESERVE_S  # less the caches' minute or two, at most
-    assert (budget - 120) / (1 + lite1_cost) <= lite0["config"]["time_budget_s"] <= budget / (1 + lite1_cost)
+    lite0_cost, lite1_cost = network.tail_cost("efficientnet-lite0", 12), 2 * network.tail_cost("efficientnet-lite1")
+    assert lite0_cost < 1.0
+    budget = (30 * 60 - JOIN_RESERVE_S) * lite0_cost / (lite0_cost + lite1_cost)  # less the caches' minute or two
+    assert budget - 120 <= lite0["config"]["time_budget_s"] <= budget
     assert sidecar["metrics"]["wall_seconds"] > 0
     served = TrainedEfficientNetLite0(name="joined", weights=str(out), runtime="onnx", threads=1)
     vectors = served.embed([Image.open(images[0])])
@@ -391,8 +395,10 @@ def test_one_command_trains_tails_on_two_backbones_and_joins_them(shared_data, t
     (["--part", "lite1:1,4:4"], "two or more backbones"),
     (["--part", "lite1:1,4:4", "--part", "efficientnet-lite1:2:4"], "each named once"),
     (["--part", "lite9:1:1", "--part", "lite0:1:1"], "unknown backbone"),
-    (["--part", "lite0:1", "--part", "lite1:1:1"], "BACKBONE:C1,C2:EPOCHS"),
+    (["--part", "lite0:1", "--part", "lite1:1:1"], "C1,C2:EPOCHS"),
     (["--part", "lite0:1,x:2", "--part", "lite1:1:1"], "whole numbers"),
+    (["--part", "lite0@x:1:2", "--part", "lite1:1:1"], "whole numbers"),
+    (["--part", "lite0@5:1:2", "--part", "lite1:1:1"], "no measured step cost"),
     (["--part", "lite0:0:2", "--part", "lite1:1:1"], "1 or more"),
     (["--part", "lite0:1:2", "--part", "lite1:1:1", "--tails", "1,4"], "leave out --tails"),
 ])

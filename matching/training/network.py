@@ -29,8 +29,8 @@ class Backbone:
     weights_class: str
     input_size: int  # the resolution its ImageNet weights were trained at
     split: int  # first fine-tuned block: the stride-32 stage, as Lite0's block 11
-    # Seconds of one tail training step over Lite0's (bench/tail_training_step.py --backbone, channels-last); what
-    # ``trainer.train_parts`` shares a time budget by.
+    # Seconds of one tail training step at ``split`` over Lite0's (bench/tail_training_step.py --backbone,
+    # channels-last); what ``trainer.train_parts`` shares a time budget by (``tail_cost``).
     tail_cost: float
 
 
@@ -43,6 +43,20 @@ BACKBONES = {
 }
 DEFAULT_BACKBONE = "efficientnet-lite0"
 DEFAULT_SPLIT = BACKBONES[DEFAULT_BACKBONE].split
+# A tail started one block later skips the strided first block of the stride-32 stage: its training step over Lite0's
+# at Lite0's split, in bfloat16 (bench/tail_training_step.py --bf16 --split S, 2 threads, two readings averaged).
+LATER_SPLIT_COSTS = {("efficientnet-lite0", 12): 0.75, ("efficientnet-lite1", 16): 1.0}
+
+
+def tail_cost(backbone: str, split: int | None = None) -> float:
+    """A tail training step's cost relative to Lite0's at its own split; what a time budget is shared by."""
+    if split is None or split == BACKBONES[backbone].split:
+        return BACKBONES[backbone].tail_cost
+    try:
+        return LATER_SPLIT_COSTS[(backbone, split)]
+    except KeyError:
+        raise ValueError(f"no measured step cost for {backbone} split at block {split}; measured are the default "
+                         f"splits and {sorted(LATER_SPLIT_COSTS)}") from None
 
 
 def backbone_of(meta: dict) -> Backbone:

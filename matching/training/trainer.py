@@ -634,15 +634,17 @@ def train_tails(
 
 @dataclass(frozen=True)
 class Part:
-    """One backbone's share of a joined model: its tails (one confusable-cluster size each) and their epochs."""
+    """One backbone's share of a joined model: its tails (one confusable-cluster size each), their epochs, and the
+    first fine-tuned block (None: the backbone's stride-32 stage)."""
     backbone: str
     clusters: tuple[int, ...]
     epochs: int
+    split: int | None = None
 
     @property
     def planned_cost(self) -> float:
-        """Training work in Lite0 tail-epochs (the backbone's measured cost of a tail step relative to Lite0's)."""
-        return len(self.clusters) * self.epochs * network.BACKBONES[self.backbone].tail_cost
+        """Training work in Lite0 tail-epochs (the measured cost of the part's tail step relative to Lite0's)."""
+        return len(self.clusters) * self.epochs * network.tail_cost(self.backbone, self.split)
 
 
 JOIN_RESERVE_S = 180.0  # the projection's fit on 2,500 catalogue photos: 2.5 min measured (docs/matching.md)
@@ -665,7 +667,7 @@ def train_parts(
     runs = []
     for part in parts:
         work_dir = config.work_dir / part.backbone
-        runs.append(replace(config, backbone=part.backbone, split=None, epochs=part.epochs, work_dir=work_dir,
+        runs.append(replace(config, backbone=part.backbone, split=part.split, epochs=part.epochs, work_dir=work_dir,
                             out=work_dir / f"tails-{'-'.join(map(str, part.clusters))}.pt"))
     # the parts draw the same views: each is rendered once for every front (20 % less cache time on a sample)
     build_caches(groups + validation, [(run, network.build(split=run.split, dimension=run.dimension,

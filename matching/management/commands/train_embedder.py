@@ -78,9 +78,10 @@ class Command(BaseCommand):
         parser.add_argument("--tails", default=None, metavar="C1,C2",
                             help="train one tail per confusable-cluster size (tail i seeded --seed + i) on one view "
                                  "cache and write their ensemble to --out, all within --time-budget")
-        parser.add_argument("--part", action="append", default=[], metavar="BACKBONE:C1,C2:EPOCHS",
+        parser.add_argument("--part", action="append", default=[], metavar="BACKBONE[@SPLIT]:C1,C2:EPOCHS",
                             help="repeatable: train these tails (confusable-cluster sizes) for EPOCHS on BACKBONE "
-                                 "(lite0, lite1, ...), then join the parts and project them to --joined-dimension, "
+                                 "(lite0, lite1, ...; @SPLIT: first fine-tuned block, lite0@12 or lite1@16), then join "
+                                 "the parts and project them to --joined-dimension, "
                                  "all within --time-budget (docs/matching.md, 'Two backbones in one command')")
         parser.add_argument("--joined-dimension", type=int, default=768,
                             help="with --part: the stored dimension the joined parts are projected to")
@@ -187,21 +188,29 @@ class Command(BaseCommand):
 
     @staticmethod
     def _part(text: str) -> Part:
-        """``lite1:1,4:4`` (backbone, a comma list of confusable-cluster sizes, epochs) as a ``Part``."""
+        """``lite1:1,4:4`` or ``lite1@16:1,4:4`` (backbone, optionally its first fine-tuned block, a comma list of
+        confusable-cluster sizes, epochs) as a ``Part``."""
         pieces = text.split(":")
         if len(pieces) != 3:
-            raise CommandError(f"--part {text}: expected BACKBONE:C1,C2:EPOCHS, e.g. lite1:1,4:4")
-        name = pieces[0] if pieces[0].startswith("efficientnet-") else f"efficientnet-{pieces[0]}"
+            raise CommandError(f"--part {text}: expected BACKBONE[@SPLIT]:C1,C2:EPOCHS, e.g. lite1:1,4:4")
+        backbone, _, split_text = pieces[0].partition("@")
+        name = backbone if backbone.startswith("efficientnet-") else f"efficientnet-{backbone}"
         if name not in network.BACKBONES:
             raise CommandError(f"--part {text}: unknown backbone; known are {', '.join(sorted(network.BACKBONES))}")
         try:
             clusters = tuple(int(size) for size in pieces[1].split(","))
             epochs = int(pieces[2])
+            split = int(split_text) if split_text else None
         except ValueError as error:
-            raise CommandError(f"--part {text}: cluster sizes and epochs are whole numbers ({error})") from error
+            raise CommandError(f"--part {text}: split, cluster sizes and epochs are whole numbers ({error})") from error
         if min(clusters) < 1 or epochs < 1:
             raise CommandError(f"--part {text}: cluster sizes and epochs are 1 or more")
-        return Part(name, clusters, epochs)
+        part = Part(name, clusters, epochs, split)
+        try:
+            part.planned_cost  # noqa: B018 -- a split without a measured step cost cannot share the budget
+        except ValueError as error:
+            raise CommandError(f"--part {text}: {error}") from error
+        return part
 
     def _mixed(self, members: list[Path], options: dict) -> None:
         from matching.training.trainer import mixed_fit
