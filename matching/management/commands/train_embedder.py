@@ -26,6 +26,9 @@ result matched worse than the shipped file: docs/matching.md, "Two backbones in 
         --part lite0:1,4,2:8 --part lite1:1,4,2:4 --bf16 --time-budget 60 --threads 2 --calibrate \
         --distractors ../shared/data/catalog-photos/labels.csv --out var/trained/lite0+lite1.pt
 
+``--part lite0@12:...`` fine-tunes a part from a later block (faster steps, but in stop 34 the tails learned less:
+docs/matching.md, "A later split, and mining in bfloat16").
+
 ``--ensemble A.pt B.pt --out C.pt`` joins trained files into one network that runs the front once and each
 tail after it (docs/matching.md, "Two tails"); calibrate the result with ``--calibrate-only C.pt``. ``--tails 1,4``
 trains such tails (one per confusable-cluster size; tail i seeded ``--seed`` + i) on one view cache within one
