@@ -208,12 +208,11 @@ class Command(BaseCommand):
             raise CommandError(f"--part {text}: split, cluster sizes and epochs are whole numbers ({error})") from error
         if min(clusters) < 1 or epochs < 1:
             raise CommandError(f"--part {text}: cluster sizes and epochs are 1 or more")
-        part = Part(name, clusters, epochs, split)
         try:
-            part.planned_cost  # noqa: B018 -- a split without a measured step cost cannot share the budget
+            network.tail_cost(name, split)  # a split without a measured step cost cannot share the budget
         except ValueError as error:
             raise CommandError(f"--part {text}: {error}") from error
-        return part
+        return Part(name, clusters, epochs, split)
 
     def _mixed(self, members: list[Path], options: dict) -> None:
         from matching.training.trainer import mixed_fit
