@@ -70,6 +70,7 @@ def main() -> None:
         _, channels, height, width = front(torch.zeros(1, 3, size, size)).shape
     features = torch.randn(2 * args.batch, channels, height, width)
     result = {"threads": args.threads, "batch": args.batch, "backbone": args.backbone, "split": split,
+              "cpu": torch.backends.cpu.get_cpu_capability(), "native_bfloat16": network.native_bfloat16(),
               "seconds_per_step": {}}
     for layout, memory_format in (("contiguous", torch.contiguous_format), ("channels_last", torch.channels_last)):
         _, tail = network.build(split=split, backbone=args.backbone)

@@ -138,3 +138,22 @@ def test_paired_first_counts_the_queries_only_one_version_puts_first():
     assert (split["candidate_only_first"], split["active_only_first"]) == (2, 9)
     assert split["mcnemar_p"] == pytest.approx(0.0654, abs=1e-4)  # 2 * P(X <= 2), X ~ Binomial(11, 1/2)
     assert paired_first(active, active) == {"candidate_only_first": 0, "active_only_first": 0, "mcnemar_p": 1.0}
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_an_evaluation_catalogue_is_embedded_without_queueing_cleanup_scans(shared_data, tmp_path):
+    from catalog.cleanup.models import ScanRun
+    from catalog.services import product_image_add
+    from matching import evaluation
+
+    catalog_csv, _ = eval_set(shared_data, tmp_path)
+    # when an evaluation imports its catalogue: every photo is embedded, and no incremental scan is queued
+    ingest = evaluation.catalogue_import(catalog_csv)
+    assert ingest["images"] == 6 and ingest["embedded"] == 6
+    assert not ScanRun.objects.exists()
+    # while a photo added the ordinary way still queues its product's scan
+    product = Product.objects.get(sku="E-1")
+    product_image_add(product=product, data=(tmp_path / "cat" / "0b.jpg").read_bytes(), filename="new.jpg",
+                      role="alternate")
+    assert list(ScanRun.objects.values_list("product_ids", flat=True)) == [[product.pk]]

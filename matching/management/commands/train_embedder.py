@@ -89,8 +89,9 @@ class Command(BaseCommand):
         parser.add_argument("--joined-dimension", type=int, default=768,
                             help="with --part: the stored dimension the joined parts are projected to")
         parser.add_argument("--bf16", action="store_true",
-                            help="the tails' forward pass in bfloat16 (faster on CPUs with AVX-512 BF16; weights, "
-                                 "loss and optimiser stay float32)")
+                            help="the tails' forward pass in bfloat16 (faster on CPUs with AVX-512 BF16 or AMX; "
+                                 "weights, loss and optimiser stay float32); ignored, with a warning, on a CPU "
+                                 "without native bfloat16")
         parser.add_argument("--threads", type=int, default=None)
         parser.add_argument("--served-views", action="store_true",
                             help="also train on the served garment and context views and validate on them (tried "
@@ -147,7 +148,7 @@ class Command(BaseCommand):
             views=options["views"], time_budget_s=options["time_budget"] * 60, seed=options["seed"],
             threads=_threads(options),
             confusable_cluster=options["confusable_cluster"], init_from=options["init_from"],
-            served_views=options["served_views"], bf16=options["bf16"],
+            served_views=options["served_views"], bf16=self._bf16(options["bf16"]),
         )
         self.stdout.write(f"{len(groups)} training groups, {len(validation)} validation pairs")
         if options["calibrate"] and (clusters or parts):
@@ -178,6 +179,14 @@ class Command(BaseCommand):
             if options["promote"]:
                 verdict = embedder_promote(model=model, pair_files=options["pairs"], distractors=options["distractors"])
                 self.stdout.write(str(verdict))
+
+    def _bf16(self, asked: bool) -> bool:
+        """``--bf16`` where the CPU computes bfloat16 natively; elsewhere the run trains in float32 and says why."""
+        if asked and not network.native_bfloat16():
+            self.stderr.write("--bf16: this CPU has no native bfloat16 (AVX-512 BF16 or AMX), where emulated bfloat16 "
+                              "makes a training step about 9 times slower; training in float32 instead.")
+            return False
+        return asked
 
     @staticmethod
     def _clusters(text: str) -> list[int]:
