@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import io
+import os
+import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +20,25 @@ from .models import EmbeddingModel, ModelState
 
 FILTER_KIND = CategoryKind.FOOTWEAR
 FILTER_SHARE = 20  # every 20th product is footwear: the filter keeps 5% of rows
+
+
+def machine() -> dict:
+    """What the figures were measured on: the same commands read 1.5-2 times apart on the CPUs this project has run
+    on (docs/matching.md, "Figures by machine"), so every benchmark records its CPU."""
+    import onnxruntime
+    import torch
+
+    from .training.network import native_bfloat16
+
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return {"cpu": model or platform.processor(), "cores": os.cpu_count(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "native_bfloat16": native_bfloat16(),
+            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__}
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -22,3 +22,6 @@ def test_search_benchmark_at_another_size(tmp_path):
     assert result["search_recall@10"] >= 0.9 and result["filtered_search_recall@10"] == 1.0
     assert result["search_rows_min"] == 10
     assert set(result["ef_search_sweep"]) == {"40"} and "match_ms_p50" not in result
+    # and the figures say which machine they were measured on
+    assert result["machine"]["cores"] >= 1 and result["machine"]["cpu_capability"]
+    assert isinstance(result["machine"]["native_bfloat16"], bool)

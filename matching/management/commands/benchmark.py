@@ -45,7 +45,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         self.verbosity = options["verbosity"]
         size = options["catalog_size"]
-        result: dict = {"catalog_size": size}
+        result: dict = {"catalog_size": size, "machine": benchmarking.machine()}
         with throwaway_database("bench"):
             model = services.embedding_model_active()
             dimension = options["dimension"] or model.dimension
