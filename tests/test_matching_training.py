@@ -327,6 +327,10 @@ def test_two_backbones_join_into_one_projected_network(shared_data, tmp_path, se
         assert torch.allclose(net(batch), expected, atol=1e-5)
     vectors = served.embed(images)
     assert vectors.shape == (3, 16) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    # two 256-d tails cannot be projected to more than 512 dimensions: refused before any photo is embedded
+    with pytest.raises(ValueError, match="give 512 dimensions"):
+        mixed_fit([SINGLE_TAIL, lite1], photos, tmp_path / "wide.pt", dimension=768, threads=1)
+    assert not list(tmp_path.glob("wide*"))
 
     with pytest.raises(ValueError, match="two or more backbones"):
         network.mixed_write([SINGLE_TAIL, TWO_TAILS], tmp_path / "one-backbone.pt")
@@ -405,6 +409,8 @@ def test_one_command_trains_tails_on_two_backbones_and_joins_them(shared_data, t
     (["--part", "lite0@5:1:2", "--part", "lite1:1:1"], "no measured step cost"),
     (["--part", "lite0:0:2", "--part", "lite1:1:1"], "1 or more"),
     (["--part", "lite0:1:2", "--part", "lite1:1:1", "--tails", "1,4"], "leave out --tails"),
+    # two tails of 256 dimensions cannot be projected to the default 768: refused before 20 minutes of training
+    (["--part", "lite0:1:1", "--part", "lite1:1:1"], "joined-dimension 768 is more than the 512"),
 ])
 def test_train_embedder_refuses_parts_it_cannot_train(parts, message):
     from django.core.management import CommandError, call_command

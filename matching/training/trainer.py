@@ -744,7 +744,11 @@ def mixed_fit(members: list[Path], photos: list[Path], out: Path, *, dimension: 
 
     say = progress or logger.info
     joined = out.with_suffix(".joined.pt")
-    network.mixed_write(members, joined)
+    width = network.mixed_write(members, joined)["dimension"]
+    if dimension > width:
+        joined.unlink(missing_ok=True)
+        raise ValueError(f"The joined tails give {width} dimensions; a projection to {dimension} needs at least as "
+                         f"many (a smaller --dimension, or more tails).")
     embedder = TrainedEfficientNetLite0(name="mixed-fit", weights=str(joined), runtime="onnx", threads=threads,
                                         context_view=True)
     vectors = []
