@@ -133,10 +133,10 @@ class Command(BaseCommand):
         if len(parts) == 1 or len({part.backbone for part in parts}) < len(parts):
             raise CommandError("--part joins two or more backbones, each named once; for one, use --backbone and "
                                "--tails.")
-        joined_width = sum(len(part.clusters) for part in parts) * options["dimension"]
-        if parts and options["joined_dimension"] > joined_width:
-            raise CommandError(f"--joined-dimension {options['joined_dimension']} is more than the {joined_width} "
-                               f"dimensions the parts' tails give ({joined_width // options['dimension']} tails of "
+        tails = sum(len(part.clusters) for part in parts)
+        if parts and options["joined_dimension"] > tails * options["dimension"]:
+            raise CommandError(f"--joined-dimension {options['joined_dimension']} is more than the "
+                               f"{tails * options['dimension']} dimensions the parts' tails give ({tails} tails of "
                                f"--dimension {options['dimension']}): lower it, or train more tails.")
         use_db = not options["no_database"]
         groups = data.training_groups(pair_files=options["pairs"], photo_csvs=options["photos"], use_database=use_db,
