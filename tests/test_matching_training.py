@@ -389,7 +389,8 @@ def test_one_command_trains_tails_on_two_backbones_and_joins_them(shared_data, t
     # of Lite1's
     from matching.training.trainer import JOIN_RESERVE_S
 
-    lite0_cost, lite1_cost = network.tail_cost("efficientnet-lite0", 12), 2 * network.tail_cost("efficientnet-lite1")
+    lite0_cost = network.tail_cost("efficientnet-lite0", 12, bf16=native)
+    lite1_cost = 2 * network.tail_cost("efficientnet-lite1", bf16=native)
     assert lite0_cost < 1.0
     budget = (30 * 60 - JOIN_RESERVE_S) * lite0_cost / (lite0_cost + lite1_cost)  # less the caches' minute or two
     assert budget - 120 <= lite0["config"]["time_budget_s"] <= budget

@@ -36,6 +36,7 @@ from tqdm import tqdm
 from ..preprocess import STUDIO_MASK_RULE, pad_square
 from . import network
 from .data import QUERY, Group
+from .readahead import read_ahead
 from .views import query_view, shop_view
 
 if TYPE_CHECKING:
@@ -197,6 +198,8 @@ def _front_session(front: network.Front, path: Path, threads: int, size: int = I
         os.replace(tmp, path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
+    # idle ONNX Runtime threads spin by default, taking the core the next batch is being rendered on (read_ahead)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -240,35 +243,42 @@ def build_caches(groups: list[Group], runs: list[tuple[TrainConfig, network.Fron
 
 def _views_write(groups: list[Group], config: TrainConfig, stems: list[Path], sessions: list[ort.InferenceSession],
                  sizes: list[int]) -> None:
-    rng = np.random.default_rng(config.seed)
     chunks: list[list[np.ndarray]] = [[] for _ in sessions]
-    group_ids, domains, runtime, photos, served = [], [], [], [], []
-    pending: list[Image.Image] = []
-    photo_base = 0
-
-    def flush() -> None:
-        if pending:
-            for chunk, session, size in zip(chunks, sessions, sizes, strict=True):
-                chunk.append(session.run(None, {"input": to_tensor(pending, size)})[0].astype(np.float16))
-            pending.clear()
-
-    for index, group in enumerate(tqdm(groups, desc="views", unit="group", mininterval=10)):
-        for image, domain, is_runtime, number, role in _views_of(group, config, rng):
-            pending.append(image)
-            group_ids.append(index)
-            domains.append(domain)
-            runtime.append(is_runtime)
-            photos.append(photo_base + number)
-            served.append(role)
-            if len(pending) >= 64:
-                flush()
-        photo_base += len(group.photos)
-    flush()
+    rows = []
+    # the next batch is drawn and rendered while this one runs through the fronts (docs/matching.md, "Drawing the
+    # next batch of training views during inference"); one thread draws every view, so the cache is as drawn in line
+    for tensors, batch_rows in read_ahead(_rendered_batches(groups, config, sizes)):
+        for chunk, session, tensor in zip(chunks, sessions, tensors, strict=True):
+            chunk.append(session.run(None, {"input": tensor})[0].astype(np.float16))
+        rows.extend(batch_rows)
+    if not rows:
+        raise ValueError("No training view could be made: every photo of the groups was unreadable.")
+    group_ids, domains, runtime, photos, served = zip(*rows, strict=True)
     arrays = {"group": np.asarray(group_ids), "domain": np.asarray(domains), "runtime": np.asarray(runtime),
               "photo": np.asarray(photos), "served": np.asarray(served, dtype=np.int8)}
     for stem, chunk in zip(stems, chunks, strict=True):
         np.save(stem.with_suffix(".features.npy"), np.concatenate(chunk))
         np.savez(stem.with_suffix(".npz"), **arrays)
+
+
+def _rendered_batches(groups: list[Group], config: TrainConfig, sizes: list[int],
+                      batch: int = 64) -> Iterator[tuple[list[np.ndarray], list[tuple]]]:
+    """Every view of ``groups`` in batches: each batch as the input tensor of every front size, with each view's
+    (group index, domain, runtime view, photo number over all groups, served role)."""
+    rng = np.random.default_rng(config.seed)
+    pending: list[Image.Image] = []
+    rows: list[tuple] = []
+    photo_base = 0
+    for index, group in enumerate(tqdm(groups, desc="views", unit="group", mininterval=10)):
+        for image, domain, is_runtime, number, role in _views_of(group, config, rng):
+            pending.append(image)
+            rows.append((index, domain, is_runtime, photo_base + number, role))
+            if len(pending) >= batch:
+                yield [to_tensor(pending, size) for size in sizes], rows
+                pending, rows = [], []
+        photo_base += len(group.photos)
+    if pending:
+        yield [to_tensor(pending, size) for size in sizes], rows
 
 
 def served_embeddings(tail: network.Tail, cache: ViewCache, rows: np.ndarray,
@@ -646,10 +656,10 @@ class Part:
     epochs: int
     split: int | None = None
 
-    @property
-    def planned_cost(self) -> float:
-        """Training work in Lite0 tail-epochs (the measured cost of the part's tail step relative to Lite0's)."""
-        return len(self.clusters) * self.epochs * network.tail_cost(self.backbone, self.split)
+    def planned_cost(self, *, bf16: bool = False) -> float:
+        """Training work in Lite0 tail-epochs (the measured cost of the part's tail step relative to Lite0's, in
+        the precision it trains in)."""
+        return len(self.clusters) * self.epochs * network.tail_cost(self.backbone, self.split, bf16=bf16)
 
 
 JOIN_RESERVE_S = 180.0  # the projection's fit on 2,500 catalogue photos: 2.5 min measured (docs/matching.md)
@@ -680,7 +690,7 @@ def train_parts(
     say(f"cached the views of {len(parts)} backbones in {(time.monotonic() - started) / 60:.1f} min")
     for i, (part, run) in enumerate(zip(parts, runs, strict=True)):
         left = budget - (time.monotonic() - started)
-        share = left * part.planned_cost / sum(p.planned_cost for p in parts[i:])
+        share = left * part.planned_cost(bf16=config.bf16) / sum(p.planned_cost(bf16=config.bf16) for p in parts[i:])
         member = replace(run, time_budget_s=share)
         say(f"part {i + 1} of {len(parts)}: {part.backbone}, {len(part.clusters)} tail(s) of {part.epochs} epochs, "
             f"{share / 60:.1f} min")
