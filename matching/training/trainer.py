@@ -36,7 +36,6 @@ from tqdm import tqdm
 from ..preprocess import STUDIO_MASK_RULE, pad_square
 from . import network
 from .data import QUERY, Group
-from .readahead import read_ahead
 from .views import query_view, shop_view
 
 if TYPE_CHECKING:
@@ -198,8 +197,6 @@ def _front_session(front: network.Front, path: Path, threads: int, size: int = I
         os.replace(tmp, path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
-    # idle ONNX Runtime threads spin by default, taking the core the next batch is being rendered on (read_ahead)
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -243,42 +240,35 @@ def build_caches(groups: list[Group], runs: list[tuple[TrainConfig, network.Fron
 
 def _views_write(groups: list[Group], config: TrainConfig, stems: list[Path], sessions: list[ort.InferenceSession],
                  sizes: list[int]) -> None:
+    rng = np.random.default_rng(config.seed)
     chunks: list[list[np.ndarray]] = [[] for _ in sessions]
-    rows = []
-    # the next batch is drawn and rendered while this one runs through the fronts (docs/matching.md, "Drawing the
-    # next batch of training views during inference"); one thread draws every view, so the cache is as drawn in line
-    for tensors, batch_rows in read_ahead(_rendered_batches(groups, config, sizes)):
-        for chunk, session, tensor in zip(chunks, sessions, tensors, strict=True):
-            chunk.append(session.run(None, {"input": tensor})[0].astype(np.float16))
-        rows.extend(batch_rows)
-    if not rows:
-        raise ValueError("No training view could be made: every photo of the groups was unreadable.")
-    group_ids, domains, runtime, photos, served = zip(*rows, strict=True)
+    group_ids, domains, runtime, photos, served = [], [], [], [], []
+    pending: list[Image.Image] = []
+    photo_base = 0
+
+    def flush() -> None:
+        if pending:
+            for chunk, session, size in zip(chunks, sessions, sizes, strict=True):
+                chunk.append(session.run(None, {"input": to_tensor(pending, size)})[0].astype(np.float16))
+            pending.clear()
+
+    for index, group in enumerate(tqdm(groups, desc="views", unit="group", mininterval=10)):
+        for image, domain, is_runtime, number, role in _views_of(group, config, rng):
+            pending.append(image)
+            group_ids.append(index)
+            domains.append(domain)
+            runtime.append(is_runtime)
+            photos.append(photo_base + number)
+            served.append(role)
+            if len(pending) >= 64:
+                flush()
+        photo_base += len(group.photos)
+    flush()
     arrays = {"group": np.asarray(group_ids), "domain": np.asarray(domains), "runtime": np.asarray(runtime),
               "photo": np.asarray(photos), "served": np.asarray(served, dtype=np.int8)}
     for stem, chunk in zip(stems, chunks, strict=True):
         np.save(stem.with_suffix(".features.npy"), np.concatenate(chunk))
         np.savez(stem.with_suffix(".npz"), **arrays)
-
-
-def _rendered_batches(groups: list[Group], config: TrainConfig, sizes: list[int],
-                      batch: int = 64) -> Iterator[tuple[list[np.ndarray], list[tuple]]]:
-    """Every view of ``groups`` in batches: each batch as the input tensor of every front size, with each view's
-    (group index, domain, runtime view, photo number over all groups, served role)."""
-    rng = np.random.default_rng(config.seed)
-    pending: list[Image.Image] = []
-    rows: list[tuple] = []
-    photo_base = 0
-    for index, group in enumerate(tqdm(groups, desc="views", unit="group", mininterval=10)):
-        for image, domain, is_runtime, number, role in _views_of(group, config, rng):
-            pending.append(image)
-            rows.append((index, domain, is_runtime, photo_base + number, role))
-            if len(pending) >= batch:
-                yield [to_tensor(pending, size) for size in sizes], rows
-                pending, rows = [], []
-        photo_base += len(group.photos)
-    if pending:
-        yield [to_tensor(pending, size) for size in sizes], rows
 
 
 def served_embeddings(tail: network.Tail, cache: ViewCache, rows: np.ndarray,
