@@ -32,7 +32,7 @@ class Backbone:
     # Seconds of one tail training step at ``split`` over Lite0's (bench/tail_training_step.py --backbone,
     # channels-last); what ``trainer.train_parts`` shares a time budget by (``tail_cost``).
     tail_cost: float
-    # The same in bfloat16 (--bf16), where it differs: Lite1's 15x15 maps gain more from it than Lite0's 14x14.
+    # The same with both steps in bfloat16 (--bf16), where it was measured to differ (None: as in float32).
     tail_cost_bf16: float | None = None
 
 

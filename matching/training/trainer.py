@@ -678,9 +678,10 @@ def train_parts(
     build_caches(groups + validation, [(run, network.build(split=run.split, dimension=run.dimension,
                                                            backbone=run.backbone)[0]) for run in runs])
     say(f"cached the views of {len(parts)} backbones in {(time.monotonic() - started) / 60:.1f} min")
+    costs = [part.planned_cost(bf16=config.bf16) for part in parts]
     for i, (part, run) in enumerate(zip(parts, runs, strict=True)):
         left = budget - (time.monotonic() - started)
-        share = left * part.planned_cost(bf16=config.bf16) / sum(p.planned_cost(bf16=config.bf16) for p in parts[i:])
+        share = left * costs[i] / sum(costs[i:])
         member = replace(run, time_budget_s=share)
         say(f"part {i + 1} of {len(parts)}: {part.backbone}, {len(part.clusters)} tail(s) of {part.epochs} epochs, "
             f"{share / 60:.1f} min")
