@@ -116,5 +116,5 @@ def test_the_shipped_appearance_tail_loads_with_its_checksum_and_is_what_heads_r
     assert "train_attributes" in sidecar["command"]
     embedder = get_embedder("attributes")
     embedder.verify()
-    assert embedder.backbone.startswith("efficientnet-lite0-attr")
+    assert embedder.backbone.startswith("efficientnet-lite1-attr")
     assert settings.MATCHING["CLASSIFY_APPEARANCE"] == "attributes"
