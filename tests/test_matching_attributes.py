@@ -99,15 +99,11 @@ def test_a_larger_backbone_trains_its_own_stride_32_stage_at_its_own_input_size(
     lite1 = AttributeConfig(out=tmp_path / "b.pt", work_dir=tmp_path, backbone="efficientnet-lite1")
     assert (lite0.split, lite0.input_size) == (11, 224)
     assert (lite1.split, lite1.input_size) == (15, 240)
-    photos = read_labelled_csv_rows(tmp_path)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("image,gender,kind\nx.jpg,men,topwear\n")
+    photos = read_labelled_csv(labels)
     # another backbone never reads the other's cached front features
     assert lite0.fingerprint(photos) != lite1.fingerprint(photos)
-
-
-def read_labelled_csv_rows(folder: Path) -> list:
-    path = folder / "labels.csv"
-    path.write_text("image,gender,kind\nx.jpg,men,topwear\n")
-    return read_labelled_csv(path)
 
 
 def test_the_shipped_appearance_tail_loads_with_its_checksum_and_is_what_heads_read():

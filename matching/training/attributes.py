@@ -36,7 +36,6 @@ from tqdm import tqdm
 
 from . import network
 from .trainer import (
-    INPUT_SIZE,
     _embed,
     _freeze_batchnorm,
     _front_session,
@@ -85,11 +84,11 @@ class AttributeConfig:
 
     def __post_init__(self) -> None:
         if self.split is None:
-            self.split = network.backbone_of({"backbone": self.backbone}).split
+            self.split = network.backbone_named(self.backbone).split
 
     @property
     def input_size(self) -> int:
-        return network.backbone_of({"backbone": self.backbone}).input_size
+        return network.backbone_named(self.backbone).input_size
 
     def recipe(self) -> str:
         """What a checkpoint is a checkpoint of, besides the views: a run with another loss, optimiser or size starts
@@ -100,8 +99,9 @@ class AttributeConfig:
 
     def fingerprint(self, photos: list[LabelledPhoto]) -> str:
         keys = "|".join(sorted(p.path for p in photos))
-        size = INPUT_SIZE if self.backbone == network.DEFAULT_BACKBONE else f"{self.backbone}/{self.input_size}"
-        raw = f"{keys}/{self.views}/{self.split}/{self.seed}/{size}/{_segmenter_name()}"
+        raw = f"{keys}/{self.views}/{self.split}/{self.seed}/{self.input_size}/{_segmenter_name()}"
+        if self.backbone != network.DEFAULT_BACKBONE:  # Lite0 caches keep their fingerprint
+            raw += f"/{self.backbone}"
         return hashlib.sha1(raw.encode()).hexdigest()[:12]
 
 

@@ -78,16 +78,15 @@ def tail_cost(backbone: str, split: int | None = None, *, bf16: bool = False) ->
                          f"splits and {sorted(LATER_SPLIT_COSTS)}") from None
 
 
-def backbone_of(meta: dict) -> Backbone:
-    """The backbone a weights file's meta names (files from before backbones were recorded are Lite0)."""
-    name = meta.get("backbone", DEFAULT_BACKBONE)
+def backbone_named(name: str) -> Backbone:
     if name not in BACKBONES:
         raise ValueError(f"Unknown backbone {name!r}: known are {', '.join(BACKBONES)}.")
     return BACKBONES[name]
 
 
-def block_count(name: str) -> int:
-    return backbone_of({"backbone": name}).blocks
+def backbone_of(meta: dict) -> Backbone:
+    """The backbone a weights file's meta names (files from before backbones were recorded are Lite0)."""
+    return backbone_named(meta.get("backbone", DEFAULT_BACKBONE))
 
 
 def imagenet_backbone(name: str = DEFAULT_BACKBONE) -> nn.Module:

@@ -82,14 +82,12 @@ class TrainConfig:
     bf16: bool = False
 
     def __post_init__(self) -> None:
-        if self.backbone not in network.BACKBONES:
-            raise ValueError(f"Unknown backbone {self.backbone!r}: known are {', '.join(network.BACKBONES)}.")
         if self.split is None:
-            self.split = network.BACKBONES[self.backbone].split
+            self.split = network.backbone_named(self.backbone).split
 
     @property
     def input_size(self) -> int:
-        return network.BACKBONES[self.backbone].input_size
+        return network.backbone_named(self.backbone).input_size
 
     def fingerprint(self, groups: list[Group]) -> str:
         keys = "|".join(sorted(f"{g.key}:{len(g.photos)}" for g in groups))

@@ -52,7 +52,7 @@ class Command(BaseCommand):
                 raise CommandError(str(exc)) from exc
         if len(photos) < options["min_photos"]:
             raise CommandError(f"Only {len(photos)} labelled photo(s); at least {options['min_photos']} are needed.")
-        blocks = network.block_count(options["backbone"])
+        blocks = network.backbone_named(options["backbone"]).blocks
         if options["split"] is not None and not 1 <= options["split"] < blocks:
             raise CommandError(f"--split must be between 1 and {blocks - 1} (the first of {options['backbone']}'s "
                                f"{blocks} blocks to fine-tune).")
