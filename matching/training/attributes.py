@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from . import network
 from .trainer import (
+    OnBackbone,
     _embed,
     _freeze_batchnorm,
     _front_session,
@@ -63,7 +64,7 @@ class LabelledPhoto:
 
 
 @dataclass
-class AttributeConfig:
+class AttributeConfig(OnBackbone):
     out: Path
     work_dir: Path
     dimension: int = 256
@@ -81,14 +82,6 @@ class AttributeConfig:
     seed: int = 0
     time_budget_s: float = 3600.0
     threads: int = 2
-
-    def __post_init__(self) -> None:
-        if self.split is None:
-            self.split = network.backbone_named(self.backbone).split
-
-    @property
-    def input_size(self) -> int:
-        return network.backbone_named(self.backbone).input_size
 
     def recipe(self) -> str:
         """What a checkpoint is a checkpoint of, besides the views: a run with another loss, optimiser or size starts

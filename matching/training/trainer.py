@@ -46,8 +46,24 @@ INPUT_SIZE = network.BACKBONES[network.DEFAULT_BACKBONE].input_size
 MEAN = STD = 0.5
 
 
+class OnBackbone:
+    """For a training config with ``backbone`` and ``split`` fields: the split defaults to the backbone's stride-32
+    stage, and the input size is the backbone's."""
+
+    backbone: str
+    split: int | None
+
+    def __post_init__(self) -> None:
+        if self.split is None:
+            self.split = network.backbone_named(self.backbone).split
+
+    @property
+    def input_size(self) -> int:
+        return network.backbone_named(self.backbone).input_size
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(OnBackbone):
     out: Path
     work_dir: Path
     dimension: int = 256
@@ -80,14 +96,6 @@ class TrainConfig:
     # training step 15-30 % faster on a CPU with AVX-512 BF16 (bench/tail_training_step.py --bf16); the hard-negative
     # mining and the validation embed in bfloat16 too (2.5 times faster).
     bf16: bool = False
-
-    def __post_init__(self) -> None:
-        if self.split is None:
-            self.split = network.backbone_named(self.backbone).split
-
-    @property
-    def input_size(self) -> int:
-        return network.backbone_named(self.backbone).input_size
 
     def fingerprint(self, groups: list[Group]) -> str:
         keys = "|".join(sorted(f"{g.key}:{len(g.photos)}" for g in groups))
