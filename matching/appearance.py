@@ -18,7 +18,7 @@ from PIL import Image
 from catalog.models import ProductImage
 
 from . import conf
-from .embedders import get_embedder
+from .embedders import JointEmbedder, get_embedder, get_joint
 from .embedders.base import Embedder
 
 logger = logging.getLogger(__name__)
@@ -37,6 +37,13 @@ def _configured_embedder() -> Embedder:
     if embedder is None:
         raise RuntimeError("No appearance embedder is configured (MATCHING['CLASSIFY_APPEARANCE']).")
     return embedder
+
+
+def joint_with(embedder: Embedder) -> JointEmbedder | None:
+    """The matching ``embedder`` and the configured appearance embedder in one pass over the same views, or None when
+    no appearance embedder is configured or the two share no front (``embedders.joint``)."""
+    companion = appearance_embedder()
+    return get_joint(embedder, companion) if companion is not None else None
 
 
 def appearance_version() -> str:

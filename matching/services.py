@@ -25,6 +25,7 @@ from segmentation.hints import Hints
 from segmentation.view import context_view, garment_view
 
 from . import calibration, colour, conf, search
+from .appearance import joint_with
 from .embedders import Embedder, get_embedder
 from .embedders.base import l2_normalise
 from .embedders.efficientnet import file_sha256
@@ -446,6 +447,8 @@ class MatchResult:
     model_version: str = ""
     vectors: np.ndarray | None = None  # the query vectors (one per photo), e.g. for classify_vectors
     views: list[list[Image.Image]] = field(default_factory=list)  # what each vector was made of (classify_vectors)
+    # the appearance vectors of the same views (classify_vectors), when asked for and made in the embedding's pass
+    appearance: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the match API's response; masks and cut-out images are left out)."""
@@ -535,7 +538,7 @@ def _cut(image: Image.Image, hints: Hints | None, method: str | None) -> CutOut:
 
 def match_image(
     images: Photo | Sequence[Photo], *, hints: Mapping | None = None, filters: dict | None = None, k: int = 10,
-    segment: bool | str = True,
+    segment: bool | str = True, appearance: bool = False,
 ) -> MatchResult:
     """Find the catalogue products shown in ``images`` (several photos of one item make one query).
 
@@ -544,7 +547,9 @@ def match_image(
     score), which beat averaging the vectors (``bench/measure_fusion.py``; ``MATCHING["FUSION"] = "mean"``
     switches). ``segment`` may also name a segmentation method. ``hints`` are in the first photo's full
     resolution coordinates. The decision says "in catalogue" only when the best score clears the active
-    model's calibrated threshold for its category kind and beats the next product by the margin.
+    model's calibrated threshold for its category kind and beats the next product by the margin. ``appearance``
+    asks for the classification heads' appearance vectors too, made in the same pass where the two embedders share
+    their front (``MatchResult.appearance``; None where they do not).
     """
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -568,7 +573,8 @@ def match_image(
     tick = time.perf_counter()
     views = [_views_of(img, cut, context=embedder.context_view)
              for (img, _, _), cut in zip(working, cutouts, strict=True)]
-    vectors = embedder.embed_groups(views)
+    joint = joint_with(embedder) if appearance else None
+    vectors, looks = joint.embed_groups(views) if joint is not None else (embedder.embed_groups(views), None)
     timings["embed"] = _ms(tick)
 
     tick = time.perf_counter()
@@ -588,7 +594,7 @@ def match_image(
     decision = decide(candidates, model=model, kind=parsed_filters.category_kind)
     timings["total"] = _ms(started)
     return MatchResult(candidates=candidates[:k], decision=decision, timings=timings, cutouts=cutouts,
-                       model_version=model.name, vectors=vectors, views=views)
+                       model_version=model.name, vectors=vectors, views=views, appearance=looks)
 
 
 def query_view(image: Photo, *, segment: bool | str = "auto") -> Image.Image:

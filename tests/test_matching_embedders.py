@@ -94,3 +94,44 @@ def test_onnx_runtime_matches_pytorch_and_vectors_are_unit_length(shared_data):
 def test_unknown_embedder_lists_the_valid_names():
     with pytest.raises(ImproperlyConfigured, match="default"):
         get_embedder("no-such-embedder")
+
+
+def test_matching_and_appearance_vectors_come_from_one_pass_that_runs_their_common_front_once(shared_data, settings,
+                                                                                                tmp_path):
+    from collections import Counter
+
+    import torch
+
+    from matching.embedders import TrainedEfficientNetLite0, get_joint
+    from matching.training.network import Front
+
+    # given the shipped matching embedder (Lite0 and Lite1 tails) and appearance tail (Lite1), and real worn photos
+    settings.STOCKMATCH_TRAINED_DIR = tmp_path
+    primary = TrainedEfficientNetLite0(name="m", weights=settings.SHIPPED_EMBEDDER_WEIGHTS, threads=1,
+                                       context_view=True)
+    companion = TrainedEfficientNetLite0(name="a", weights=str(settings.SHIPPED_ATTRIBUTES_WEIGHTS), threads=1)
+    assert primary.front_keys & companion.front_keys == {("efficientnet-lite1", 15, 240)}
+    photos = [Image.open(shared_data / "shop-worn-pairs" / "worn" / f"p000{i}.jpg").convert("RGB") for i in range(3)]
+    groups = [[photo, photo.crop((20, 30, 170, 230))] for photo in photos]
+
+    # when both vectors of the same views are made in one pass
+    joint = get_joint(primary, companion)
+    assert joint is not None and get_joint(primary, companion) is joint
+    embedding, appearance = joint.embed_groups(groups)
+
+    # then they are each embedder's own vectors (exported to ONNX once, checked against PyTorch)
+    assert joint.onnx_path().exists()
+    assert embedding.shape == (3, 768) and appearance.shape == (3, 256)
+    assert np.abs(embedding - primary.embed_groups(groups)).max() < 1e-4
+    assert np.abs(appearance - companion.embed_groups(groups)).max() < 1e-4
+    # and the network behind them runs each ImageNet front once: Lite1's serves both files
+    calls = Counter()
+    net = joint.torch_net()
+    for module in net.modules():
+        if isinstance(module, Front):
+            module.register_forward_hook(lambda front, inputs, output: calls.update([front.key]))
+    with torch.inference_mode():
+        net(torch.from_numpy(primary.preprocessing.tensor(groups[0])))
+    assert calls == {("efficientnet-lite0", 11): 1, ("efficientnet-lite1", 15): 1}
+    # an embedder with no front in common (the ImageNet backbone) is served apart
+    assert get_joint(primary, get_embedder("default")) is None

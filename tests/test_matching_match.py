@@ -351,3 +351,19 @@ def test_versions_on_shipped_thresholds_follow_a_recalibrated_sidecar_and_own_ca
     assert services.shipped_calibration_refresh() == []
     model.refresh_from_db()
     assert model.thresholds == stale
+
+
+def test_a_match_asked_for_appearance_brings_the_heads_vectors_of_the_same_views(shared_data):
+    from matching.appearance import appearance_of
+
+    # given a small real catalogue and a query photo
+    products = catalogue(shared_data, types=("Tshirts", "Jeans"))
+    query = ImageOps.mirror(photo(products[0][2]))
+    # when the mirror matches it asking for appearance too
+    result = services.match_image(query, segment=False, appearance=True)
+    plain = services.match_image(query, segment=False)
+    # then the match is the same, and the appearance vectors are the configured appearance embedder's of its views
+    assert [c.sku for c in result.candidates] == [c.sku for c in plain.candidates]
+    assert np.abs(result.vectors - plain.vectors).max() < 1e-4
+    assert plain.appearance is None and result.appearance.shape == (1, 256)
+    assert np.abs(result.appearance - appearance_of(result.views)).max() < 1e-4

@@ -14,14 +14,16 @@ from django.utils.module_loading import import_string
 
 from .base import Embedder, Preprocessing
 from .efficientnet import EfficientNetLite0
+from .joint import JointEmbedder, shares_a_front
 from .trained import TrainedEfficientNetLite0
 
 __all__ = [
-    "EfficientNetLite0", "Embedder", "Preprocessing", "TrainedEfficientNetLite0", "embedder_names", "get_embedder",
-    "reset_embedders",
+    "EfficientNetLite0", "Embedder", "JointEmbedder", "Preprocessing", "TrainedEfficientNetLite0", "embedder_names",
+    "get_embedder", "get_joint", "reset_embedders",
 ]
 
 _instances: dict[str, Embedder] = {}
+_joints: dict[tuple[int, int], JointEmbedder | None] = {}
 _lock = threading.Lock()
 
 
@@ -62,7 +64,18 @@ def get_embedder(name: str | None = None, *, weights: str | None = None, context
         return instance
 
 
+def get_joint(primary: Embedder, companion: Embedder) -> JointEmbedder | None:
+    """Both embedders' vectors of the same views in one pass, when they run a common front (``joint.shares_a_front``);
+    None when they do not. One per pair of instances."""
+    key = (id(primary), id(companion))
+    with _lock:
+        if key not in _joints:
+            _joints[key] = JointEmbedder(primary, companion) if shares_a_front(primary, companion) else None
+        return _joints[key]
+
+
 def reset_embedders() -> None:
     """Forget cached instances (settings changed in tests or a new model was activated)."""
     with _lock:
         _instances.clear()
+        _joints.clear()

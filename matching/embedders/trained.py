@@ -38,7 +38,7 @@ class TrainedEfficientNetLite0(EfficientNetLite0):
     def __init__(self, *, name: str, weights: str, **options) -> None:
         super().__init__(name=name, weights=weights, pooling="gem", **options)
         self.weights_path = str(weights_file(weights))
-        meta = self._meta()
+        meta = self._file_meta = self._meta()
         self.dimension = int(meta.get("dimension", 256))
         members = int(meta.get("members", 1))
         # An ensemble of tails (network.ensemble_write) names its members' size and count: ...-ft256x2.
@@ -62,6 +62,13 @@ class TrainedEfficientNetLite0(EfficientNetLite0):
         import torch
 
         return dict(torch.load(self.weights_path, map_location="cpu", weights_only=True).get("meta", {}))
+
+    @property
+    def front_keys(self) -> set[tuple]:
+        """The ImageNet fronts its network runs (``network.front_keys``): what ``JointEmbedder`` can share."""
+        from ..training.network import front_keys
+
+        return front_keys(self._file_meta, self.preprocessing.input_size)
 
     def _sidecar(self) -> dict:
         sidecar = Path(self.weights_path).with_suffix(".json")

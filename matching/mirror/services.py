@@ -116,14 +116,17 @@ def mirror_recommend(*, image: Image.Image) -> MirrorAnswer:
 
     tick = time.perf_counter()
     k = int(mirror_setting("SIMILAR", 8))
-    results = [match_image(canonical_crop(body, np.asarray(cut.mask)), segment=False, filters=SHOPPABLE, k=k)
-               for cut in cuts]
+    results = [match_image(canonical_crop(body, np.asarray(cut.mask)), segment=False, filters=SHOPPABLE, k=k,
+                           appearance=True) for cut in cuts]
     timings["match"] = _ms(tick)
 
     tick = time.perf_counter()
     model = embedding_model_active()
     vectors = np.stack([result.vectors[0] for result in results])
-    attributes = classify_vectors(vectors, model=model, views=[result.views[0] for result in results])
+    appearance = (np.stack([result.appearance[0] for result in results])
+                  if all(result.appearance is not None for result in results) else None)
+    attributes = classify_vectors(vectors, model=model, views=[result.views[0] for result in results],
+                                  appearance=appearance)
     timings["classify"] = _ms(tick)
 
     tick = time.perf_counter()

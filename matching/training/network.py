@@ -100,10 +100,12 @@ def imagenet_backbone(name: str = DEFAULT_BACKBONE) -> nn.Module:
 
 
 class Front(nn.Module):
-    def __init__(self, net: nn.Module, split: int) -> None:
+    def __init__(self, net: nn.Module, split: int, backbone: str = DEFAULT_BACKBONE) -> None:
         super().__init__()
         self.stem, self.bn0, self.swish = net._conv_stem, net._bn0, net._swish
         self.blocks = nn.ModuleList(net._blocks[:split])
+        # Fronts are never trained: two with the same key run the same ImageNet blocks (``JointNet`` runs one).
+        self.key = (backbone, split)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.swish(self.bn0(self.stem(x)))
@@ -141,8 +143,8 @@ class EmbedderNet(nn.Module):
             raise ValueError("An embedder network needs at least one tail.")
         self.front, self.tails = front, nn.ModuleList(tails)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.front(x)
+    def forward(self, x: torch.Tensor, fronts: dict | None = None) -> torch.Tensor:
+        features = front_features(self.front, x, fronts)
         scale = len(self.tails) ** -0.5
         return torch.cat([nn.functional.normalize(tail(features), dim=1) * scale for tail in self.tails], dim=1)
 
@@ -151,13 +153,23 @@ class EmbedderNet(nn.Module):
         return self.forward(x)
 
 
+def front_features(front: Front, x: torch.Tensor, fronts: dict | None) -> torch.Tensor:
+    """``front(x)``; within one ``JointNet`` pass (``fronts``, its memo) each front runs once per input size."""
+    if fronts is None:
+        return front(x)
+    key = (*front.key, x.shape[-1])
+    if key not in fronts:
+        fronts[key] = front(x)
+    return fronts[key]
+
+
 def build(*, split: int | None = None, dimension: int = 256, backbone: str = DEFAULT_BACKBONE) -> tuple[Front, Tail]:
     """The frozen front and a trainable tail, split at ``split`` (default: the backbone's stride-32 stage). The
     tail's weights are laid out channels-last: its depthwise convolutions then train about 1.5 times faster on this
     CPU (docs/matching.md, "Three tails of their own seeds")."""
     net = imagenet_backbone(backbone)
     split = BACKBONES[backbone].split if split is None else split
-    return Front(net, split).eval(), Tail(net, split, dimension).to(memory_format=torch.channels_last)
+    return Front(net, split, backbone).eval(), Tail(net, split, dimension).to(memory_format=torch.channels_last)
 
 
 def tail_state(tail: Tail) -> dict:
@@ -189,6 +201,14 @@ def load_trained(path: str | Path, *, map_location: str = "cpu") -> tuple[Embedd
     return _trained_net(backbone_of(meta).name, int(meta["split"]), member_dimension, states), meta
 
 
+def front_keys(meta: dict, input_size: int) -> set[tuple]:
+    """The fronts a trained file's network runs on a batch of ``input_size`` pixels, as ``front_features`` keys them:
+    (backbone, split, the size the front sees)."""
+    if "parts" in meta:
+        return {(part["backbone"], int(part["split"]), int(part["input_size"])) for part in meta["parts"]}
+    return {(backbone_of(meta).name, int(meta["split"]), int(input_size))}
+
+
 def _trained_net(backbone: str, split: int, dimension: int, states: list[dict]) -> EmbedderNet:
     """The ImageNet front of ``backbone`` with one trained tail per state."""
     net = imagenet_backbone(backbone)
@@ -198,7 +218,7 @@ def _trained_net(backbone: str, split: int, dimension: int, states: list[dict]) 
         tail = Tail(net if index == 0 else copy.deepcopy(net), split, dimension)
         tail.load_state_dict({key: value.float() for key, value in state.items()}, strict=True)
         tails.append(tail)
-    return EmbedderNet(Front(net, split).eval(), *tails).eval()
+    return EmbedderNet(Front(net, split, backbone).eval(), *tails).eval()
 
 
 def _save(payload: dict, out: Path) -> None:
@@ -260,17 +280,31 @@ class MixedEmbedderNet(nn.Module):
         self.parts, self.sizes, self.input_size = nn.ModuleList(parts), list(sizes), int(input_size)
         self.projection = None if projection is None else nn.Parameter(projection.float(), requires_grad=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, fronts: dict | None = None) -> torch.Tensor:
         vectors = []
         for part, size in zip(self.parts, self.sizes, strict=True):
             seen = x if size == self.input_size else nn.functional.interpolate(
                 x, size=(size, size), mode="bilinear", align_corners=False)
-            vectors.append(part(seen))
+            vectors.append(part(seen, fronts))
         joined = torch.cat(vectors, dim=1) * len(self.parts) ** -0.5
         return joined if self.projection is None else joined @ self.projection
 
     def extract_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward(x)
+
+
+class JointNet(nn.Module):
+    """Trained networks over one batch, returning one output each; an ImageNet front that several of them run at the
+    same input size runs once (the shipped matching embedder and appearance tail both run Lite1's blocks 0-14 at 240
+    pixels: docs/mirror.md, "One front for matching and appearance")."""
+
+    def __init__(self, *nets: EmbedderNet | MixedEmbedderNet) -> None:
+        super().__init__()
+        self.nets = nn.ModuleList(nets)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        fronts: dict = {}
+        return tuple(net(x, fronts) for net in self.nets)
 
 
 def mixed_write(members: list[Path], out: Path, *, projection: torch.Tensor | None = None) -> dict:
