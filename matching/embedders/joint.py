@@ -14,11 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from django.conf import settings
 from PIL import Image
 
 from .base import group_means, l2_normalise
-from .efficientnet import ONNX_OPSET, onnx_export_checked, onnx_session
+from .efficientnet import ONNX_OPSET, onnx_dir, onnx_export_checked, onnx_session
 from .trained import TrainedEfficientNetLite0
 
 
@@ -46,9 +45,7 @@ class JointEmbedder:
         return f"{self.primary.version}|{self.companion.version}"
 
     def onnx_path(self) -> Path:
-        root = Path(getattr(settings, "STOCKMATCH_TRAINED_DIR", Path(settings.BASE_DIR) / "var" / "models"))
-        return root / "onnx" / (f"joint-{self.primary.checksum[:16]}-{self.companion.checksum[:16]}"
-                                f"-opset{ONNX_OPSET}.onnx")
+        return onnx_dir() / f"joint-{self.primary.checksum[:16]}-{self.companion.checksum[:16]}-opset{ONNX_OPSET}.onnx"
 
     def torch_net(self):  # noqa: ANN201
         if self._net is None:
