@@ -188,7 +188,7 @@ def heads_dir() -> Path:
     explicit = getattr(settings, "STOCKMATCH_HEADS_DIR", None)
     if explicit:
         return Path(explicit)
-    return Path(getattr(settings, "STOCKMATCH_TRAINED_DIR", Path(settings.BASE_DIR) / "var" / "models")) / "heads"
+    return conf.trained_dir() / "heads"
 
 
 def head_weights_path(head: ClassifierHead) -> Path:

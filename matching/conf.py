@@ -1,6 +1,7 @@
 """Matching settings: the one place that reads ``settings.MATCHING`` (defaults for every key)."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -8,6 +9,11 @@ from django.conf import settings
 
 def _get(name: str, default: Any) -> Any:
     return getattr(settings, "MATCHING", {}).get(name, default)
+
+
+def trained_dir() -> Path:
+    """Where this installation's trained weights, heads and exported ONNX files live (``STOCKMATCH_TRAINED_DIR``)."""
+    return Path(getattr(settings, "STOCKMATCH_TRAINED_DIR", Path(settings.BASE_DIR) / "var" / "models"))
 
 
 def default_threshold() -> float:

@@ -26,6 +26,7 @@ from PIL import Image
 
 from segmentation.weights import sha256_file
 
+from .. import conf
 from .base import Embedder, Preprocessing, l2_normalise
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def default_weights_path() -> str:
 
 def onnx_dir() -> Path:
     """Where exported ONNX files are cached, by weights checksum: ``STOCKMATCH_TRAINED_DIR/onnx``."""
-    return Path(getattr(settings, "STOCKMATCH_TRAINED_DIR", Path(settings.BASE_DIR) / "var" / "models")) / "onnx"
+    return conf.trained_dir() / "onnx"
 
 
 def onnx_export_checked(module, path: Path, *, size: int, outputs: list[str],  # noqa: ANN001

@@ -15,12 +15,11 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from django.conf import settings
 from django.utils import timezone
 
 from segmentation.weights import sha256_file
 
-from .. import evaluation, services
+from .. import conf, evaluation, services
 from ..models import EmbeddingModel, ModelState
 from ..throwaway import throwaway_database
 from .pair_eval import write_pair_eval
@@ -31,7 +30,7 @@ logger = logging.getLogger(__name__)
 def embedder_register(*, weights: Path) -> EmbeddingModel:
     """Copy the weights (and sidecar) under the trained-models folder by checksum, record the version row."""
     digest = sha256_file(weights)
-    folder = Path(settings.STOCKMATCH_TRAINED_DIR) / "embedder"
+    folder = conf.trained_dir() / "embedder"
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"efficientnet-lite0-ft-{digest[:16]}.pt"
     if not target.exists():

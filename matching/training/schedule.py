@@ -9,8 +9,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from django.conf import settings
-
 from .. import conf, services
 from . import data
 
@@ -35,7 +33,7 @@ def embedder_retrain_if_due() -> dict:
     pair_files = [Path(p) for p in conf_["PAIR_FILES"]]
     groups = data.training_groups(pair_files=pair_files, photo_csvs=[Path(p) for p in conf_["PHOTO_CSVS"]])
     validation = data.training_groups(pair_files=pair_files, use_database=False, splits=("validation",))
-    trained_dir = Path(settings.STOCKMATCH_TRAINED_DIR)
+    trained_dir = conf.trained_dir()
     config = TrainConfig(out=trained_dir / "embedder" / "scheduled.pt", work_dir=trained_dir / "embedder-work",
                          time_budget_s=float(conf_["TIME_BUDGET_MINUTES"]) * 60)
     result = train(groups, validation, config)

@@ -13,6 +13,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from matching import conf
 from matching.training import network
 from matching.training.attributes import AttributeConfig, read_labelled_csv, train
 from matching.training.trainer import sidecar_record_command
@@ -58,7 +59,7 @@ class Command(BaseCommand):
                                f"{blocks} blocks to fine-tune).")
         if options["epochs"] < 1 or options["views"] < 0 or options["time_budget"] <= 0:
             raise CommandError("--epochs must be at least 1, --views not negative and --time-budget positive.")
-        trained_dir = Path(settings.STOCKMATCH_TRAINED_DIR)
+        trained_dir = conf.trained_dir()
         config = AttributeConfig(
             out=options["out"] or trained_dir / "attributes" / f"{options['backbone']}-attr{options['dimension']}.pt",
             work_dir=options["work_dir"] or trained_dir / "attributes-work",

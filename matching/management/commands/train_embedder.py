@@ -47,6 +47,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from matching import conf
 from matching.preprocess import STUDIO_MASK_RULES
 from matching.training import data, network
 from matching.training.trainer import Part, TrainConfig, sidecar_record_command, train, train_parts, train_tails
@@ -144,7 +145,7 @@ class Command(BaseCommand):
         validation = data.training_groups(pair_files=options["pairs"], use_database=False, splits=("validation",))
         if len(groups) < options["min_groups"]:
             raise CommandError(f"Only {len(groups)} labelled group(s); at least {options['min_groups']} are needed.")
-        trained_dir = Path(settings.STOCKMATCH_TRAINED_DIR)
+        trained_dir = conf.trained_dir()
         config = TrainConfig(
             out=options["out"] or trained_dir / "embedder" / f"{options['backbone']}-ft{options['dimension']}.pt",
             work_dir=options["work_dir"] or trained_dir / "embedder-work",
