@@ -112,5 +112,62 @@ def test_the_shipped_appearance_tail_loads_with_its_checksum_and_is_what_heads_r
     assert "train_attributes" in sidecar["command"]
     embedder = get_embedder("attributes")
     embedder.verify()
-    assert embedder.backbone.startswith("efficientnet-lite1-attr")
+    assert embedder.backbone == "efficientnet-lite1+lite2-attr256x2" and embedder.dimension == 512
+    # served at the matching embedder's size: the mirror runs the Lite1 part on the matching pass's Lite1 front
+    assert embedder.preprocessing.input_size == 240
+    assert [member["file"] for member in sidecar["metrics"]["members"]] == ["attr-l1.pt", "attr-l2.pt"]
+    assert all("train_attributes --labels" in member["command"] for member in sidecar["metrics"]["members"])
     assert settings.MATCHING["CLASSIFY_APPEARANCE"] == "attributes"
+
+
+@pytest.mark.django_db
+def test_appearance_tails_of_two_backbones_join_side_by_side_served_at_the_size_asked(shared_data, tmp_path):
+    import torch
+
+    from matching.embedders import shares_a_front
+    from matching.training import network
+    from matching.training.trainer import tail_file_write
+
+    members = []
+    for backbone in ("efficientnet-lite1", "efficientnet-lite2"):
+        _, tail = network.build(backbone=backbone, dimension=32)
+        path = tmp_path / f"{backbone}.pt"
+        tail_file_write(path, network.tail_state(tail), split=15, dimension=32, metrics={}, config={},
+                        backbone=backbone, meta={"purpose": "attributes"})
+        members.append(path)
+    out = tmp_path / "joined.pt"
+    call_command("train_attributes", "--join", *map(str, members), "--input-size", "240", "--out", str(out))
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["sha256"] == sha256_file(out) and len(sidecar["metrics"]["members"]) == 2
+    assert sidecar["purpose"] == "attributes" and sidecar["dimension"] == 64
+    assert sidecar["preprocessing"]["input_size"] == 240
+    assert [(part["backbone"], part["input_size"]) for part in sidecar["parts"]] == [
+        ("efficientnet-lite1", 240), ("efficientnet-lite2", 260)]
+
+    joined = TrainedEfficientNetLite0(name="attributes", weights=str(out), runtime="torch", threads=1)
+    assert joined.backbone == "efficientnet-lite1+lite2-attr32x2" and joined.dimension == 64
+    photo = Image.open(shared_data / "phone-photos" / "images" / sorted(
+        (shared_data / "phone-photos" / "images").iterdir())[0].name)
+    batch = torch.from_numpy(joined.preprocessing.tensor([photo]))
+    with torch.inference_mode():
+        lite1, _ = network.load_trained(members[0])
+        lite2, _ = network.load_trained(members[1])
+        upsampled = torch.nn.functional.interpolate(batch, size=(260, 260), mode="bilinear", align_corners=False)
+        # each part's unit vector, equally weighted, no projection: the Lite1 part sees the served input as it is
+        expected = torch.cat([lite1(batch), lite2(upsampled)], dim=1) * 2 ** -0.5
+        assert torch.allclose(joined.torch_net()(batch), expected, atol=1e-5)
+
+    # served at the matching embedder's size, the Lite1 part can run on the matching pass's front (the largest size,
+    # 260, would have resized the Lite1 part's input and shared nothing)
+    matching = TrainedEfficientNetLite0(name="m", weights=str(settings.SHIPPED_EMBEDDER_WEIGHTS), runtime="torch",
+                                        threads=1, context_view=True)
+    assert matching.front_keys & joined.front_keys == {("efficientnet-lite1", 15, 240)}
+    assert shares_a_front(matching, joined)
+
+    with pytest.raises(CommandError, match="none of the parts' own"):
+        call_command("train_attributes", "--join", *map(str, members), "--input-size", "300",
+                     "--out", str(tmp_path / "odd.pt"))
+    with pytest.raises(CommandError, match="--out"):
+        call_command("train_attributes", "--join", *map(str, members))
+    with pytest.raises(CommandError, match="--labels is required"):
+        call_command("train_attributes")

@@ -105,7 +105,8 @@ def test_matching_and_appearance_vectors_come_from_one_pass_that_runs_their_comm
     from matching.embedders import TrainedEfficientNetLite0, get_joint
     from matching.training.network import Front
 
-    # given the shipped matching embedder (Lite0 and Lite1 tails) and appearance tail (Lite1), and real worn photos
+    # given the shipped matching embedder (Lite0 and Lite1 tails) and appearance tails (Lite1 and Lite2), and real worn
+    # photos
     settings.STOCKMATCH_TRAINED_DIR = tmp_path
     primary = TrainedEfficientNetLite0(name="m", weights=settings.SHIPPED_EMBEDDER_WEIGHTS, threads=1,
                                        context_view=True)
@@ -121,7 +122,7 @@ def test_matching_and_appearance_vectors_come_from_one_pass_that_runs_their_comm
 
     # then they are each embedder's own vectors (exported to ONNX once, checked against PyTorch)
     assert joint.onnx_path().exists()
-    assert embedding.shape == (3, 768) and appearance.shape == (3, 256)
+    assert embedding.shape == (3, 768) and appearance.shape == (3, 512)
     assert np.abs(embedding - primary.embed_groups(groups)).max() < 1e-4
     assert np.abs(appearance - companion.embed_groups(groups)).max() < 1e-4
     # and the network behind them runs each ImageNet front once: Lite1's serves both files
@@ -132,6 +133,6 @@ def test_matching_and_appearance_vectors_come_from_one_pass_that_runs_their_comm
             module.register_forward_hook(lambda front, inputs, output: calls.update([front.key]))
     with torch.inference_mode():
         net(torch.from_numpy(primary.preprocessing.tensor(groups[0])))
-    assert calls == {("efficientnet-lite0", 11): 1, ("efficientnet-lite1", 15): 1}
+    assert calls == {("efficientnet-lite0", 11): 1, ("efficientnet-lite1", 15): 1, ("efficientnet-lite2", 15): 1}
     # an embedder with no front in common (the ImageNet backbone) is served apart
     assert get_joint(primary, get_embedder("default")) is None

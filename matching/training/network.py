@@ -307,10 +307,13 @@ class JointNet(nn.Module):
         return tuple(net(x, fronts) for net in self.nets)
 
 
-def mixed_write(members: list[Path], out: Path, *, projection: torch.Tensor | None = None) -> dict:
+def mixed_write(members: list[Path], out: Path, *, projection: torch.Tensor | None = None,
+                input_size: int | None = None) -> dict:
     """One weights file joining trained files of different backbones (each file one tail or an ensemble of one
-    backbone), served by ``MixedEmbedderNet`` at the largest input size; with ``projection`` (joined dimension ×
-    stored dimension) its vectors are projected. Tails must share their size and preprocessing but the input size."""
+    backbone), served by ``MixedEmbedderNet`` at the largest input size, or at ``input_size`` (one of the parts'
+    own: that part then sees the served input as it is, and may share its front with another file served at that
+    size); with ``projection`` (joined dimension × stored dimension) its vectors are projected. Tails must share
+    their size and preprocessing but the input size."""
     parts: dict[str, list[tuple[dict, dict]]] = {}
     for path in members:
         for meta, state in ensemble_members(path):
@@ -333,6 +336,10 @@ def mixed_write(members: list[Path], out: Path, *, projection: torch.Tensor | No
     if projection is not None and tuple(projection.shape)[0] != joined:
         raise ValueError(f"The projection takes {projection.shape[0]} dimensions; the tails give {joined}.")
     sizes = {name: int(tails[0][0]["preprocessing"]["input_size"]) for name, tails in parts.items()}
+    if input_size is not None and int(input_size) not in sizes.values():
+        own = ", ".join(str(size) for size in sizes.values())
+        raise ValueError(f"The input size {input_size} is none of the parts' own ({own}).")
+    served = max(sizes.values()) if input_size is None else int(input_size)
     short = "+".join(name.removeprefix("efficientnet-") for name in parts)
     meta = {
         **{k: v for k, v in first.items() if k not in ("split", "backbone", "preprocessing")},
@@ -340,7 +347,7 @@ def mixed_write(members: list[Path], out: Path, *, projection: torch.Tensor | No
         "dimension": joined if projection is None else int(projection.shape[1]),
         "parts": [{"backbone": name, "split": int(tails[0][0]["split"]), "members": len(tails),
                    "input_size": sizes[name]} for name, tails in parts.items()],
-        "preprocessing": {**(first.get("preprocessing") or {}), "input_size": max(sizes.values())},
+        "preprocessing": {**(first.get("preprocessing") or {}), "input_size": served},
     }
     payload = {"meta": meta, "parts": [[state for _, state in tails] for tails in parts.values()]}
     if projection is not None:

@@ -731,6 +731,14 @@ def ensemble_write_with_sidecar(members: list[Path], out: Path, *, metrics: dict
     return _joined_sidecar_write(out, meta, members, metrics or {})
 
 
+def side_by_side_with_sidecar(members: list[Path], out: Path, *, input_size: int | None = None) -> dict:
+    """``network.mixed_write`` with no projection: the tails of different backbones side by side, each part's vector
+    weighted equally (how ``train_attributes --join`` joins appearance tails; the heads standardise every coordinate,
+    so no rotation is fitted), served at ``input_size``; plus the sidecar."""
+    meta = network.mixed_write(members, out, input_size=input_size)
+    return _joined_sidecar_write(out, meta, members, {})
+
+
 def _joined_sidecar_write(out: Path, meta: dict, members: list[Path], metrics: dict) -> dict:
     """The sidecar of a file joining ``members``: its meta, checksum, the members' records and ``metrics``."""
     from segmentation.weights import sha256_file

@@ -24,8 +24,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         defaults = AttributeConfig(out=Path(), work_dir=Path())
-        parser.add_argument("--labels", action="append", default=[], type=Path, required=True,
-                            help="image,gender,kind CSV, image paths relative to it (repeatable)")
+        parser.add_argument("--labels", action="append", default=[], type=Path,
+                            help="image,gender,kind CSV, image paths relative to it (repeatable; required to train)")
+        parser.add_argument("--join", nargs="+", type=Path, default=None, metavar="WEIGHTS",
+                            help="instead of training: put trained appearance files of different backbones side by "
+                                 "side in one file at --out")
+        parser.add_argument("--input-size", type=int, default=None,
+                            help="with --join: the size the joined file is served at, one of its parts' own (default: "
+                                 "the largest). The matching embedder's size lets the mirror run the part of that "
+                                 "size on the matching pass's front (docs/mirror.md)")
         parser.add_argument("--out", type=Path, default=None, help="weights file (default under the trained dir)")
         parser.add_argument("--work-dir", type=Path, default=None, help="view cache and checkpoints (resumable)")
         parser.add_argument("--dimension", type=int, default=defaults.dimension)
@@ -43,6 +50,11 @@ class Command(BaseCommand):
         parser.add_argument("--min-photos", type=int, default=100, help="refuse to train on fewer labelled photos")
 
     def handle(self, *args, **options) -> None:
+        if options["join"]:
+            self._join(options["join"], options)
+            return
+        if not options["labels"]:
+            raise CommandError("--labels is required to train (or --join trained files).")
         photos = []
         for path in options["labels"]:
             if not path.exists():
@@ -72,3 +84,19 @@ class Command(BaseCommand):
         result = train(photos, config, progress=self.stdout.write)
         sidecar_record_command(result.weights, "train_attributes")
         self.stdout.write(f"wrote {result.weights}: validation {json.dumps(result.metrics['validation'])}")
+
+    def _join(self, members: list[Path], options: dict) -> None:
+        from matching.training.trainer import side_by_side_with_sidecar
+
+        if options["out"] is None:
+            raise CommandError("--join needs --out (the joined file).")
+        for path in members:
+            if not path.exists():
+                raise CommandError(f"{path} does not exist.")
+        try:
+            sidecar = side_by_side_with_sidecar(members, options["out"], input_size=options["input_size"])
+        except (OSError, ValueError, KeyError) as error:
+            raise CommandError(str(error)) from error
+        sidecar_record_command(options["out"], "train_attributes")
+        self.stdout.write(f"wrote {options['out']}: {sidecar['members']} tails of {len(sidecar['parts'])} backbones, "
+                          f"{sidecar['dimension']}-d, served at {sidecar['preprocessing']['input_size']} px")
