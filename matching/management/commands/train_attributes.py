@@ -4,6 +4,10 @@ Fine-tunes a tail of the ImageNet front on labelled photos (``image,gender,kind`
 ``evaluate_classification``) to carry garment kind and gender; the heads then read its vector of the views beside
 the matching embedding (``MATCHING["CLASSIFY_APPEARANCE"] = "attributes"``). The shipped file is reproduced by
 the command recorded in its sidecar (``models/attributes/``).
+
+``--join A.pt B.pt --input-size 240 --out C.pt`` puts trained files of different backbones side by side in one file
+instead of training (the shipped file: a Lite1 and a Lite2 tail, served at the matching embedder's 240 px so that
+the mirror runs the Lite1 part on the matching pass's front; docs/matching.md, "Lite1 and Lite2 tails side by side").
 """
 from __future__ import annotations
 
