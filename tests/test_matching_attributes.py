@@ -146,8 +146,7 @@ def test_appearance_tails_of_two_backbones_join_side_by_side_served_at_the_size_
 
     joined = TrainedEfficientNetLite0(name="attributes", weights=str(out), runtime="torch", threads=1)
     assert joined.backbone == "efficientnet-lite1+lite2-attr32x2" and joined.dimension == 64
-    photo = Image.open(shared_data / "phone-photos" / "images" / sorted(
-        (shared_data / "phone-photos" / "images").iterdir())[0].name)
+    photo = Image.open(sorted((shared_data / "phone-photos" / "images").iterdir())[0])
     batch = torch.from_numpy(joined.preprocessing.tensor([photo]))
     with torch.inference_mode():
         lite1, _ = network.load_trained(members[0])
