@@ -13,7 +13,7 @@ def _get(name: str, default: Any) -> Any:
 
 def trained_dir() -> Path:
     """Where this installation's trained weights, heads and exported ONNX files live (``STOCKMATCH_TRAINED_DIR``)."""
-    return Path(getattr(settings, "STOCKMATCH_TRAINED_DIR", Path(settings.BASE_DIR) / "var" / "models"))
+    return Path(settings.STOCKMATCH_TRAINED_DIR)
 
 
 def default_threshold() -> float:

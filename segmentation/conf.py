@@ -78,8 +78,7 @@ def shipped_dir() -> Path:
 
 
 def trained_dir() -> Path:
-    base = getattr(settings, "STOCKMATCH_TRAINED_DIR", Path(settings.BASE_DIR) / "var" / "models")
-    return Path(_get("TRAINED_DIR", Path(base) / "segmenter"))
+    return Path(_get("TRAINED_DIR", Path(settings.STOCKMATCH_TRAINED_DIR) / "segmenter"))
 
 
 def work_dir() -> Path:
