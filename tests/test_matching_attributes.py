@@ -170,3 +170,39 @@ def test_appearance_tails_of_two_backbones_join_side_by_side_served_at_the_size_
         call_command("train_attributes", "--join", *map(str, members))
     with pytest.raises(CommandError, match="--labels is required"):
         call_command("train_attributes")
+
+
+def test_a_joined_appearance_file_takes_another_tail_without_its_member_files(tmp_path):
+    """The shipped appearance file joins its tails; its member files are not shipped, so a new tail joins the file."""
+    import torch
+
+    from matching.training import network
+    from matching.training.trainer import tail_file_write
+
+    members = []
+    for n, backbone in enumerate(("efficientnet-lite1", "efficientnet-lite2", "efficientnet-lite2")):
+        torch.manual_seed(n)
+        _, tail = network.build(backbone=backbone, dimension=16)
+        path = tmp_path / f"{n}-{backbone}.pt"
+        tail_file_write(path, network.tail_state(tail), split=15, dimension=16, metrics={}, config={},
+                        backbone=backbone, meta={"purpose": "attributes"})
+        members.append(path)
+    shipped = tmp_path / "shipped.pt"
+    call_command("train_attributes", "--join", *map(str, members[:2]), "--input-size", "240", "--out", str(shipped))
+    again = tmp_path / "again.pt"
+    call_command("train_attributes", "--join", str(shipped), str(members[2]), "--input-size", "240",
+                 "--out", str(again))
+    at_once = tmp_path / "at-once.pt"
+    call_command("train_attributes", "--join", *map(str, members), "--input-size", "240", "--out", str(at_once))
+
+    joined, direct = (torch.load(path, map_location="cpu", weights_only=True) for path in (again, at_once))
+    assert joined["meta"] == direct["meta"]
+    assert [part["members"] for part in joined["meta"]["parts"]] == [1, 2] and joined["meta"]["dimension"] == 48
+    for part, expected in zip(joined["parts"], direct["parts"], strict=True):
+        for state, other in zip(part, expected, strict=True):
+            assert state.keys() == other.keys() and all(torch.equal(state[k], other[k]) for k in state)
+
+    projected = tmp_path / "projected.pt"
+    network.mixed_write(members[:2], projected, projection=torch.eye(32)[:, :8])
+    with pytest.raises(ValueError, match="projects the backbones it joins"):
+        network.ensemble_members(projected)

@@ -230,11 +230,19 @@ def _save(payload: dict, out: Path) -> None:
 
 
 def ensemble_members(path: str | Path) -> list[tuple[dict, dict]]:
-    """(meta of one tail, its state) for each tail of a trained weights file: one, or each member of an ensemble."""
+    """(meta of one tail, its state) for each tail of a trained weights file: one, each member of an ensemble, or
+    each tail of every part of a file joining backbones side by side (one with a projection cannot be taken apart)."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
     meta = payload["meta"]
     if "parts" in payload:
-        raise ValueError(f"{path} joins several backbones; join its member files instead.")
+        if "projection" in payload:
+            raise ValueError(f"{path} projects the backbones it joins; join its member files instead.")
+        shared = {key: value for key, value in meta.items()
+                  if key not in ("backbone", "member_dimension", "members", "parts", "dimension", "preprocessing")}
+        return [({**shared, "backbone": part["backbone"], "split": int(part["split"]),
+                  "dimension": int(meta["member_dimension"]),
+                  "preprocessing": {**meta["preprocessing"], "input_size": int(part["input_size"])}}, state)
+                for part, states in zip(meta["parts"], payload["parts"], strict=True) for state in states]
     if "tails" not in payload:
         return [(meta, payload["tail"])]
     single = {key: value for key, value in meta.items() if key not in ("member_dimension", "members")}
