@@ -8,6 +8,8 @@ the command recorded in its sidecar (``models/attributes/``).
 ``--join A.pt B.pt --input-size 240 --out C.pt`` puts trained files of different backbones side by side in one file
 instead of training (the shipped file: a Lite1 and a Lite2 tail, served at the matching embedder's 240 px so that
 the mirror runs the Lite1 part on the matching pass's front; docs/matching.md, "Lite1 and Lite2 tails side by side").
+A joined file may itself be a member: its tails join the others, so a new tail joins the shipped file without the
+member files it was made of.
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ class Command(BaseCommand):
                             help="image,gender,kind CSV, image paths relative to it (repeatable; required to train)")
         parser.add_argument("--join", nargs="+", type=Path, default=None, metavar="WEIGHTS",
                             help="instead of training: put trained appearance files of different backbones side by "
-                                 "side in one file at --out")
+                                 "side in one file at --out (a joined file brings each of its tails)")
         parser.add_argument("--input-size", type=int, default=None,
                             help="with --join: the size the joined file is served at, one of its parts' own (default: "
                                  "the largest). The matching embedder's size lets the mirror run the part of that "
