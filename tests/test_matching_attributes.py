@@ -112,11 +112,14 @@ def test_the_shipped_appearance_tail_loads_with_its_checksum_and_is_what_heads_r
     assert "train_attributes" in sidecar["command"]
     embedder = get_embedder("attributes")
     embedder.verify()
-    assert embedder.backbone == "efficientnet-lite1+lite2-attr256x2" and embedder.dimension == 512
+    assert embedder.backbone == "efficientnet-lite1+lite2-attr256x3" and embedder.dimension == 768
     # served at the matching embedder's size: the mirror runs the Lite1 part on the matching pass's Lite1 front
     assert embedder.preprocessing.input_size == 240
-    assert [member["file"] for member in sidecar["metrics"]["members"]] == ["attr-l1.pt", "attr-l2.pt"]
-    assert all("train_attributes --labels" in member["command"] for member in sidecar["metrics"]["members"])
+    # the stop-39 file (a Lite1 and a Lite2 tail) joined with a second Lite2 tail; every tail's command is recorded
+    joined, second_lite2 = sidecar["metrics"]["members"]
+    assert [member["file"] for member in joined["members"]] == ["attr-l1.pt", "attr-l2.pt"]
+    assert second_lite2["file"] == "attr-l2s1.pt"
+    assert all("train_attributes --labels" in member["command"] for member in [*joined["members"], second_lite2])
     assert settings.MATCHING["CLASSIFY_APPEARANCE"] == "attributes"
 
 

@@ -122,7 +122,7 @@ def test_matching_and_appearance_vectors_come_from_one_pass_that_runs_their_comm
 
     # then they are each embedder's own vectors (exported to ONNX once, checked against PyTorch)
     assert joint.onnx_path().exists()
-    assert embedding.shape == (3, 768) and appearance.shape == (3, 512)
+    assert embedding.shape == (3, 768) and appearance.shape == (3, 768)
     assert np.abs(embedding - primary.embed_groups(groups)).max() < 1e-4
     assert np.abs(appearance - companion.embed_groups(groups)).max() < 1e-4
     # and the network behind them runs each ImageNet front once: Lite1's serves both files

@@ -365,5 +365,5 @@ def test_a_match_asked_for_appearance_brings_the_heads_vectors_of_the_same_views
     # then the match is the same, and the appearance vectors are the configured appearance embedder's of its views
     assert [c.sku for c in result.candidates] == [c.sku for c in plain.candidates]
     assert np.abs(result.vectors - plain.vectors).max() < 1e-4
-    assert plain.appearance is None and result.appearance.shape == (1, 512)
+    assert plain.appearance is None and result.appearance.shape == (1, 768)
     assert np.abs(result.appearance - appearance_of(result.views)).max() < 1e-4

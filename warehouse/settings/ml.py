@@ -21,7 +21,7 @@ EMBEDDER_NAME = env_str("STOCKMATCH_EMBEDDER", "trained" if SHIPPED_EMBEDDER_WEI
 # 240 px, so that the mirror runs its Lite1 part on the matching pass's front (docs/matching.md, "An appearance tail
 # trained for the heads", "A Lite1 appearance tail" and "Lite1 and Lite2 tails side by side"). Without the file the
 # heads read the ImageNet backbone's vector ("default").
-SHIPPED_ATTRIBUTES_WEIGHTS = STOCKMATCH_MODELS_DIR / "attributes" / "efficientnet-lite1+lite2-attr256x2.pt"
+SHIPPED_ATTRIBUTES_WEIGHTS = STOCKMATCH_MODELS_DIR / "attributes" / "efficientnet-lite1+lite2-attr256x3.pt"
 # The shipped segmenter's folder (weights + sidecar, ``manage.py ship_segmenter``). Another folder judges a candidate
 # through every command that builds a throwaway database (its migrations adopt the folder's sidecar), e.g.
 # STOCKMATCH_SEGMENTER_DIR=var/candidate manage.py evaluate_matching ...
