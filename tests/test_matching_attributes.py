@@ -129,15 +129,8 @@ def test_appearance_tails_of_two_backbones_join_side_by_side_served_at_the_size_
 
     from matching.embedders import shares_a_front
     from matching.training import network
-    from matching.training.trainer import tail_file_write
 
-    members = []
-    for backbone in ("efficientnet-lite1", "efficientnet-lite2"):
-        _, tail = network.build(backbone=backbone, dimension=32)
-        path = tmp_path / f"{backbone}.pt"
-        tail_file_write(path, network.tail_state(tail), split=15, dimension=32, metrics={}, config={},
-                        backbone=backbone, meta={"purpose": "attributes"})
-        members.append(path)
+    members = appearance_tail_files(tmp_path, ("efficientnet-lite1", "efficientnet-lite2"), dimension=32)
     out = tmp_path / "joined.pt"
     call_command("train_attributes", "--join", *map(str, members), "--input-size", "240", "--out", str(out))
     sidecar = json.loads(out.with_suffix(".json").read_text())
@@ -180,16 +173,9 @@ def test_a_joined_appearance_file_takes_another_tail_without_its_member_files(tm
     import torch
 
     from matching.training import network
-    from matching.training.trainer import tail_file_write
 
-    members = []
-    for n, backbone in enumerate(("efficientnet-lite1", "efficientnet-lite2", "efficientnet-lite2")):
-        torch.manual_seed(n)
-        _, tail = network.build(backbone=backbone, dimension=16)
-        path = tmp_path / f"{n}-{backbone}.pt"
-        tail_file_write(path, network.tail_state(tail), split=15, dimension=16, metrics={}, config={},
-                        backbone=backbone, meta={"purpose": "attributes"})
-        members.append(path)
+    members = appearance_tail_files(tmp_path, ("efficientnet-lite1", "efficientnet-lite2", "efficientnet-lite2"),
+                                    dimension=16)
     shipped = tmp_path / "shipped.pt"
     call_command("train_attributes", "--join", *map(str, members[:2]), "--input-size", "240", "--out", str(shipped))
     again = tmp_path / "again.pt"
@@ -209,3 +195,21 @@ def test_a_joined_appearance_file_takes_another_tail_without_its_member_files(tm
     network.mixed_write(members[:2], projected, projection=torch.eye(32)[:, :8])
     with pytest.raises(ValueError, match="projects the backbones it joins"):
         network.ensemble_members(projected)
+
+
+def appearance_tail_files(folder, backbones: tuple[str, ...], *, dimension: int) -> list:
+    """One untrained appearance tail file per backbone (seeded by its position), as train_attributes writes them."""
+    import torch
+
+    from matching.training import network
+    from matching.training.trainer import tail_file_write
+
+    members = []
+    for n, backbone in enumerate(backbones):
+        torch.manual_seed(n)
+        _, tail = network.build(backbone=backbone, dimension=dimension)
+        path = folder / f"{n}-{backbone}.pt"
+        tail_file_write(path, network.tail_state(tail), split=15, dimension=dimension, metrics={}, config={},
+                        backbone=backbone, meta={"purpose": "attributes"})
+        members.append(path)
+    return members
