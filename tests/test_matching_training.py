@@ -334,7 +334,7 @@ def test_two_backbones_join_into_one_projected_network(shared_data, tmp_path, se
 
     with pytest.raises(ValueError, match="two or more backbones"):
         network.mixed_write([SINGLE_TAIL, TWO_TAILS], tmp_path / "one-backbone.pt")
-    with pytest.raises(ValueError, match="several backbones"):
+    with pytest.raises(ValueError, match="projects the backbones it joins"):
         network.ensemble_write([mixed, SINGLE_TAIL], tmp_path / "nested.pt")
     with pytest.raises(ValueError, match="several tails"):
         network.tail_load(network.build()[1], mixed, split=11, dimension=256)
