@@ -16,11 +16,11 @@ SHIPPED_EMBEDDER_WEIGHTS = STOCKMATCH_MODELS_DIR / "embedder" / "efficientnet-li
 # STOCKMATCH_EMBEDDER_WEIGHTS=FILE manage.py evaluate_matching ... (a version is still promoted by train_embedder).
 TRAINED_EMBEDDER_WEIGHTS = env_str("STOCKMATCH_EMBEDDER_WEIGHTS", str(SHIPPED_EMBEDDER_WEIGHTS))
 EMBEDDER_NAME = env_str("STOCKMATCH_EMBEDDER", "trained" if SHIPPED_EMBEDDER_WEIGHTS.exists() else "default")
-# The heads' appearance tails (``manage.py train_attributes``): tails of the ImageNet Lite1 and Lite2 fronts fine-tuned
-# on labelled catalogue and phone photos to carry garment kind and gender, side by side in one file served at Lite1's
-# 240 px, so that the mirror runs its Lite1 part on the matching pass's front (docs/matching.md, "An appearance tail
-# trained for the heads", "A Lite1 appearance tail" and "Lite1 and Lite2 tails side by side"). Without the file the
-# heads read the ImageNet backbone's vector ("default").
+# The heads' appearance tails (``manage.py train_attributes``): a tail of the ImageNet Lite1 front and two of the Lite2
+# front, fine-tuned on labelled catalogue and phone photos to carry garment kind and gender, side by side in one file
+# served at Lite1's 240 px, so that the mirror runs its Lite1 part on the matching pass's front (docs/matching.md, "An
+# appearance tail trained for the heads", "A Lite1 appearance tail", "Lite1 and Lite2 tails side by side" and "A second
+# Lite2 tail beside them"). Without the file the heads read the ImageNet backbone's vector ("default").
 SHIPPED_ATTRIBUTES_WEIGHTS = STOCKMATCH_MODELS_DIR / "attributes" / "efficientnet-lite1+lite2-attr256x3.pt"
 # The shipped segmenter's folder (weights + sidecar, ``manage.py ship_segmenter``). Another folder judges a candidate
 # through every command that builds a throwaway database (its migrations adopt the folder's sidecar), e.g.

@@ -6,8 +6,9 @@ the matching embedding (``MATCHING["CLASSIFY_APPEARANCE"] = "attributes"``). The
 the command recorded in its sidecar (``models/attributes/``).
 
 ``--join A.pt B.pt --input-size 240 --out C.pt`` puts trained files of different backbones side by side in one file
-instead of training (the shipped file: a Lite1 and a Lite2 tail, served at the matching embedder's 240 px so that
-the mirror runs the Lite1 part on the matching pass's front; docs/matching.md, "Lite1 and Lite2 tails side by side").
+instead of training (the shipped file: a Lite1 tail and two Lite2 tails, served at the matching embedder's 240 px so
+that the mirror runs the Lite1 part on the matching pass's front; docs/matching.md, "Lite1 and Lite2 tails side by
+side" and "A second Lite2 tail beside them").
 A joined file may itself be a member: its tails join the others, so a new tail joins the shipped file without the
 member files it was made of.
 """
