@@ -26,8 +26,11 @@ def machine() -> dict:
     """What the figures were measured on: the same commands read 1.5-2 times apart on the CPUs this project has run
     on (docs/matching.md, "Figures by machine"), so every benchmark records its CPU."""
     import onnxruntime
+    import openvino
     import torch
 
+    from .embedders import get_embedder
+    from .embedders.runtimes import openvino_precision
     from .training.network import native_bfloat16
 
     model = ""
@@ -38,7 +41,9 @@ def machine() -> dict:
         pass
     return {"cpu": model or platform.processor(), "cores": os.cpu_count(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "native_bfloat16": native_bfloat16(),
-            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__}
+            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+            "openvino": openvino.__version__, "openvino_precision": openvino_precision(),
+            "embed_runtime": get_embedder().runtime}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -217,7 +222,7 @@ def embed_figures(photos: list[bytes]) -> dict:
     model = services.embedding_model_active()
     embedder = services.embedder_for(model)
     decoded = [load_image(data).image for data in photos]
-    embedder.embed(decoded[:8])  # load the session
+    embedder.embed(decoded[: embedder.batch_size])  # load the session and meet a whole batch once, as a served one has
     started = time.perf_counter()
     embedder.embed(decoded)
     embed_rate = len(decoded) / (time.perf_counter() - started)

@@ -9,8 +9,9 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from PIL import Image
 
-from matching.embedders import get_embedder
+from matching.embedders import EfficientNetLite0, TrainedEfficientNetLite0, get_embedder, reset_embedders
 from matching.embedders.base import Preprocessing
+from matching.embedders.runtimes import openvino_precision
 
 # Article types of the catalogue photos and the ImageNet classes that name what they show.
 EXPECTED_CLASSES = {
@@ -82,13 +83,47 @@ def test_preprocessing_travels_with_the_weights():
 
 def test_onnx_runtime_matches_pytorch_and_vectors_are_unit_length(shared_data):
     photos = [image for _, image in catalogue_photos(shared_data, per_type=1)][:6]
-    onnx, torch_ = get_embedder("default"), get_embedder("efficientnet_lite0_torch")
+    onnx = EfficientNetLite0(name="default-onnx", runtime="onnx", pooling="gem", gem_p=3.0)
+    torch_ = get_embedder("efficientnet_lite0_torch")
     a, b = onnx.embed(photos), torch_.embed(photos)
     assert onnx.runtime == "onnx" and onnx.onnx_path().exists()  # exported once, cached by weights checksum
     assert a.shape == (6, 1280) and a.dtype == np.float32
     assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
     assert np.abs(a - b).max() < 1e-4
     assert onnx.version == torch_.version  # same weights, same vectors: one model version
+
+
+def test_openvino_serves_the_shipped_file_within_its_precision_of_onnx_runtime(shared_data, settings, tmp_path):
+    # given the shipped matching embedder on both runtimes and real worn and shop photos
+    settings.STOCKMATCH_TRAINED_DIR = tmp_path
+    weights = str(settings.SHIPPED_EMBEDDER_WEIGHTS)
+    onnx = TrainedEfficientNetLite0(name="t-onnx", weights=weights, runtime="onnx", threads=1)
+    openvino = TrainedEfficientNetLite0(name="t-ov", weights=weights, runtime="openvino", threads=1)
+    pairs = shared_data / "shop-worn-pairs"
+    photos = [Image.open(pairs / side / f"p000{i}.jpg").convert("RGB") for i in range(4) for side in ("shop", "worn")]
+
+    # when both embed them (a batch larger than one exercises the exported dynamic batch axis)
+    a, b = onnx.embed(photos), openvino.embed(photos)
+
+    # then OpenVINO gives unit vectors of the same version, equal to ONNX Runtime's in float32 and within bfloat16's
+    # rounding where the CPU computes that natively
+    assert openvino.version == onnx.version and openvino.describe()["precision"] == openvino_precision()
+    assert b.shape == a.shape == (8, 768) and np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    cosines = (a * b).sum(axis=1)
+    assert cosines.min() > (0.99 if openvino_precision() == "bf16" else 0.99999)
+    # and each worn photo stays nearer its own shop photo than the others, as with ONNX Runtime
+    for vectors in (a, b):
+        similarity = vectors[1::2] @ vectors[0::2].T
+        assert (similarity.argmax(axis=1) == np.arange(4)).all()
+
+
+def test_the_automatic_runtime_is_openvino_only_where_it_computes_bfloat16(settings):
+    reset_embedders()  # another test may have left an instance made under its own settings
+    served = get_embedder("trained")
+    assert settings.EMBEDDERS["trained"]["OPTIONS"]["RUNTIME"] == "auto"
+    assert served.runtime == ("openvino" if openvino_precision() == "bf16" else "onnx")
+    with pytest.raises(ValueError, match="auto, onnx, openvino, torch"):
+        EfficientNetLite0(name="odd", runtime="tensorrt")
 
 
 def test_unknown_embedder_lists_the_valid_names():

@@ -17,7 +17,8 @@ import numpy as np
 from PIL import Image
 
 from .base import group_means, l2_normalise
-from .efficientnet import ONNX_OPSET, onnx_dir, onnx_export_checked, onnx_session
+from .efficientnet import ONNX_OPSET, onnx_dir, onnx_export_checked
+from .runtimes import runner
 from .trained import TrainedEfficientNetLite0
 
 
@@ -36,7 +37,7 @@ class JointEmbedder:
 
     def __init__(self, primary: TrainedEfficientNetLite0, companion: TrainedEfficientNetLite0) -> None:
         self.primary, self.companion = primary, companion
-        self._session = None
+        self._runner = None
         self._net = None
         self._lock = threading.Lock()
 
@@ -73,11 +74,12 @@ class JointEmbedder:
     def _forward(self, batch: np.ndarray) -> list[np.ndarray]:
         if self.primary.runtime == "torch":
             return self._torch_outputs(batch)
-        if self._session is None:
+        if self._runner is None:
             with self._lock:
-                if self._session is None:
-                    self._session = onnx_session(self.export_onnx(), self.primary.threads)
-        return self._session.run(None, {"input": batch})
+                if self._runner is None:
+                    self._runner = runner(self.export_onnx(), runtime=self.primary.runtime,
+                                          threads=self.primary.threads)
+        return self._runner.run(batch)
 
     def embed_groups(self, groups: Sequence[Sequence[Image.Image]]) -> tuple[np.ndarray, np.ndarray]:
         flat = [view for group in groups for view in group]

@@ -192,7 +192,7 @@ def build_cache(photos: list[LabelledPhoto], config: AttributeConfig, front: net
 
     def flush() -> None:
         if pending:
-            chunks.append(session.run(None, {"input": to_tensor(pending, config.input_size)})[0].astype(np.float16))
+            chunks.append(session.run(to_tensor(pending, config.input_size))[0].astype(np.float16))
             pending.clear()
 
     unreadable = 0

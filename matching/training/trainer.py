@@ -24,22 +24,20 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from django.conf import settings
 from PIL import Image
 from torch.optim.lr_scheduler import LambdaLR
 from tqdm import tqdm
 
+from ..embedders.runtimes import Runner, runner
 from ..preprocess import STUDIO_MASK_RULE, pad_square
 from . import network
 from .data import QUERY, Group
 from .views import query_view, shop_view
-
-if TYPE_CHECKING:
-    import onnxruntime as ort
 
 logger = logging.getLogger(__name__)
 INPUT_SIZE = network.BACKBONES[network.DEFAULT_BACKBONE].input_size
@@ -192,18 +190,20 @@ def _views_of(
                 yield shop_view(image, rng, phone_like=n % 3 == 0), 0, False, number, SERVED_NONE
 
 
-def _front_session(front: network.Front, path: Path, threads: int, size: int = INPUT_SIZE) -> ort.InferenceSession:
-    import onnxruntime as ort
-
+def _front_session(front: network.Front, path: Path, threads: int, size: int = INPUT_SIZE) -> Runner:
+    """The frozen front exported to ONNX once per work folder, run where the served embedders run
+    (``settings.STOCKMATCH_EMBED_RUNTIME``): its cached features are what the tails train on."""
     if not path.exists():
         sample = torch.zeros(2, 3, size, size)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         torch.onnx.export(front, (sample,), str(tmp), dynamo=False, opset_version=17, input_names=["input"],
                           output_names=["features"], dynamic_axes={"input": {0: "batch"}, "features": {0: "batch"}})
         os.replace(tmp, path)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return runner(path, runtime=_fit_runtime(), threads=threads)
+
+
+def _fit_runtime() -> str:
+    return "onnx" if settings.STOCKMATCH_EMBED_RUNTIME == "torch" else settings.STOCKMATCH_EMBED_RUNTIME
 
 
 def _cache_stem(groups: list[Group], config: TrainConfig) -> Path:
@@ -244,7 +244,7 @@ def build_caches(groups: list[Group], runs: list[tuple[TrainConfig, network.Fron
     return [_cache_load(stem) for stem in stems]
 
 
-def _views_write(groups: list[Group], config: TrainConfig, stems: list[Path], sessions: list[ort.InferenceSession],
+def _views_write(groups: list[Group], config: TrainConfig, stems: list[Path], sessions: list[Runner],
                  sizes: list[int]) -> None:
     rng = np.random.default_rng(config.seed)
     chunks: list[list[np.ndarray]] = [[] for _ in sessions]
@@ -255,7 +255,7 @@ def _views_write(groups: list[Group], config: TrainConfig, stems: list[Path], se
     def flush() -> None:
         if pending:
             for chunk, session, size in zip(chunks, sessions, sizes, strict=True):
-                chunk.append(session.run(None, {"input": to_tensor(pending, size)})[0].astype(np.float16))
+                chunk.append(session.run(to_tensor(pending, size))[0].astype(np.float16))
             pending.clear()
 
     for index, group in enumerate(tqdm(groups, desc="views", unit="group", mininterval=10)):
@@ -764,7 +764,7 @@ def mixed_fit(members: list[Path], photos: list[Path], out: Path, *, dimension: 
         joined.unlink(missing_ok=True)
         raise ValueError(f"The joined tails give {width} dimensions; a projection to {dimension} needs at least as "
                          f"many (a smaller --dimension, or more tails).")
-    embedder = TrainedEfficientNetLite0(name="mixed-fit", weights=str(joined), runtime="onnx", threads=threads,
+    embedder = TrainedEfficientNetLite0(name="mixed-fit", weights=str(joined), runtime=_fit_runtime(), threads=threads,
                                         context_view=True)
     vectors = []
     for start in tqdm(range(0, len(photos), 64), desc="fit photos", unit="batch", mininterval=10):

@@ -32,25 +32,28 @@ STOCKMATCH_SEG_AUTO_KEEPS_SURE = env_bool("STOCKMATCH_SEG_AUTO_KEEPS_SURE", Fals
 # Seconds between a process's checks of which segmenter version is active (a new one is loaded without restart).
 STOCKMATCH_SEG_VERSION_CHECK_SECONDS = env_int("STOCKMATCH_SEG_VERSION_CHECK_SECONDS", 10)
 
-# Embedding backbones, resolved by name like Django's STORAGES. "RUNTIME": "onnx" (default, ~4x faster
-# on CPU; exported once per weights checksum into STOCKMATCH_TRAINED_DIR) or "torch". "POOLING": "gem"
+# Embedding backbones, resolved by name like Django's STORAGES. "RUNTIME": "auto" (default: OpenVINO in bfloat16 where
+# the CPU computes it natively, about twice ONNX Runtime's speed there, else ONNX Runtime), "onnx" (~4x faster than
+# PyTorch on CPU), "openvino" (both run the ONNX file exported once per weights checksum into STOCKMATCH_TRAINED_DIR)
+# or "torch"; matching.embedders.runtimes. "POOLING": "gem"
 # (generalised mean, p = GEM_P; measured best, docs/matching.md) or "avg". "CONTEXT_VIEW": each photo's vector
 # is the mean of its garment view and its context view, on both sides (docs/matching.md, "Two views").
+STOCKMATCH_EMBED_RUNTIME = env_str("STOCKMATCH_EMBED_RUNTIME", "auto")  # also where training runs the frozen fronts
 EMBEDDERS = {
     "trained": {
         "BACKEND": "matching.embedders.TrainedEfficientNetLite0",
-        "OPTIONS": {"RUNTIME": env_str("STOCKMATCH_EMBED_RUNTIME", "onnx"), "WEIGHTS": TRAINED_EMBEDDER_WEIGHTS,
+        "OPTIONS": {"RUNTIME": STOCKMATCH_EMBED_RUNTIME, "WEIGHTS": TRAINED_EMBEDDER_WEIGHTS,
                     "BATCH_SIZE": 32, "CONTEXT_VIEW": env_bool("STOCKMATCH_EMBED_CONTEXT_VIEW", True)},
     },
     "attributes": {
         "BACKEND": "matching.embedders.TrainedEfficientNetLite0",
-        "OPTIONS": {"RUNTIME": env_str("STOCKMATCH_EMBED_RUNTIME", "onnx"),
+        "OPTIONS": {"RUNTIME": STOCKMATCH_EMBED_RUNTIME,
                     "WEIGHTS": env_str("STOCKMATCH_ATTRIBUTES_WEIGHTS", str(SHIPPED_ATTRIBUTES_WEIGHTS)),
                     "BATCH_SIZE": 32},
     },
     "default": {
         "BACKEND": "matching.embedders.EfficientNetLite0",
-        "OPTIONS": {"RUNTIME": env_str("STOCKMATCH_EMBED_RUNTIME", "onnx"), "POOLING": "gem", "GEM_P": 3.0,
+        "OPTIONS": {"RUNTIME": STOCKMATCH_EMBED_RUNTIME, "POOLING": "gem", "GEM_P": 3.0,
                     "BATCH_SIZE": 32},
     },
     "efficientnet_lite0_torch": {
@@ -59,7 +62,7 @@ EMBEDDERS = {
     },
     "efficientnet_lite0_avg": {
         "BACKEND": "matching.embedders.EfficientNetLite0",
-        "OPTIONS": {"RUNTIME": env_str("STOCKMATCH_EMBED_RUNTIME", "onnx"), "POOLING": "avg", "BATCH_SIZE": 32},
+        "OPTIONS": {"RUNTIME": STOCKMATCH_EMBED_RUNTIME, "POOLING": "avg", "BATCH_SIZE": 32},
     },
 }
 
