@@ -22,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", type=Path)
         parser.add_argument("--queries", type=int, default=100, help="Search queries timed (each checked exactly).")
         parser.add_argument("--match-runs", type=int, default=20)
-        parser.add_argument("--photos", type=int, default=128, help="Studio photos for the embedding figures.")
+        parser.add_argument("--photos", type=int, default=256, help="Studio photos for embedding figures.")
         parser.add_argument("--data", type=Path, default=Path(settings.BASE_DIR).parent / "shared" / "data")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--segmentation-method", default="auto", choices=METHODS,
