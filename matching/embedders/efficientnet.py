@@ -7,9 +7,9 @@ predictions on real catalogue photos. The embedding is the globally pooled 1280-
 generalised-mean (GeM, p = 3) pooling by default, which beat average pooling on the evaluation set
 (recall@1 0.78 vs 0.74 with cut-outs, 0.49 vs 0.47 on whole photos; docs/matching.md); "avg" is kept.
 
-Runtime "onnx" (default) exports the feature extractor once per weights checksum into
-``STOCKMATCH_TRAINED_DIR/onnx/``, checks its output against PyTorch, and runs it with ONNX Runtime,
-about four times faster than PyTorch on this CPU; "openvino" runs the same file with OpenVINO (``runtimes``).
+Runtime "onnx" exports the feature extractor once per weights checksum into ``STOCKMATCH_TRAINED_DIR/onnx/``,
+checks its output against PyTorch, and runs it with ONNX Runtime, about four times faster than PyTorch on this CPU;
+"openvino" runs the same file with OpenVINO, and "auto" (what the settings serve) picks one by the CPU (``runtimes``).
 """
 from __future__ import annotations
 
