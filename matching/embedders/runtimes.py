@@ -24,7 +24,7 @@ def resolve(runtime: str) -> str:
         return runtime
     try:
         return "openvino" if openvino_precision() == "bf16" else "onnx"
-    except ImportError:
+    except (ImportError, RuntimeError):  # no OpenVINO, or its CPU plugin would not load here
         return "onnx"
 
 
