@@ -26,6 +26,7 @@ else
 	$(PY) manage.py demo_data --csv "$(DATA)"
 endif
 	$(PY) manage.py demo_users
+	$(PY) manage.py export_models
 	$(PY) manage.py mirror_key "Demo mirror" --base-url "http://$(HOST)"
 	$(PY) manage.py runserver $(HOST)
 
@@ -41,4 +42,5 @@ serve: $(STAMP)
 	$(PY) manage.py check --deploy
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py export_models
 	$(VENV)/bin/gunicorn --config warehouse/gunicorn.conf.py warehouse.wsgi:application

@@ -171,3 +171,28 @@ def test_matching_and_appearance_vectors_come_from_one_pass_that_runs_their_comm
     assert calls == {("efficientnet-lite0", 11): 1, ("efficientnet-lite1", 15): 1, ("efficientnet-lite2", 15): 1}
     # an embedder with no front in common (the ImageNet backbone) is served apart
     assert get_joint(primary, get_embedder("default")) is None
+
+
+@pytest.mark.django_db
+def test_export_models_exports_every_served_network_once(settings, tmp_path):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    # given a fresh installation's folder for exported networks
+    settings.STOCKMATCH_TRAINED_DIR = tmp_path
+    reset_embedders()
+    try:
+        # when the command runs twice
+        first, second = StringIO(), StringIO()
+        call_command("export_models", stdout=first)
+        exported = {path: path.stat().st_mtime_ns for path in (tmp_path / "onnx").glob("*.onnx")}
+        call_command("export_models", stdout=second)
+    finally:
+        reset_embedders()
+
+    # then the matching, appearance and joint files exist, each named in the output, and the second run kept them
+    assert len(exported) == 3 and any(path.name.startswith("joint-") for path in exported)
+    assert all(str(path) in first.getvalue() for path in exported)
+    assert {path: path.stat().st_mtime_ns for path in exported} == exported
+    assert first.getvalue() == second.getvalue()
