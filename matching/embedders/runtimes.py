@@ -29,8 +29,6 @@ def resolve(runtime: str) -> str:
 
 
 class OnnxRunner:
-    precision = "f32"
-
     def __init__(self, path: Path, threads: int) -> None:
         self._session = onnx_session(path, threads)
 
@@ -42,11 +40,10 @@ class OpenVinoRunner:
     """One compiled model, one inference request per calling thread (a request is not thread-safe; the compiled
     model is). The batch axis stays dynamic, as exported."""
 
-    def __init__(self, path: Path, threads: int, precision: str = "auto") -> None:
+    def __init__(self, path: Path, threads: int) -> None:
         core = openvino_core()
-        self.precision = openvino_precision() if precision == "auto" else precision
         self._compiled = core.compile_model(core.read_model(str(path)), "CPU", {
-            "INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": openvino_precision(), "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_NUM_THREADS": int(threads),
         })
         self._local = threading.local()
