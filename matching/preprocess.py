@@ -121,6 +121,17 @@ def canonical_context(image: Image.Image, mask: np.ndarray | None) -> Image.Imag
     return context_view(image, _usable(image, mask), max_side=0)
 
 
+def canonical_views(image: Image.Image, mask: np.ndarray | None, *, context: bool) -> list[Image.Image]:
+    """``canonical_crop``, and with ``context`` ``canonical_context``. With no usable mask both are the whole photo
+    padded square, the same picture: it is given twice as one object, so an embedder embeds it once
+    (``embedders.base.distinct_views``)."""
+    usable = _usable(image, mask)
+    crop = canonical_crop(image, usable)
+    if not context:
+        return [crop]
+    return [crop, crop if usable is None else canonical_context(image, usable)]
+
+
 def _usable(image: Image.Image, mask: np.ndarray | None) -> np.ndarray | None:
     """``mask`` when it fits the photo and covers enough of it, else None (the whole photo)."""
     fits = mask is not None and mask.shape[:2] == (image.height, image.width) and (mask > 0).mean() >= MIN_MASK_SHARE

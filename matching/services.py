@@ -31,7 +31,7 @@ from .embedders.base import l2_normalise
 from .embedders.efficientnet import file_sha256
 from .embedders.trained import weights_file
 from .models import EmbeddingModel, ModelState, ProductEmbedding
-from .preprocess import STUDIO_MASK_RULE, canonical_context, canonical_crop, studio_mask, working_copy
+from .preprocess import STUDIO_MASK_RULE, canonical_crop, canonical_views, studio_mask, working_copy
 
 logger = logging.getLogger(__name__)
 
@@ -257,20 +257,17 @@ def catalog_view(image: Image.Image, *, rule: int = STUDIO_MASK_RULE) -> Image.I
 def catalog_views(image: Image.Image, *, context: bool, rule: int = STUDIO_MASK_RULE) -> list[Image.Image]:
     """The catalogue photo's views for one vector: ``catalog_view``, and its context view when the embedder
     takes one (the same pair as a query's, docs/matching.md "Two views")."""
-    mask = studio_mask(image, rule=rule)
-    views = [canonical_crop(image, mask)]
-    if context:
-        views.append(canonical_context(image, mask))
-    return views
+    return canonical_views(image, studio_mask(image, rule=rule), context=context)
 
 
 def _views_of(image: Image.Image, cut: CutOut, *, context: bool) -> list[Image.Image]:
     """A query photo's views for one vector: the cut-out (``_view_of``) and, with context, the garment in its
-    photo (``segmentation.view.context_view``: the cut-out's box grown, nothing masked)."""
-    views = [_view_of(image, cut)]
-    if context:
-        views.append(context_view(image, _cut_mask(cut)))
-    return views
+    photo (``segmentation.view.context_view``: the cut-out's box grown, nothing masked). With no garment found both
+    are the whole photo: one picture, given twice (embedded once, ``embedders.base.distinct_views``)."""
+    view, mask = _view_of(image, cut), _cut_mask(cut)
+    if not context:
+        return [view]
+    return [view, view if mask is None else context_view(image, mask)]
 
 
 def open_catalog_image(image: ProductImage) -> Image.Image:

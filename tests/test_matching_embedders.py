@@ -173,6 +173,61 @@ def test_matching_and_appearance_vectors_come_from_one_pass_that_runs_their_comm
     assert get_joint(primary, get_embedder("default")) is None
 
 
+def _rows_forwarded(runner_owner, monkeypatch) -> list[int]:
+    """Rows of every batch ``runner_owner`` sends to its network, by wrapping its forward pass."""
+    rows: list[int] = []
+    forward = runner_owner._forward
+
+    def counted(batch):
+        rows.append(len(batch))
+        return forward(batch)
+
+    monkeypatch.setattr(runner_owner, "_forward", counted)
+    return rows
+
+
+def test_a_photo_with_no_garment_found_is_embedded_once_for_both_its_views(shared_data, settings, tmp_path,
+                                                                            monkeypatch):
+    from matching import services
+    from matching.embedders import get_joint
+
+    # given the shipped embedder (garment and context views) and a worn photo in which nothing was cut out
+    settings.STOCKMATCH_TRAINED_DIR = tmp_path
+    embedder = TrainedEfficientNetLite0(name="m", weights=settings.SHIPPED_EMBEDDER_WEIGHTS, threads=1,
+                                        context_view=True)
+    photo = Image.open(shared_data / "shop-worn-pairs" / "worn" / "p0001.jpg").convert("RGB")
+    views = services._views_of(photo, services._whole_photo(photo, "auto"), context=True)
+    assert views[0] is views[1]  # both views are the whole photo: one picture
+
+    # when its vector is made
+    rows = _rows_forwarded(embedder, monkeypatch)
+    once = embedder.embed_groups([views])
+
+    # then the network saw one view, and the vector is the one two identical views give
+    assert rows == [1]
+    twice = embedder.embed_groups([[views[0], views[0].copy()]])
+    assert rows == [1, 2]
+    assert np.abs(once - twice).max() < 1e-6
+    # so does the mirror's one pass for matching and appearance
+    companion = TrainedEfficientNetLite0(name="a", weights=str(settings.SHIPPED_ATTRIBUTES_WEIGHTS), threads=1)
+    joint = get_joint(embedder, companion)
+    joint_rows = _rows_forwarded(joint, monkeypatch)
+    embedding, appearance = joint.embed_groups([views, [views[0], views[0].copy()]])
+    assert joint_rows == [2]  # the picture once (it also stands in the second group) and its copy
+    assert np.abs(embedding[0] - embedding[1]).max() < 1e-6 and np.abs(appearance[0] - appearance[1]).max() < 1e-6
+
+
+def test_a_catalogue_photo_without_a_studio_background_is_one_picture_for_both_views(shared_data):
+    from matching import services
+
+    studio = Image.open(shared_data / "shop-worn-pairs" / "shop" / "p0001.jpg").convert("RGB")
+    street = Image.open(sorted((shared_data / "ccp-masks" / "images").glob("*.jpg"))[0]).convert("RGB")
+    garment, context = services.catalog_views(studio, context=True)
+    assert garment is not context and garment.tobytes() != context.tobytes()
+    garment, context = services.catalog_views(street, context=True)
+    assert garment is context  # no plain white background to remove: the whole photo, once
+
+
 @pytest.mark.django_db
 def test_export_models_exports_every_served_network_once(settings, tmp_path):
     from io import StringIO

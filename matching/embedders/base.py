@@ -50,6 +50,21 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
+def distinct_views(groups: Sequence[Sequence[Image.Image]]) -> tuple[list[Image.Image], np.ndarray]:
+    """The views to embed, each picture once, and for every view of ``groups`` (laid out group after group) its row
+    among them. A picture given twice is the same object: a photo with no garment found has one picture for its
+    garment and context views (``preprocess.canonical_views``, ``services._views_of``)."""
+    distinct: list[Image.Image] = []
+    rows: dict[int, int] = {}
+    layout = []
+    for view in (view for group in groups for view in group):
+        if id(view) not in rows:
+            rows[id(view)] = len(distinct)
+            distinct.append(view)
+        layout.append(rows[id(view)])
+    return distinct, np.asarray(layout, dtype=np.intp)
+
+
 def group_means(vectors: np.ndarray, groups: Sequence[Sequence]) -> np.ndarray:
     """One unit vector per group from the vectors of its members, laid out group after group."""
     out = np.zeros((len(groups), vectors.shape[1]), dtype=np.float32)
@@ -123,8 +138,10 @@ class Embedder:
         return l2_normalise(np.concatenate(parts, axis=0))
 
     def embed_groups(self, groups: Sequence[Sequence[Image.Image]]) -> np.ndarray:
-        """One unit vector per group of views of one photo: the normalised mean of the views' vectors."""
-        return group_means(self.embed([view for group in groups for view in group]), groups)
+        """One unit vector per group of views of one photo: the normalised mean of the views' vectors (a picture
+        given twice is embedded once, ``distinct_views``)."""
+        views, layout = distinct_views(groups)
+        return group_means(self.embed(views)[layout], groups)
 
     def preprocessing_record(self) -> dict:
         """What a version row stores of the input recipe: the weights' preprocessing and the views."""

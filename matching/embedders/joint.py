@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .base import group_means, l2_normalise
+from .base import distinct_views, group_means, l2_normalise
 from .efficientnet import ONNX_OPSET, onnx_dir, onnx_export_checked
 from .runtimes import runner
 from .trained import TrainedEfficientNetLite0
@@ -82,13 +82,13 @@ class JointEmbedder:
         return self._runner.run(batch)
 
     def embed_groups(self, groups: Sequence[Sequence[Image.Image]]) -> tuple[np.ndarray, np.ndarray]:
-        flat = [view for group in groups for view in group]
+        views, layout = distinct_views(groups)
         size = self.primary.batch_size
-        parts = [self._forward(self.primary.preprocessing.tensor(flat[start : start + size]))
-                 for start in range(0, len(flat), size)]
+        parts = [self._forward(self.primary.preprocessing.tensor(views[start : start + size]))
+                 for start in range(0, len(views), size)]
         if not parts:
             return (np.zeros((len(groups), self.primary.dimension), np.float32),
                     np.zeros((len(groups), self.companion.dimension), np.float32))
-        embedding = l2_normalise(np.concatenate([part[0] for part in parts]))
-        appearance = l2_normalise(np.concatenate([part[1] for part in parts]))
+        embedding = l2_normalise(np.concatenate([part[0] for part in parts]))[layout]
+        appearance = l2_normalise(np.concatenate([part[1] for part in parts]))[layout]
         return group_means(embedding, groups), group_means(appearance, groups)
