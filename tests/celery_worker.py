@@ -18,8 +18,10 @@ REDIS_URL = os.environ.get("STOCKMATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/
 
 
 def worker_env() -> dict[str, str]:
-    """The environment of a worker that talks to the same (test) database as this process."""
-    env = {**os.environ, "CELERY_BROKER_URL": REDIS_URL, "CELERY_RESULT_BACKEND": REDIS_URL, "PYTHONPATH": str(REPO_ROOT)}  # noqa: E501
+    """The environment of a worker that talks to the same (test) database as this process. Tests start many
+    short-lived workers, so they load models on first use (``STOCKMATCH_WARM_UP=0``) unless a test asks."""
+    env = {**os.environ, "CELERY_BROKER_URL": REDIS_URL, "CELERY_RESULT_BACKEND": REDIS_URL,
+           "PYTHONPATH": str(REPO_ROOT), "STOCKMATCH_WARM_UP": "0"}
     name = connection.settings_dict["NAME"]
     if os.environ.get("DATABASE_URL"):
         base, _, _ = os.environ["DATABASE_URL"].rpartition("/")

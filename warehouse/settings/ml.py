@@ -39,6 +39,9 @@ STOCKMATCH_SEG_VERSION_CHECK_SECONDS = env_int("STOCKMATCH_SEG_VERSION_CHECK_SEC
 # (generalised mean, p = GEM_P; measured best, docs/matching.md) or "avg". "CONTEXT_VIEW": each photo's vector
 # is the mean of its garment view and its context view, on both sides (docs/matching.md, "Two views").
 STOCKMATCH_EMBED_RUNTIME = env_str("STOCKMATCH_EMBED_RUNTIME", "auto")  # also where training runs the frozen fronts
+# Web and Celery worker processes load and run their models once when they start (matching/warmup.py), so the
+# first request after a restart is as quick as the next.
+STOCKMATCH_WARM_UP = env_bool("STOCKMATCH_WARM_UP", True)
 EMBEDDERS = {
     "trained": {
         "BACKEND": "matching.embedders.TrainedEfficientNetLite0",
