@@ -60,6 +60,12 @@ def torch_threads() -> int:
     return int(_get("TORCH_THREADS", getattr(settings, "STOCKMATCH_TORCH_THREADS", 2)))
 
 
+def runtime() -> str:
+    """Where the served network runs: "auto" (OpenVINO where it loads, else ONNX Runtime), "openvino", "onnx" or
+    "torch" (``exported.py``)."""
+    return str(_get("RUNTIME", "auto"))
+
+
 def auto_keeps_sure() -> bool:
     """``auto`` without hints keeps the network's sure pixels at its own size (``grabcut.settled_by_prior``). Off:
     better cut-outs on held-out CCP, but with the shipped embedder the demo lost two first places (docs)."""

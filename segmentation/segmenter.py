@@ -16,7 +16,7 @@ import numpy as np
 from django.db import DatabaseError
 
 from . import conf
-from .weights import WeightsError, load_network, resolve_path, shipped_sidecar
+from .weights import WeightsError, load_network, resolve_path, sha256_file, shipped_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,30 @@ class Segmenter:
                     torch.set_num_threads(max(1, conf.torch_threads()))
                     model, meta = load_network(self.spec.weights_path, self.spec.sha256)
                     self.meta = meta
-                    self._model = model
+                    self._model = self._served(model)
         return self
+
+    def _served(self, model):  # noqa: ANN001, ANN202
+        """The network as it runs here: exported (``exported.py``) unless the runtime is "torch"; PyTorch when the
+        export fails, so segmentation never stops for it."""
+        from . import exported
+
+        runtime = exported.resolve(conf.runtime())
+        if runtime == "torch":
+            return model
+        sha256 = self.spec.sha256 or sha256_file(self.spec.weights_path)
+        try:
+            path = exported.export_checked(model, exported.onnx_path(sha256), stride=int(self.meta["input"]["stride"]),
+                                           label=self.version)
+            return exported.ExportedNet(path, runtime=runtime, threads=conf.torch_threads())
+        except (OSError, RuntimeError, ImportError) as exc:
+            log.error("segmenter %s stays on PyTorch: %s", self.version, exc)
+            return model
+
+    @property
+    def runtime(self) -> str:
+        self.load()
+        return getattr(self._model, "runtime", "torch")
 
     @property
     def classes(self) -> list[str]:

@@ -234,20 +234,27 @@ def test_export_models_exports_every_served_network_once(settings, tmp_path):
 
     from django.core.management import call_command
 
+    from segmentation.segmenter import reset_segmenter
+
     # given a fresh installation's folder for exported networks
     settings.STOCKMATCH_TRAINED_DIR = tmp_path
+    settings.STOCKMATCH_SEG_TRAINED_DIR = tmp_path / "segmenter"
     reset_embedders()
+    reset_segmenter()
     try:
         # when the command runs twice
         first, second = StringIO(), StringIO()
         call_command("export_models", stdout=first)
-        exported = {path: path.stat().st_mtime_ns for path in (tmp_path / "onnx").glob("*.onnx")}
+        exported = {path: path.stat().st_mtime_ns for path in tmp_path.rglob("*.onnx")}
         call_command("export_models", stdout=second)
     finally:
         reset_embedders()
+        reset_segmenter()
 
-    # then the matching, appearance and joint files exist, each named in the output, and the second run kept them
-    assert len(exported) == 3 and any(path.name.startswith("joint-") for path in exported)
+    # then the segmenter, matching, appearance and joint files exist, each named in the output, and the second run
+    # kept them
+    assert len(exported) == 4
+    assert {path.name.split("-")[0] for path in exported} >= {"joint", "segmenter"}
     assert all(str(path) in first.getvalue() for path in exported)
     assert {path: path.stat().st_mtime_ns for path in exported} == exported
     assert first.getvalue() == second.getvalue()

@@ -204,3 +204,50 @@ def test_the_person_threshold_travels_with_the_segmenter_version(settings, tmp_p
         assert all(cut.person_seen is False for cut in cut_out_garments(photo))
     finally:
         reset_segmenter()
+
+
+@pytest.mark.django_db
+def test_the_served_segmenter_runs_exported_and_agrees_with_pytorch(settings, tmp_path, shared_data):
+    from matching.embedders.runtimes import openvino_precision
+
+    # given the shipped segmenter, a fresh folder for exported networks, and real street photos at working size
+    settings.STOCKMATCH_SEG_TRAINED_DIR = tmp_path / "trained"
+    photos = [np.asarray(Image.open(path).convert("RGB").resize((170, 256)))
+              for path in sorted((shared_data / "ccp-masks" / "images").glob("*.jpg"))[:4]]
+    probabilities = {}
+    try:
+        # when it is served on each runtime
+        for runtime in ("torch", "onnx", "openvino", "auto"):
+            settings.STOCKMATCH_SEG_RUNTIME = runtime
+            reset_segmenter()
+            segmenter = get_segmenter()
+            assert segmenter.runtime == ("openvino" if runtime == "auto" else runtime)  # OpenVINO ships with us
+            probabilities[runtime] = [segmenter.predict(photo) for photo in photos]
+    finally:
+        reset_segmenter()
+
+    # then the network was exported once, and every runtime gives PyTorch's classes
+    assert len(list((tmp_path / "trained" / "onnx").glob("segmenter-*.onnx"))) == 1
+    for runtime in ("onnx", "openvino"):
+        for got, expected in zip(probabilities[runtime], probabilities["torch"], strict=True):
+            assert got.shape == expected.shape
+            if runtime == "onnx" or openvino_precision() == "f32":
+                assert np.abs(got - expected).max() < 1e-3
+            assert (got.argmax(axis=0) == expected.argmax(axis=0)).mean() > 0.99
+
+
+@pytest.mark.django_db
+def test_a_segmenter_that_cannot_be_exported_is_served_on_pytorch(settings, tmp_path, caplog):
+    # given a folder for exported networks that cannot be made (a file stands where it should be)
+    (tmp_path / "trained").write_text("not a folder")
+    settings.STOCKMATCH_SEG_TRAINED_DIR = tmp_path / "trained"
+    settings.STOCKMATCH_SEG_RUNTIME = "auto"
+    reset_segmenter()
+    try:
+        segmenter = get_segmenter()
+        # then segmentation goes on, on PyTorch, and the log says why
+        assert segmenter.runtime == "torch"
+        assert segmenter.predict(np.full((128, 96, 3), 200, np.uint8)).shape[1:] == (128, 96)
+        assert "stays on PyTorch" in caplog.text
+    finally:
+        reset_segmenter()

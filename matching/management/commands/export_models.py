@@ -1,4 +1,4 @@
-"""``manage.py export_models``: export the served networks to ONNX ahead of the first request.
+"""``manage.py export_models``: export the served networks (segmenter and embedders) to ONNX ahead of the first request.
 
 Each exported file is made on first use and kept by weights checksum in ``STOCKMATCH_TRAINED_DIR/onnx``. Its first
 user otherwise waits for the export and its check against PyTorch: about 12 s for the joint matching-and-appearance
@@ -13,9 +13,11 @@ from matching import appearance, services
 
 
 class Command(BaseCommand):
-    help = "Export the active embedder, the appearance embedder and their joint pass to ONNX (once per weights file)."
+    help = ("Export the served segmenter, the active embedder, the appearance embedder and their joint pass to ONNX "
+            "(once per weights file).")
 
     def handle(self, *args, **options) -> None:
+        self._segmenter()
         embedder = services.embedder_for(services.embedding_model_active())
         if embedder.runtime == "torch":
             self.stdout.write("The embedders run on PyTorch here: nothing to export.")
@@ -27,3 +29,16 @@ class Command(BaseCommand):
                 continue
             path = network.export_onnx()
             self.stdout.write(f"{role}: {network.version} -> {path}")
+
+    def _segmenter(self) -> None:
+        from segmentation import exported
+        from segmentation.segmenter import get_segmenter
+
+        segmenter = get_segmenter()  # loading it exports it (``segmentation.exported``)
+        if segmenter is None:
+            self.stdout.write("No segmenter loads here: intake cuts with GrabCut alone.")
+        elif segmenter.runtime == "torch":
+            self.stdout.write(f"segmenter: {segmenter.version} runs on PyTorch here")
+        else:
+            path = exported.onnx_path(segmenter.spec.sha256 or "")
+            self.stdout.write(f"segmenter: {segmenter.version} -> {path} ({segmenter.runtime})")
