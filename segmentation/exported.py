@@ -2,15 +2,15 @@
 
 Measured on an AVX2-only EPYC, one thread, the shipped ``lite0_unet-256`` on a 256 × 192 photo and its mirror image
 (one batch of two): PyTorch 153 ms, ONNX Runtime 102 ms, OpenVINO in float32 67 ms (docs/segmentation.md, "The
-segmenter on OpenVINO"). So "auto" (``STOCKMATCH_SEG_RUNTIME``) is OpenVINO wherever it loads, in bfloat16 where
-the CPU computes it natively, else ONNX Runtime; "torch" serves the network as trained.
+segmenter on OpenVINO"). So "auto" (``STOCKMATCH_SEG_RUNTIME``) is OpenVINO wherever it loads, else ONNX Runtime;
+"torch" serves the network as trained. OpenVINO runs it in float32 on every CPU: its masks are PyTorch's to 1e-5,
+measured; bfloat16's were not.
 
 The file is exported once per weights checksum, with dynamic batch, height and width (photos arrive in many shapes),
 and kept only when its class probabilities match PyTorch's on a sample.
 """
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from pathlib import Path
@@ -18,8 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from . import conf
-
-log = logging.getLogger(__name__)
 
 ONNX_OPSET = 17
 # Largest difference of class probabilities from PyTorch's on the export's sample (float32 runtimes give ~1e-5)
@@ -55,6 +53,8 @@ def export_checked(model, path: Path, *, stride: int, label: str) -> Path:  # no
     import onnxruntime as ort
     import torch
 
+    from matching.embedders.runtimes import export_kept
+
     with _export_lock:
         if path.exists():
             return path
@@ -69,12 +69,7 @@ def export_checked(model, path: Path, *, stride: int, label: str) -> Path:  # no
             expected = torch.softmax(model(sample), dim=1).numpy()
         got = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"]).run(None, {"input": sample.numpy()})[0]
         error = float(np.abs(_softmax(got) - expected).max())
-        if error > PROBABILITY_TOLERANCE:
-            tmp.unlink(missing_ok=True)
-            raise RuntimeError(f"ONNX export of segmenter {label} differs from PyTorch by {error:.2e}")
-        os.replace(tmp, path)
-        log.info("exported segmenter %s to %s (max difference %.1e)", label, path, error)
-        return path
+        return export_kept(tmp, path, error=error, tolerance=PROBABILITY_TOLERANCE, label=f"segmenter {label}")
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -89,7 +84,8 @@ class ExportedNet:
         from matching.embedders.runtimes import OnnxRunner, OpenVinoRunner
 
         self.runtime = runtime
-        self._runner = OpenVinoRunner(path, threads) if runtime == "openvino" else OnnxRunner(path, threads)
+        self._runner = (OpenVinoRunner(path, threads, precision="f32") if runtime == "openvino"
+                        else OnnxRunner(path, threads))
 
     def __call__(self, batch):  # noqa: ANN001, ANN204
         import torch

@@ -208,8 +208,6 @@ def test_the_person_threshold_travels_with_the_segmenter_version(settings, tmp_p
 
 @pytest.mark.django_db
 def test_the_served_segmenter_runs_exported_and_agrees_with_pytorch(settings, tmp_path, shared_data):
-    from matching.embedders.runtimes import openvino_precision
-
     # given the shipped segmenter, a fresh folder for exported networks, and real street photos at working size
     settings.STOCKMATCH_SEG_TRAINED_DIR = tmp_path / "trained"
     photos = [np.asarray(Image.open(path).convert("RGB").resize((170, 256)))
@@ -228,12 +226,10 @@ def test_the_served_segmenter_runs_exported_and_agrees_with_pytorch(settings, tm
 
     # then the network was exported once, and every runtime gives PyTorch's classes
     assert len(list((tmp_path / "trained" / "onnx").glob("segmenter-*.onnx"))) == 1
-    for runtime in ("onnx", "openvino"):
+    for runtime in ("onnx", "openvino"):  # both in float32, on any CPU
         for got, expected in zip(probabilities[runtime], probabilities["torch"], strict=True):
             assert got.shape == expected.shape
-            if runtime == "onnx" or openvino_precision() == "f32":
-                assert np.abs(got - expected).max() < 1e-3
-            assert (got.argmax(axis=0) == expected.argmax(axis=0)).mean() > 0.99
+            assert np.abs(got - expected).max() < 1e-3
 
 
 @pytest.mark.django_db

@@ -13,7 +13,6 @@ checks its output against PyTorch, and runs it with ONNX Runtime, about four tim
 """
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Callable
@@ -28,9 +27,7 @@ from segmentation.weights import sha256_file
 
 from .. import conf
 from .base import Embedder, Preprocessing, l2_normalise
-from .runtimes import RUNTIMES, precision, resolve, runner
-
-logger = logging.getLogger(__name__)
+from .runtimes import RUNTIMES, export_kept, precision, resolve, runner
 
 ONNX_OPSET = 17
 ONNX_TOLERANCE = 1e-4  # max |difference| between normalised ONNX and PyTorch vectors
@@ -75,12 +72,7 @@ def onnx_export_checked(module, path: Path, *, size: int, outputs: list[str],  #
         got = session.run(None, {"input": sample.numpy()})
         error = max(float(np.abs(l2_normalise(a) - l2_normalise(b)).max())
                     for a, b in zip(got, reference(sample.numpy()), strict=True))
-        if error > ONNX_TOLERANCE:
-            tmp.unlink(missing_ok=True)
-            raise RuntimeError(f"ONNX export of {label} differs from PyTorch by {error:.2e}")
-        os.replace(tmp, path)
-        logger.info("exported %s to %s (max difference %.1e)", label, path, error)
-        return path
+        return export_kept(tmp, path, error=error, tolerance=ONNX_TOLERANCE, label=label)
 
 
 class EfficientNetLite0(Embedder):

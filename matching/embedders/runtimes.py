@@ -8,11 +8,15 @@ fast as ONNX Runtime, and its vectors differ from float32 by a cosine of 0.9986 
 """
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from functools import cache
 from pathlib import Path
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 RUNTIMES = ("auto", "onnx", "openvino", "torch")
 
@@ -40,10 +44,11 @@ class OpenVinoRunner:
     """One compiled model, one inference request per calling thread (a request is not thread-safe; the compiled
     model is). The batch axis stays dynamic, as exported."""
 
-    def __init__(self, path: Path, threads: int) -> None:
+    def __init__(self, path: Path, threads: int, *, precision: str | None = None) -> None:
+        """``precision``: "f32", or None for the CPU's best (``openvino_precision``)."""
         core = openvino_core()
         self._compiled = core.compile_model(core.read_model(str(path)), "CPU", {
-            "INFERENCE_PRECISION_HINT": openvino_precision(), "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": precision or openvino_precision(), "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_NUM_THREADS": int(threads),
         })
         self._local = threading.local()
@@ -68,6 +73,17 @@ def runner(path: Path, *, runtime: str, threads: int) -> Runner:
     if resolve(runtime) == "openvino":
         return OpenVinoRunner(path, threads)
     return OnnxRunner(path, threads)
+
+
+def export_kept(tmp: Path, path: Path, *, error: float, tolerance: float, label: str) -> Path:
+    """Move a freshly exported file into ``path`` when its outputs were within ``tolerance`` of PyTorch's (``error``);
+    otherwise delete it and refuse."""
+    if error > tolerance:
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError(f"ONNX export of {label} differs from PyTorch by {error:.2e}")
+    os.replace(tmp, path)
+    logger.info("exported %s to %s (max difference %.1e)", label, path, error)
+    return path
 
 
 def onnx_session(path: Path, threads: int):  # noqa: ANN201

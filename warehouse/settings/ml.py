@@ -29,7 +29,7 @@ STOCKMATCH_SEG_SHIPPED_DIR = Path(env_str("STOCKMATCH_SEGMENTER_DIR", str(STOCKM
 # `auto` without hints keeps the network's sure pixels at its size, GrabCut settles only the uncertain band
 # (docs/segmentation.md, "Pipeline"): better cut-outs, off until the embedder is trained on them.
 STOCKMATCH_SEG_AUTO_KEEPS_SURE = env_bool("STOCKMATCH_SEG_AUTO_KEEPS_SURE", False)
-# Where the served segmenter runs: "auto" is OpenVINO where it loads (float32 on AVX2, bfloat16 where native), else
+# Where the served segmenter runs: "auto" is OpenVINO (in float32, on every CPU) where it loads, else
 # ONNX Runtime; also "openvino", "onnx", "torch" (segmentation/exported.py).
 STOCKMATCH_SEG_RUNTIME = env_str("STOCKMATCH_SEG_RUNTIME", "auto")
 # Seconds between a process's checks of which segmenter version is active (a new one is loaded without restart).
