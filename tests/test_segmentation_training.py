@@ -98,7 +98,8 @@ def test_short_training_run(shared_data, seg_dirs):
     assert row.metrics["val_iou"] == summary["val_iou"] or abs(row.metrics["val_iou"] - summary["val_iou"]) < 1e-4
     assert row.training_data["train_photos"]["ccp"] > 0
 
-    # the saved version loads back (checksum verified) and predicts exactly what the trained network did
+    # the saved version loads back (checksum verified) and predicts what the trained network did (served exported, on
+    # OpenVINO in float32: PyTorch's probabilities to float precision)
     segmenter = get_segmenter()
     assert segmenter.version == "tiny-run"
     checkpoint = torch.load(seg_dirs / "work" / "runs" / "tiny-run" / "best.pt", weights_only=False)
@@ -107,7 +108,7 @@ def test_short_training_run(shared_data, seg_dirs):
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, size=(64, 48, 3), dtype=np.uint8)
     expected = predict_probs(trained, image, trained.config.stride, flip=conf.flip_tta())
-    assert np.array_equal(segmenter.predict(image), expected)
+    assert np.abs(segmenter.predict(image) - expected).max() < 1e-4
     reloaded = Segmenter(SegmenterSpec("again", resolve_path(row.weights_path), row.weights_sha256)).load()
     assert np.array_equal(reloaded.predict(image), segmenter.predict(image))
 
