@@ -6,8 +6,9 @@ first request: the first mirror capture after a server restart took 5.3 s agains
 a request makes. It never raises: a process that cannot warm up (no database yet, a model file missing) starts
 anyway and loads lazily as before.
 
-Which parts a process warms (``parts_to_warm``): a web process warms the mirror while a mirror device key is
-valid, and intake matching when tasks run in-process (no broker); a Celery worker process warms intake matching.
+Which parts a process warms (``parts_to_warm``): a web process imports its views, and warms the mirror while a mirror
+device key is valid and intake matching when tasks run in-process (no broker); a Celery worker process warms intake
+matching.
 ``STOCKMATCH_WARM_UP=0`` turns it off.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ from PIL import Image, ImageDraw
 
 log = logging.getLogger(__name__)
 
-INTAKE, MIRROR = "intake", "mirror"
+INTAKE, MIRROR, URLS = "intake", "mirror", "urls"
 
 
 def synthetic_frame(size: tuple[int, int] = (720, 1280)) -> Image.Image:
@@ -32,6 +33,14 @@ def synthetic_frame(size: tuple[int, int] = (720, 1280)) -> Image.Image:
     draw.polygon([(width * 0.3, height * 0.3), (width * 0.7, height * 0.3), (width * 0.78, height * 0.72),
                   (width * 0.22, height * 0.72)], fill=(38, 64, 120))
     return frame
+
+
+def _warm_urls(frame: Image.Image) -> None:
+    """Import every view and API module: Django loads the URLconf on a server's first request (runserver's system
+    checks load it at start, gunicorn's workers do not)."""
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # noqa: B018 - the property imports them
 
 
 def _warm_intake(frame: Image.Image) -> None:
@@ -54,7 +63,7 @@ def _warm_mirror(frame: Image.Image) -> None:
     classify_vectors(result.vectors, model=embedding_model_active(), views=result.views, appearance=result.appearance)
 
 
-WARMERS: dict[str, Callable[[Image.Image], None]] = {INTAKE: _warm_intake, MIRROR: _warm_mirror}
+WARMERS: dict[str, Callable[[Image.Image], None]] = {URLS: _warm_urls, INTAKE: _warm_intake, MIRROR: _warm_mirror}
 
 
 def warm_up(parts: Iterable[str]) -> dict[str, float]:
@@ -80,7 +89,7 @@ def parts_to_warm(process: str) -> list[str]:
         return []
     if process == "worker":
         return [INTAKE]
-    parts = [INTAKE] if settings.CELERY_TASK_ALWAYS_EAGER else []
+    parts = [URLS] + ([INTAKE] if settings.CELERY_TASK_ALWAYS_EAGER else [])
     if _mirror_in_use():
         parts.append(MIRROR)
     return parts

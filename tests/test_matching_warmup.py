@@ -30,14 +30,15 @@ def cold_process():
 
 @pytest.mark.django_db
 def test_web_warms_the_mirror_only_while_a_device_key_is_valid():
-    assert warmup.parts_to_warm("web") == [warmup.INTAKE]  # tests run tasks in-process, and no kiosk has a key
+    # tests run tasks in-process, and no kiosk has a key
+    assert warmup.parts_to_warm("web") == [warmup.URLS, warmup.INTAKE]
     key, _ = mirror_key_create(name="Mirror 1")
-    assert warmup.parts_to_warm("web") == [warmup.INTAKE, warmup.MIRROR]
+    assert warmup.parts_to_warm("web") == [warmup.URLS, warmup.INTAKE, warmup.MIRROR]
     mirror_keys_revoke(key_ids=[key.id])
-    assert warmup.parts_to_warm("web") == [warmup.INTAKE]
+    assert warmup.parts_to_warm("web") == [warmup.URLS, warmup.INTAKE]
     assert warmup.parts_to_warm("worker") == [warmup.INTAKE]
     with override_settings(CELERY_TASK_ALWAYS_EAGER=False):
-        assert warmup.parts_to_warm("web") == []  # a broker runs intake elsewhere
+        assert warmup.parts_to_warm("web") == [warmup.URLS]  # a broker runs intake elsewhere
     with override_settings(STOCKMATCH_WARM_UP=False):
         assert warmup.parts_to_warm("worker") == []
 
