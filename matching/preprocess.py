@@ -113,23 +113,17 @@ def canonical_crop(image: Image.Image, mask: np.ndarray | None, *, margin: float
     return garment_view(image, _usable(image, mask), max_side=0, **extra)
 
 
-def canonical_context(image: Image.Image, mask: np.ndarray | None) -> Image.Image:
-    """The garment in its photo (``segmentation.view.context_view`` at full resolution): the partner of
-    ``canonical_crop`` for an embedder with context views; the same mask rule."""
-    from segmentation.view import context_view
-
-    return context_view(image, _usable(image, mask), max_side=0)
-
-
 def canonical_views(image: Image.Image, mask: np.ndarray | None, *, context: bool) -> list[Image.Image]:
-    """``canonical_crop``, and with ``context`` ``canonical_context``. With no usable mask both are the whole photo
-    padded square, the same picture: it is given twice as one object, so an embedder embeds it once
-    (``embedders.base.distinct_views``)."""
+    """``canonical_crop``, and with ``context`` the garment in its photo (``segmentation.view.context_view`` at full
+    resolution), under the same mask rule. With no usable mask both are the whole photo padded square, the same
+    picture: it is given twice as one object, so an embedder embeds it once (``embedders.base.distinct_views``)."""
+    from segmentation.view import context_view, garment_view
+
     usable = _usable(image, mask)
-    crop = canonical_crop(image, usable)
+    crop = garment_view(image, usable, max_side=0)
     if not context:
         return [crop]
-    return [crop, crop if usable is None else canonical_context(image, usable)]
+    return [crop, crop if usable is None else context_view(image, usable, max_side=0)]
 
 
 def _usable(image: Image.Image, mask: np.ndarray | None) -> np.ndarray | None:

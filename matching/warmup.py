@@ -116,5 +116,3 @@ def warm_up_process(process: str) -> dict[str, float]:
         return warm_up(parts_to_warm(process))
     finally:
         connections.close_all()
-
-

@@ -34,13 +34,9 @@ def resolve(runtime: str) -> str:
         raise ValueError(f"unknown segmenter runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     if runtime != "auto":
         return runtime
-    from matching.embedders.runtimes import openvino_precision
+    from matching.embedders.runtimes import openvino_loads
 
-    try:
-        openvino_precision()
-    except (ImportError, RuntimeError):  # no OpenVINO, or its CPU plugin would not load here
-        return "onnx"
-    return "openvino"
+    return "openvino" if openvino_loads() else "onnx"
 
 
 def onnx_path(sha256: str) -> Path:
@@ -81,11 +77,10 @@ class ExportedNet:
     """Called like the PyTorch module it was exported from: a float32 NCHW tensor in, class logits out."""
 
     def __init__(self, path: Path, *, runtime: str, threads: int) -> None:
-        from matching.embedders.runtimes import OnnxRunner, OpenVinoRunner
+        from matching.embedders.runtimes import runner
 
-        self.runtime = runtime
-        self._runner = (OpenVinoRunner(path, threads, precision="f32") if runtime == "openvino"
-                        else OnnxRunner(path, threads))
+        self.path, self.runtime = path, runtime
+        self._runner = runner(path, runtime=runtime, threads=threads, precision="f32")
 
     def __call__(self, batch):  # noqa: ANN001, ANN204
         import torch

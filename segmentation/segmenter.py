@@ -79,6 +79,12 @@ class Segmenter:
         return getattr(self._model, "runtime", "torch")
 
     @property
+    def onnx_path(self) -> Path | None:
+        """The exported file served, None on PyTorch."""
+        self.load()
+        return getattr(self._model, "path", None)
+
+    @property
     def classes(self) -> list[str]:
         self.load()
         return list(self.meta.get("classes", []))

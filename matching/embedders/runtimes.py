@@ -26,10 +26,16 @@ def resolve(runtime: str) -> str:
     OpenVINO in float32 on the AVX2 CPUs measured, and exactly PyTorch's vectors)."""
     if runtime != "auto":
         return runtime
+    return "openvino" if openvino_loads() and openvino_precision() == "bf16" else "onnx"
+
+
+def openvino_loads() -> bool:
+    """Whether OpenVINO and its CPU plugin load here."""
     try:
-        return "openvino" if openvino_precision() == "bf16" else "onnx"
+        openvino_precision()
     except (ImportError, RuntimeError):  # no OpenVINO, or its CPU plugin would not load here
-        return "onnx"
+        return False
+    return True
 
 
 class OnnxRunner:
@@ -69,9 +75,10 @@ def precision(runtime: str) -> str:
 Runner = OnnxRunner | OpenVinoRunner
 
 
-def runner(path: Path, *, runtime: str, threads: int) -> Runner:
+def runner(path: Path, *, runtime: str, threads: int, precision: str | None = None) -> Runner:
+    """``precision`` is OpenVINO's ("f32"; None: the CPU's best); ONNX Runtime always computes float32."""
     if resolve(runtime) == "openvino":
-        return OpenVinoRunner(path, threads)
+        return OpenVinoRunner(path, threads, precision=precision)
     return OnnxRunner(path, threads)
 
 

@@ -31,7 +31,6 @@ class Command(BaseCommand):
             self.stdout.write(f"{role}: {network.version} -> {path}")
 
     def _segmenter(self) -> None:
-        from segmentation import exported
         from segmentation.segmenter import get_segmenter
 
         segmenter = get_segmenter()  # loading it exports it (``segmentation.exported``)
@@ -40,5 +39,4 @@ class Command(BaseCommand):
         elif segmenter.runtime == "torch":
             self.stdout.write(f"segmenter: {segmenter.version} runs on PyTorch here")
         else:
-            path = exported.onnx_path(segmenter.spec.sha256 or "")
-            self.stdout.write(f"segmenter: {segmenter.version} -> {path} ({segmenter.runtime})")
+            self.stdout.write(f"segmenter: {segmenter.version} -> {segmenter.onnx_path} ({segmenter.runtime})")
