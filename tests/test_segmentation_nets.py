@@ -100,3 +100,26 @@ def test_lite_unet_starts_from_imagenet_and_round_trips_through_a_weights_file(t
         got = loaded(x.contiguous(memory_format=torch.channels_last))
     assert got.dtype == torch.float32 and (got.argmax(1) == expected.argmax(1)).float().mean() > 0.99
     assert torch.allclose(got, expected, atol=0.05)
+
+
+@pytest.mark.parametrize("name,encoder", [("lite1_unet", "efficientnet-lite1"), ("lite2_unet", "efficientnet-lite2")])
+def test_deeper_lite_encoders_start_from_their_own_imagenet_weights(name, encoder):
+    from segmentation.nets.lite_unet import imagenet_weights_path
+
+    model = build(name, num_classes=len(CLASSES))
+    assert model.config.encoder == encoder and len(model.encoder._blocks) == 21
+    model.load_imagenet_encoder()
+    imagenet = torch.load(imagenet_weights_path(encoder), map_location="cpu", weights_only=True)
+    assert torch.equal(model.encoder._blocks[20]._project_conv.weight, imagenet["_blocks.20._project_conv.weight"])
+    # the skips are the last block at 1/4, 1/8 and 1/16, wherever the deeper encoder puts them
+    model.eval()
+    x = torch.randn(1, 3, 64, 96)
+    widths = []
+    with torch.inference_mode():
+        features = model.encoder._swish(model.encoder._bn0(model.encoder._conv_stem(x)))
+        for block in model.encoder._blocks:
+            features = block(features)
+            widths.append(features.shape[-1])
+        assert [widths[i] for i in model.skip_blocks] == [96 // 4, 96 // 8, 96 // 16]
+        assert all(widths[i + 1] < widths[i] for i in model.skip_blocks)  # the stride's last block
+        assert model(x).shape == (1, len(CLASSES), 64, 96)

