@@ -8,13 +8,15 @@ from . import conf
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
 def embed_product_images(image_ids: list[int]) -> int:
-    """Embed catalogue images into the active (and any building) model version; skips finished work."""
+    """Embed catalogue images into the active (and any building) model version, and cache their colours for the
+    mirror's complete-the-look; skips finished work."""
+    from .mirror.looks import photo_colours_cache
     from .services import images_embed, images_needing_embedding
 
     todo = images_needing_embedding(image_ids=image_ids)
-    if not todo:
-        return 0
-    return images_embed(image_ids=todo)
+    written = images_embed(image_ids=todo) if todo else 0
+    photo_colours_cache(image_ids=image_ids)
+    return written
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)

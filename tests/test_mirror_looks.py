@@ -140,3 +140,21 @@ def test_garments_of_the_same_kind_are_one_answer():
     # while two hesitant parts keep what they found
     [both] = _same_kind_merged([hesitant(), replace(sure, kind=Prediction("topwear", 0.5, "knn"))], k=10)
     assert [c.product_id for c in both.candidates] == [5, 6, 7, 8]
+
+
+def test_embedding_a_catalogue_photo_caches_its_colour_before_any_shopper_asks():
+    from matching.mirror.looks import photo_colours_cache
+    from matching.tasks import embed_product_images
+
+    teal = item("BOT-TEAL", "bottomwear", colour=(20, 170, 170))
+    image = teal.images.get()
+    ImageColour.objects.all().delete()  # whatever the save's own hooks did: the task alone is under test
+    embed_product_images([image.pk])
+    row = ImageColour.objects.get(image=image)
+    assert row.sha256 == image.sha256 and row.hue == pytest.approx(180, abs=15)
+    assert image.embeddings.exists()
+    # a cached colour is not measured again; one measured on an older file is
+    assert photo_colours_cache(image_ids=[image.pk]) == 0
+    ImageColour.objects.filter(image=image).update(sha256="0" * 64, hue=None)
+    assert photo_colours_cache(image_ids=[image.pk]) == 1
+    assert product_colours(product_ids=[teal.pk])[teal.pk].hue == pytest.approx(180, abs=15)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import reduce
 from operator import or_
 
@@ -148,27 +148,56 @@ def product_colours(*, product_ids: Sequence[int]) -> dict[int, Colour]:
         current = images.get(image.product_id)
         if current is None or (image.role == ImageRole.PRIMARY and current.role != ImageRole.PRIMARY):
             images[image.product_id] = image
-    cached = {row.image_id: row for row in ImageColour.objects.filter(image_id__in=[i.pk for i in images.values()])}
+    cached = _cached_colours(images.values())
     budget = int(getattr(settings, "MIRROR", {}).get("COLOUR_BUDGET", 48))
     result: dict[int, Colour] = {}
     fresh: list[ImageColour] = []
     for product_id, image in images.items():
         row = cached.get(image.pk)
-        if row is None or row.sha256 != image.sha256:
+        if row is None:
             if budget <= 0:
                 continue
             budget -= 1
-            colour = photo_colour(image)
-            if colour is None:
+            row = _colour_row(image)
+            if row is None:
                 continue
-            row = ImageColour(image_id=image.pk, sha256=image.sha256, hue=colour.hue, saturation=colour.saturation,
-                              value=colour.value)
             fresh.append(row)
         result[product_id] = Colour(row.hue, row.saturation, row.value)
-    if fresh:
-        ImageColour.objects.bulk_create(fresh, update_conflicts=True, unique_fields=["image"],
-                                        update_fields=["sha256", "hue", "saturation", "value"])
+    _colour_rows_store(fresh)
     return result
+
+
+def photo_colours_cache(*, image_ids: Sequence[int]) -> int:
+    """Measure and cache the colour of each of these catalogue photos that has none for its current file, so that
+    the first shopper to see them as complete-the-look candidates does not wait for it (run as photos are embedded).
+    Returns how many were measured."""
+    images = list(ProductImage.objects.filter(pk__in=list(image_ids)).only("id", "sha256", "file"))
+    cached = _cached_colours(images)
+    fresh = [row for row in (_colour_row(image) for image in images if image.pk not in cached) if row is not None]
+    _colour_rows_store(fresh)
+    return len(fresh)
+
+
+def _cached_colours(images: Iterable[ProductImage]) -> dict[int, ImageColour]:
+    """The cached colours (by image id) that were measured on each photo's current file."""
+    images = list(images)
+    sha = {image.pk: image.sha256 for image in images}
+    return {row.image_id: row for row in ImageColour.objects.filter(image_id__in=list(sha))
+            if row.sha256 == sha[row.image_id]}
+
+
+def _colour_row(image: ProductImage) -> ImageColour | None:
+    colour = photo_colour(image)
+    if colour is None:
+        return None
+    return ImageColour(image_id=image.pk, sha256=image.sha256, hue=colour.hue, saturation=colour.saturation,
+                       value=colour.value)
+
+
+def _colour_rows_store(rows: list[ImageColour]) -> None:
+    if rows:
+        ImageColour.objects.bulk_create(rows, update_conflicts=True, unique_fields=["image"],
+                                        update_fields=["sha256", "hue", "saturation", "value"])
 
 
 def photo_colour(image: ProductImage) -> Colour | None:
