@@ -28,10 +28,14 @@ def main() -> None:
     parser.add_argument("--split", choices=["holdout", "validation", "train"], default="holdout")
     parser.add_argument("--unknown-every", type=int, default=4, help="every n-th pair is left out of the catalogue")
     parser.add_argument("--distractor-limit", type=int, default=None)
+    parser.add_argument("--unknown-photos", type=Path, default=None,
+                        help="CSV with an image column (relative to it): more queries that are not in the catalogue, "
+                             "e.g. var/classify/phone_train.csv (phone photos of every kind)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     made = write_pair_eval(pairs_csv=args.pairs, out=args.out, split=args.split, unknown_every=args.unknown_every,
-                           distractors_csv=args.distractors, distractor_limit=args.distractor_limit)
+                           distractors_csv=args.distractors, distractor_limit=args.distractor_limit,
+                           unknown_photos_csv=args.unknown_photos)
     print(f"{args.split}: {made['catalogue_images']} catalogue images ({made['distractors']} distractors), "
           f"{made['queries_in'] + made['queries_out']} queries ({made['queries_in']} in catalogue, "
           f"{made['queries_out']} not) -> {args.out}")

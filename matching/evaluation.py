@@ -221,6 +221,7 @@ def summarise(records: list[QueryRecord], *, ingest: dict, model: EmbeddingModel
         "open_set_top_score": calibration.pairs_auroc(calibration.pairs_from_records(records, alpha=0.0)),
         "decision_accuracy": round(float(np.mean(decided_right)), 4) if records else None,
         "decision_thresholds": model.thresholds or "uncalibrated (settings.MATCHING defaults)",
+        "decisions_by_kind": decisions_by_kind(records),
         "ingest_images_per_s": round(ingest["images"] / ingest["seconds"], 2) if ingest["seconds"] else None,
         "match_ms_p50": round(float(np.percentile(ms, 50)), 1), "match_ms_p95": round(float(np.percentile(ms, 95)), 1),
         "catalog_skus": ingest["skus"], "catalog_images": ingest["images"],
@@ -228,6 +229,20 @@ def summarise(records: list[QueryRecord], *, ingest: dict, model: EmbeddingModel
         "segmentation_methods": dict(Counter(name for r in records for name in r.segmenters).most_common()),
         "model_versions": {"embedder": model.name, "segmenter": _segmenter_version(records)},
     }
+
+
+def decisions_by_kind(records: list[QueryRecord]) -> dict:
+    """The "in catalogue" answers by the top candidate's category kind (the kind whose thresholds decided):
+    queries, those in the catalogue, accepted, and accepted wrongly (another SKU, or a garment not in the
+    catalogue). The shipped thresholds were fitted on tops; this shows where other kinds' errors fall."""
+    table: dict[str, dict[str, int]] = {}
+    for record in records:
+        row = table.setdefault(record.kind or "", {"queries": 0, "in_catalogue": 0, "accepted": 0, "wrong": 0})
+        row["queries"] += 1
+        row["in_catalogue"] += bool(record.sku)
+        row["accepted"] += record.accepted
+        row["wrong"] += record.accepted and record.top_sku != record.sku
+    return dict(sorted(table.items()))
 
 
 def paired_first(candidate: list[QueryRecord], active: list[QueryRecord]) -> dict:

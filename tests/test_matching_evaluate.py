@@ -73,6 +73,9 @@ def test_evaluate_matching_prints_the_documented_json_and_leaves_live_data_alone
     assert printed["recall@10"] == 1.0  # five products: every right answer is in the top ten
     assert 0 <= printed["open_set"] <= 1 and printed["match_ms_p50"] > 0
     assert printed["model_versions"]["embedder"].startswith("efficientnet-lite0")
+    by_kind = printed["decisions_by_kind"]
+    assert sum(row["queries"] for row in by_kind.values()) == 5
+    assert sum(row["in_catalogue"] for row in by_kind.values()) == 3
     # and the live database is as it was: no evaluation products, vectors or versions, no database left over
     assert list(Product.objects.values_list("sku", flat=True)) == [live.sku]
     assert not ProductEmbedding.objects.exists() and not EmbeddingModel.objects.exists()
@@ -138,6 +141,28 @@ def test_paired_first_counts_the_queries_only_one_version_puts_first():
     assert (split["candidate_only_first"], split["active_only_first"]) == (2, 9)
     assert split["mcnemar_p"] == pytest.approx(0.0654, abs=1e-4)  # 2 * P(X <= 2), X ~ Binomial(11, 1/2)
     assert paired_first(active, active) == {"candidate_only_first": 0, "active_only_first": 0, "mcnemar_p": 1.0}
+
+
+def test_decisions_by_kind_count_the_wrong_answers_of_each_deciding_kind():
+    from matching.evaluation import QueryRecord, decisions_by_kind
+
+    def record(sku: str | None, top: str, kind: str | None, accepted: bool) -> QueryRecord:
+        return QueryRecord(image="x", sku=sku, rank=1 if sku == top else None, top_sku=top, top_score=0.7, margin=0.1,
+                           kind=kind, ms=1.0, accepted=accepted)
+
+    table = decisions_by_kind([
+        record("T1", "T1", "topwear", True),  # right
+        record("T2", "T9", "topwear", True),  # another SKU: wrong
+        record(None, "T3", "topwear", False),  # unknown, refused: right
+        record(None, "B1", "bottomwear", True),  # unknown, accepted: wrong
+        record("B2", "B2", "bottomwear", False),  # known, refused: no answer given
+        record(None, "Z", None, False),  # nothing found
+    ])
+    assert table == {
+        "": {"queries": 1, "in_catalogue": 0, "accepted": 0, "wrong": 0},
+        "bottomwear": {"queries": 2, "in_catalogue": 1, "accepted": 1, "wrong": 1},
+        "topwear": {"queries": 3, "in_catalogue": 2, "accepted": 2, "wrong": 1},
+    }
 
 
 @pytest.mark.slow

@@ -50,6 +50,25 @@ def test_pair_split_keeps_the_held_out_pairs_out_of_training(shared_data):
     assert data.pair_split(reversed(list(split))) == split
 
 
+def test_the_held_out_evaluation_set_takes_real_unknown_photos_of_other_kinds(shared_data, tmp_path):
+    from matching.training.pair_eval import write_pair_eval
+
+    phones = tmp_path / "phones.csv"
+    images = sorted((shared_data / "phone-photos" / "images").glob("*.jpg"))[:3]
+    phones.write_text("image,kind\n" + "".join(f"{path},footwear\n" for path in images))
+    out = tmp_path / "eval"
+    made = write_pair_eval(pairs_csv=_pairs_csv(shared_data), out=out, split="holdout", pair_limit=8,
+                           unknown_photos_csv=phones)
+    assert (made["queries_in"], made["queries_out"]) == (6, 2 + 3)
+    with open(made["queries"], newline="") as handle:
+        queries = list(csv.DictReader(handle))
+    with open(made["catalog"], newline="") as handle:
+        catalogue = {row["image"] for row in csv.DictReader(handle)}
+    unknown = [row for row in queries if (out / row["image"]).resolve() in {path.resolve() for path in images}]
+    assert len(unknown) == 3 and all(row["sku"] == "" for row in unknown)  # never in the catalogue
+    assert not {row["image"] for row in unknown} & catalogue
+
+
 @pytest.mark.django_db
 def test_registered_providers_feed_the_one_dataset(shared_data, tmp_path):
     photo = str(shared_data / "shop-worn-pairs" / "shop" / "p0001.jpg")

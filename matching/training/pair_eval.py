@@ -14,7 +14,7 @@ from .data import pair_split, read_pair_file
 
 def write_pair_eval(*, pairs_csv: Path, out: Path, split: str = "holdout", unknown_every: int = 4,
                     distractors_csv: Path | None = None, distractor_limit: int | None = None,
-                    pair_limit: int | None = None) -> dict:
+                    pair_limit: int | None = None, unknown_photos_csv: Path | None = None) -> dict:
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     pairs = read_pair_file(pairs_csv)
@@ -32,6 +32,10 @@ def write_pair_eval(*, pairs_csv: Path, out: Path, split: str = "holdout", unkno
             catalogue.append({"sku": sku, "image": rel(pairs_csv.parent / row["shop"]), "category": "Tops",
                               "gender": "women", "name": f"Top {row['pair']}"})
         queries.append({"image": rel(pairs_csv.parent / row["worn"]), "sku": "" if unknown else sku})
+    if unknown_photos_csv:  # real photos of garments that are in no catalogue (any kind): more "not in catalogue"
+        with open(unknown_photos_csv, newline="") as handle:
+            queries.extend({"image": rel(unknown_photos_csv.parent / row["image"]), "sku": ""}
+                           for row in csv.DictReader(handle))
     distractors: list[dict] = []
     if distractors_csv:
         with open(distractors_csv, newline="") as handle:
