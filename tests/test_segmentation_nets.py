@@ -104,7 +104,7 @@ def test_lite_unet_starts_from_imagenet_and_round_trips_through_a_weights_file(t
 
 @pytest.mark.parametrize("name,encoder", [("lite1_unet", "efficientnet-lite1"), ("lite2_unet", "efficientnet-lite2")])
 def test_deeper_lite_encoders_start_from_their_own_imagenet_weights(name, encoder):
-    from segmentation.nets.lite_unet import imagenet_weights_path
+    from matching.training.network import imagenet_weights_path
 
     model = build(name, num_classes=len(CLASSES))
     assert model.config.encoder == encoder and len(model.encoder._blocks) == 21

